@@ -1,0 +1,34 @@
+/** Every error this package throws or emits is an `ScgiError` with a stable `code`. */
+export type ScgiErrorCode =
+  | 'ERR_SCGI_BAD_NETSTRING'
+  | 'ERR_SCGI_HEADER_TOO_LARGE'
+  | 'ERR_SCGI_BAD_HEADERS'
+  | 'ERR_SCGI_MISSING_CONTENT_LENGTH'
+  | 'ERR_SCGI_BAD_CONTENT_LENGTH'
+  | 'ERR_SCGI_TOO_MANY_HEADERS'
+  | 'ERR_SCGI_DUPLICATE_HEADER'
+  | 'ERR_SCGI_MISSING_SCGI'
+  | 'ERR_SCGI_BODY_TOO_LARGE'
+  | 'ERR_SCGI_BODY_TRUNCATED'
+  | 'ERR_SCGI_HEADER_TIMEOUT'
+  | 'ERR_SCGI_REQUEST_TIMEOUT'
+  | 'ERR_SCGI_INCOMPLETE_HEADER'
+  | 'ERR_SCGI_INVALID_RESPONSE_HEADER'
+  | 'ERR_SCGI_HEADERS_SENT'
+  | 'ERR_SCGI_ADDRESS_IN_USE'
+  | 'ERR_SCGI_ADDRESS_NOT_SOCKET'
+  | 'ERR_SCGI_INVALID_ADDRESS'
+  | 'ERR_SCGI_INVALID_OPTION'
+  | 'ERR_SCGI_UNSAFE_SOCKET_DIR'
+  | 'ERR_SCGI_NATIVE_UNAVAILABLE'
+  | 'ERR_SCGI_HANDLER';
+
+export class ScgiError extends Error {
+  readonly code: ScgiErrorCode;
+
+  constructor(code: ScgiErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ScgiError';
+    this.code = code;
+  }
+}
