@@ -1,0 +1,139 @@
+/**
+ * The request's header pairs, in wire order, made from the parser's offsets.
+ * Nothing is decoded until it is read: names that are standard CGI/SCGI names
+ * come from a constant table, other names and all values are decoded on
+ * first access and cached.
+ */
+import { KNOWN_NAMES, PAIR_STRIDE } from './parser/types.ts';
+
+const KNOWN_ID = new Map<string, number>(KNOWN_NAMES.map((n, i) => [n, i] as [string, number]).slice(1));
+
+/** How header values are decoded. Names are always latin1 (they are ASCII in practice). */
+export type HeaderEncoding = 'latin1' | 'utf8';
+
+export class ScgiHeaders implements Iterable<[string, string]> {
+  /** The request body's length in bytes, from CONTENT_LENGTH. */
+  readonly contentLength: number;
+  /** Number of pairs. */
+  readonly length: number;
+  readonly #buf: Buffer;
+  readonly #offsets: Uint32Array;
+  readonly #encoding: HeaderEncoding;
+  #names: (string | undefined)[] | undefined;
+  #values: (string | undefined)[] | undefined;
+
+  /**
+   * @param buf the bytes the offsets point into (kept, not copied)
+   * @param offsets PAIR_STRIDE slots per pair, as the parser writes them
+   */
+  constructor(buf: Buffer, offsets: Uint32Array, contentLength: number, encoding: HeaderEncoding = 'latin1') {
+    this.#buf = buf;
+    this.#offsets = offsets;
+    this.length = offsets.length / PAIR_STRIDE;
+    this.contentLength = contentLength;
+    this.#encoding = encoding;
+  }
+
+  /** Name of pair `i`. */
+  name(i: number): string {
+    const o = i * PAIR_STRIDE;
+    const id = this.#offsets[o + 4]!;
+    if (id !== 0) return KNOWN_NAMES[id]!;
+    const names = (this.#names ??= []);
+    return (names[i] ??= this.#buf.toString('latin1', this.#offsets[o]!, this.#offsets[o + 1]!));
+  }
+
+  /** Value of pair `i`, decoded. */
+  value(i: number): string {
+    const values = (this.#values ??= []);
+    let v = values[i];
+    if (v === undefined) {
+      const o = i * PAIR_STRIDE;
+      const start = this.#offsets[o + 2]!;
+      const end = this.#offsets[o + 3]!;
+      v =
+        start === end
+          ? ''
+          : this.#encoding === 'utf8'
+            ? this.#buf.toString('utf8', start, end)
+            : this.#buf.toString('latin1', start, end);
+      values[i] = v;
+    }
+    return v;
+  }
+
+  /** Raw bytes of the value of pair `i` (a view, not a copy). */
+  rawValue(i: number): Buffer {
+    const o = i * PAIR_STRIDE;
+    return this.#buf.subarray(this.#offsets[o + 2]!, this.#offsets[o + 3]!);
+  }
+
+  /** Index of the first pair named `name` at or after `from`, or -1. Makes no strings. */
+  indexOf(name: string, from = 0): number {
+    const offsets = this.#offsets;
+    const id = KNOWN_ID.get(name);
+    if (id !== undefined) {
+      for (let i = from, o = from * PAIR_STRIDE + 4; i < this.length; i++, o += PAIR_STRIDE) {
+        if (offsets[o] === id) return i;
+      }
+      return -1;
+    }
+    const buf = this.#buf;
+    const n = name.length;
+    outer: for (let i = from, o = from * PAIR_STRIDE; i < this.length; i++, o += PAIR_STRIDE) {
+      const start = offsets[o]!;
+      if (offsets[o + 4] !== 0 || offsets[o + 1]! - start !== n) continue;
+      for (let k = 0; k < n; k++) if (buf[start + k] !== name.charCodeAt(k)) continue outer;
+      return i;
+    }
+    return -1;
+  }
+
+  /** Value of the first pair named `name`. */
+  get(name: string): string | undefined {
+    const i = this.indexOf(name);
+    return i === -1 ? undefined : this.value(i);
+  }
+
+  /** Values of every pair named `name`, in wire order (nginx repeats names). */
+  getAll(name: string): string[] {
+    const all: string[] = [];
+    for (let i = this.indexOf(name); i !== -1; i = this.indexOf(name, i + 1)) all.push(this.value(i));
+    return all;
+  }
+
+  has(name: string): boolean {
+    return this.indexOf(name) !== -1;
+  }
+
+  *entries(): IterableIterator<[string, string]> {
+    for (let i = 0; i < this.length; i++) yield [this.name(i), this.value(i)];
+  }
+
+  *keys(): IterableIterator<string> {
+    for (let i = 0; i < this.length; i++) yield this.name(i);
+  }
+
+  [Symbol.iterator](): IterableIterator<[string, string]> {
+    return this.entries();
+  }
+
+  /** Plain object; a repeated name keeps its first value (use getAll for the rest). */
+  toObject(): Record<string, string> {
+    const o: Record<string, string> = Object.create(null);
+    for (let i = 0; i < this.length; i++) {
+      const n = this.name(i);
+      if (!(n in o)) o[n] = this.value(i);
+    }
+    return o;
+  }
+
+  /** For console.log and JSON.stringify: the pairs. */
+  toJSON(): [string, string][] {
+    return [...this.entries()];
+  }
+
+  [Symbol.for('nodejs.util.inspect.custom')](): unknown {
+    return { contentLength: this.contentLength, pairs: this.toJSON() };
+  }
+}

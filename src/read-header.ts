@@ -1,0 +1,139 @@
+/**
+ * `readHeader(stream)`: the SCGI request parser for sockets you manage
+ * yourself (`scgi-read-header` in `(sph scgi)`).
+ */
+import { Readable } from 'node:stream';
+import { ScgiError } from './errors.ts';
+import { ScgiHeaders, type HeaderEncoding } from './headers.ts';
+import {
+  CODE_NAMES,
+  OUT_CL_HIGH,
+  OUT_CL_LOW,
+  OUT_CODE,
+  OUT_HEADER_END,
+  OUT_PAIR_COUNT,
+  OUT_PAIRS,
+  PAIR_STRIDE,
+  Status,
+  outSize,
+  parse,
+} from './parser/index.ts';
+
+export interface ReadHeaderOptions {
+  maxHeaderSize?: number;
+  maxHeadersCount?: number;
+  strict?: boolean;
+  headerEncoding?: HeaderEncoding;
+}
+
+/**
+ * Read one SCGI request header from `stream`. Resolves with the headers and
+ * `body`, a Readable of exactly CONTENT_LENGTH bytes; bytes after the body are
+ * pushed back onto `stream` (unshift) for the caller. Rejects with an
+ * `ScgiError` on bad input, on EOF before the header is complete
+ * (`ERR_SCGI_INCOMPLETE_HEADER`); the body stream errors with
+ * `ERR_SCGI_BODY_TRUNCATED` on EOF before CONTENT_LENGTH bytes.
+ */
+export function readHeader(stream: Readable, options: ReadHeaderOptions = {}): Promise<{ headers: ScgiHeaders; body: Readable }> {
+  const maxHeaderSize = options.maxHeaderSize ?? 65536;
+  const maxHeadersCount = options.maxHeadersCount ?? 2000;
+  const out = new Uint32Array(outSize(maxHeadersCount));
+  return new Promise((resolve, reject) => {
+    let buf: Buffer | null = null;
+    let need = 0;
+    const cleanup = () => {
+      stream.off('data', onData);
+      stream.off('end', onEnd);
+      stream.off('error', onError);
+    };
+    const onError = (err: Error) => {
+      cleanup();
+      reject(err);
+    };
+    const onEnd = () => {
+      cleanup();
+      reject(new ScgiError('ERR_SCGI_INCOMPLETE_HEADER', 'the stream ended before the SCGI header was complete'));
+    };
+    const onData = (chunk: Buffer) => {
+      buf = buf === null ? chunk : Buffer.concat([buf, chunk]);
+      if (buf.length < need) return;
+      const status = parse(buf, out, maxHeaderSize, maxHeadersCount, options.strict ? 1 : 0);
+      if (status === Status.Partial) {
+        need = out[OUT_HEADER_END]!;
+        return;
+      }
+      cleanup();
+      stream.pause();
+      if (status === Status.Error) {
+        const code = CODE_NAMES[out[OUT_CODE]!]! as ScgiError['code'];
+        reject(new ScgiError(code, `bad SCGI request: ${code}`));
+        return;
+      }
+      const headerEnd = out[OUT_HEADER_END]!;
+      const pairs = out[OUT_PAIR_COUNT]!;
+      const contentLength = out[OUT_CL_HIGH]! * 0x1_0000_0000 + out[OUT_CL_LOW]!;
+      const headers = new ScgiHeaders(buf, out.slice(OUT_PAIRS, OUT_PAIRS + pairs * PAIR_STRIDE), contentLength, options.headerEncoding);
+      const rest = buf.subarray(headerEnd);
+      resolve({ headers, body: bodyReader(stream, contentLength, rest) });
+    };
+    stream.on('data', onData);
+    stream.once('end', onEnd);
+    stream.once('error', onError);
+  });
+}
+
+/** A Readable of exactly `length` bytes taken from `source`, starting with `first`. */
+function bodyReader(source: Readable, length: number, first: Buffer): Readable {
+  let left = length;
+  let attached = false;
+  const body = new Readable({
+    read() {
+      if (left === 0) return;
+      if (!attached) {
+        attached = true;
+        source.on('data', onData);
+        source.once('end', onEnd);
+        source.once('error', onError);
+      }
+      source.resume();
+    },
+  });
+  const detach = () => {
+    source.off('data', onData);
+    source.off('end', onEnd);
+    source.off('error', onError);
+    source.pause();
+  };
+  const take = (chunk: Buffer): boolean => {
+    if (chunk.length >= left) {
+      const mine = chunk.subarray(0, left);
+      const extra = chunk.subarray(left);
+      left = 0;
+      if (mine.length > 0) body.push(mine);
+      body.push(null);
+      if (attached) detach();
+      if (extra.length > 0) source.unshift(extra);
+      return false;
+    }
+    left -= chunk.length;
+    return body.push(chunk);
+  };
+  const onData = (chunk: Buffer) => {
+    if (!take(chunk)) source.pause();
+  };
+  const onEnd = () => {
+    detach();
+    if (left > 0) body.destroy(new ScgiError('ERR_SCGI_BODY_TRUNCATED', `the stream ended ${left} bytes before the end of the body`));
+  };
+  const onError = (err: Error) => {
+    detach();
+    body.destroy(err);
+  };
+  if (left === 0) {
+    body.push(null);
+    if (first.length > 0) source.unshift(first);
+  } else if (first.length > 0) {
+    take(first);
+  }
+  return body;
+}
