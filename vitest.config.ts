@@ -1,0 +1,13 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    globalSetup: ['test/global-setup.ts'],
+    testTimeout: 30_000,
+    hookTimeout: 60_000,
+    // Server tests open real sockets and spawn real nginx: keep files apart.
+    fileParallelism: true,
+    maxWorkers: 2,
+  },
+});
