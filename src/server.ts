@@ -229,7 +229,13 @@ class InProcessServer extends EventEmitter implements ScgiServer, ConnectionHost
     } else {
       this.server = netCreateServer({ allowHalfOpen: true, noDelay: true }, onConnection);
     }
-    this.server.on('error', (err) => this.emit('error', err));
+    // Errors after listening (listen errors reject serve() instead): to
+    // 'error' listeners if there are any, else one line on stderr, never a crash.
+    this.server.on('error', (err) => {
+      if (!this.server.listening) return;
+      if (this.listenerCount('error') > 0) this.emit('error', err);
+      else console.error(`scgi: server error: ${err.message}`);
+    });
   }
 
   #accept(socket: Socket): void {
