@@ -10,9 +10,10 @@ use napi_derive::napi;
 use scgi_parser::{out_size, parse_raw};
 
 /// Parse the start of `buf` as an SCGI header into `out` (see `OUT_*` in
-/// `src/parser/types.ts`). Returns 0 Complete, 1 Partial, 2 Error. Throws a
-/// `RangeError`-like `InvalidArg` error, writing nothing, when `out` is
-/// shorter than `outSize(maxHeaders)`.
+/// `src/parser/types.ts`). Returns 0 Complete, 1 Partial, 2 Error. Throws (code
+/// `InvalidArg`), writing nothing, when `out` is shorter than
+/// `outSize(maxHeaders)` or shares memory with `buf`, or when `buf` is not a
+/// `Uint8Array` (a `Buffer` is one) or `out` not a `Uint32Array`.
 #[napi]
 pub fn parse(buf: &[u8], mut out: Uint32ArraySlice, max_header_size: u32, max_headers: u32, flags: u32) -> Result<u32> {
     // Refuse `out` and `buf` viewing the same bytes: `&mut [u32]` must not alias `&[u8]`.
