@@ -1,0 +1,54 @@
+#!/usr/bin/env node
+// The whole test suite, as the README and CI run it:
+//   1. cargo test for the Rust parser crates (when cargo is present),
+//   2. the vitest suite with SCGI_PARSER=native (fails if the addon did not load),
+//   3. the vitest suite again with SCGI_PARSER=js (the pure-TS fallback).
+// Without cargo (a machine with no Rust), steps 1 and 2 are reported as not
+// run and the command fails in CI, passes with a warning elsewhere.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const hasCargo = spawnSync('cargo', ['--version'], { stdio: 'ignore' }).status === 0;
+const ci = Boolean(process.env.CI);
+const totals = { passed: 0, failed: 0, skipped: 0 };
+let failedSteps = [];
+const work = mkdtempSync(join(tmpdir(), 'scgi-test-all-'));
+
+function step(name, cmd, args, env = {}) {
+  console.log(`\n==> ${name}: ${cmd} ${args.join(' ')}`);
+  const r = spawnSync(cmd, args, { stdio: 'inherit', env: { ...process.env, ...env } });
+  if (r.status !== 0) failedSteps.push(name);
+  return r.status === 0;
+}
+
+function vitest(parser) {
+  const out = join(work, `vitest-${parser}.json`);
+  step(`vitest (SCGI_PARSER=${parser})`, 'npx', ['vitest', 'run', '--reporter=default', '--reporter=json', `--outputFile.json=${out}`], {
+    SCGI_PARSER: parser,
+  });
+  try {
+    const j = JSON.parse(readFileSync(out, 'utf8'));
+    totals.passed += j.numPassedTests;
+    totals.failed += j.numFailedTests;
+    totals.skipped += j.numPendingTests + j.numTodoTests;
+    console.log(`    SCGI_PARSER=${parser}: ${j.numPassedTests} passed, ${j.numFailedTests} failed`);
+  } catch {
+    failedSteps.push(`vitest (SCGI_PARSER=${parser}) wrote no results`);
+  }
+}
+
+if (hasCargo) {
+  step('cargo test', 'cargo', ['test', '--workspace', '--quiet']);
+  vitest('native');
+} else {
+  console.log('\n==> cargo not found: skipping the Rust tests and the native-parser run');
+  if (ci) failedSteps.push('no cargo in CI');
+}
+vitest('js');
+rmSync(work, { recursive: true, force: true });
+
+console.log(`\nsteps failed: ${failedSteps.length ? failedSteps.join('; ') : 'none'}`);
+console.log(`tests: ${totals.passed} passed, ${totals.failed} failed, ${totals.skipped} skipped`);
+process.exit(failedSteps.length === 0 && totals.failed === 0 ? 0 : 1);
