@@ -81,82 +81,62 @@ pub const ID_CONTENT_LENGTH: u8 = 1;
 /// Id of `SCGI` in [`KNOWN_NAMES`].
 pub const ID_SCGI: u8 = 2;
 
+/// Shortest and longest known names: other lengths are not looked up.
+const MIN_LEN: usize = extreme(true);
+const MAX_LEN: usize = extreme(false);
+
+const fn extreme(min: bool) -> usize {
+    let mut m = if min { usize::MAX } else { 0 };
+    let mut i = 1;
+    while i < KNOWN_NAMES.len() {
+        let l = KNOWN_NAMES[i].len();
+        if (min && l < m) || (!min && l > m) {
+            m = l;
+        }
+        i += 1;
+    }
+    m
+}
+
+/// Perfect hash of a name of length `MIN_LEN..=MAX_LEN` (at least 2) into
+/// [`TABLE`]: length, last two bytes and middle byte, with multipliers chosen
+/// so that no two known names collide (checked at compile time below).
+#[inline(always)]
+const fn hash(n: &[u8]) -> usize {
+    let l = n.len();
+    (l * 7 + n[l - 1] as usize * 43 + n[l - 2] as usize * 47 + n[l / 2] as usize) & 255
+}
+
+/// `TABLE[hash(name)]` = the id of the only known name with that hash, or 0.
+static TABLE: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 1;
+    while i < KNOWN_NAMES.len() {
+        let h = hash(KNOWN_NAMES[i].as_bytes());
+        // A new name that collides fails the build: pick other multipliers in `hash`.
+        assert!(t[h] == 0, "KNOWN_NAMES: perfect hash collision, change the multipliers in names::hash");
+        t[h] = i as u8;
+        i += 1;
+    }
+    t
+};
+
+const _: () = assert!(MIN_LEN >= 2 && KNOWN_NAMES.len() < 256);
+
 /// The id of `name` in [`KNOWN_NAMES`], or 0 when it is not a known name.
 ///
-/// Compiled to a `match` on the bytes (length first, then content), so no table
-/// is searched at run time.
+/// One perfect-hash lookup and one comparison (a `match` on the slice
+/// compiles to one comparison per arm, several times slower on unknown names).
 #[inline]
 pub fn known_id(name: &[u8]) -> u8 {
-    match name {
-        b"CONTENT_LENGTH" => 1,
-        b"SCGI" => 2,
-        b"REQUEST_METHOD" => 3,
-        b"REQUEST_URI" => 4,
-        b"QUERY_STRING" => 5,
-        b"CONTENT_TYPE" => 6,
-        b"DOCUMENT_URI" => 7,
-        b"DOCUMENT_ROOT" => 8,
-        b"SERVER_PROTOCOL" => 9,
-        b"REQUEST_SCHEME" => 10,
-        b"HTTPS" => 11,
-        b"GATEWAY_INTERFACE" => 12,
-        b"SERVER_SOFTWARE" => 13,
-        b"REMOTE_ADDR" => 14,
-        b"REMOTE_PORT" => 15,
-        b"REMOTE_USER" => 16,
-        b"SERVER_ADDR" => 17,
-        b"SERVER_PORT" => 18,
-        b"SERVER_NAME" => 19,
-        b"SCRIPT_NAME" => 20,
-        b"SCRIPT_FILENAME" => 21,
-        b"PATH_INFO" => 22,
-        b"PATH_TRANSLATED" => 23,
-        b"REDIRECT_STATUS" => 24,
-        b"SERVER_SIGNATURE" => 25,
-        b"SERVER_ADMIN" => 26,
-        b"CONTEXT_PREFIX" => 27,
-        b"CONTEXT_DOCUMENT_ROOT" => 28,
-        b"PATH" => 29,
-        b"AUTH_TYPE" => 30,
-        b"HTTP_HOST" => 31,
-        b"HTTP_USER_AGENT" => 32,
-        b"HTTP_ACCEPT" => 33,
-        b"HTTP_ACCEPT_LANGUAGE" => 34,
-        b"HTTP_ACCEPT_ENCODING" => 35,
-        b"HTTP_ACCEPT_CHARSET" => 36,
-        b"HTTP_COOKIE" => 37,
-        b"HTTP_REFERER" => 38,
-        b"HTTP_CONNECTION" => 39,
-        b"HTTP_CACHE_CONTROL" => 40,
-        b"HTTP_PRAGMA" => 41,
-        b"HTTP_UPGRADE_INSECURE_REQUESTS" => 42,
-        b"HTTP_CONTENT_LENGTH" => 43,
-        b"HTTP_CONTENT_TYPE" => 44,
-        b"HTTP_TRANSFER_ENCODING" => 45,
-        b"HTTP_AUTHORIZATION" => 46,
-        b"HTTP_ORIGIN" => 47,
-        b"HTTP_IF_NONE_MATCH" => 48,
-        b"HTTP_IF_MODIFIED_SINCE" => 49,
-        b"HTTP_X_FORWARDED_FOR" => 50,
-        b"HTTP_X_FORWARDED_PROTO" => 51,
-        b"HTTP_X_FORWARDED_HOST" => 52,
-        b"HTTP_X_REAL_IP" => 53,
-        b"HTTP_X_REQUESTED_WITH" => 54,
-        b"HTTP_DNT" => 55,
-        b"HTTP_SEC_FETCH_SITE" => 56,
-        b"HTTP_SEC_FETCH_MODE" => 57,
-        b"HTTP_SEC_FETCH_DEST" => 58,
-        b"HTTP_SEC_FETCH_USER" => 59,
-        b"HTTP_SEC_CH_UA" => 60,
-        b"HTTP_SEC_CH_UA_MOBILE" => 61,
-        b"HTTP_SEC_CH_UA_PLATFORM" => 62,
-        b"HTTP_PRIORITY" => 63,
-        b"HTTP_TE" => 64,
-        b"HTTP_RANGE" => 65,
-        b"HTTP_IF_RANGE" => 66,
-        b"HTTP_EXPECT" => 67,
-        b"HTTP_UPGRADE" => 68,
-        _ => 0,
+    if name.len() < MIN_LEN || name.len() > MAX_LEN {
+        return 0;
+    }
+    let id = TABLE[hash(name)];
+    if KNOWN_NAMES[id as usize].as_bytes() == name {
+        id
+    } else {
+        0
     }
 }
 
