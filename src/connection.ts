@@ -55,6 +55,7 @@ export interface ConnectionOptions {
   requestTimeout: number;
   drainTimeout: number;
   maxDrainSize: number;
+  allowHalfOpen: boolean;
   headerEncoding: HeaderEncoding;
   catchErrors: boolean | ((err: unknown) => boolean);
   onError: (err: Error, client: ScgiClient | null) => void;
@@ -144,7 +145,7 @@ export class ScgiClient extends Duplex {
     if (this.#started || this.#bodyStarted) {
       throw new ScgiError('ERR_SCGI_HEADERS_SENT', 'writeHead after the response started');
     }
-    if (typeof reason !== 'string') {
+    if (typeof reason !== 'string' && reason !== undefined) {
       headers = reason;
       reason = undefined;
     }
@@ -479,7 +480,16 @@ export class Connection {
       this.#client!.destroy(err);
       this.socket.destroy();
     }
-    // BODY with the whole body read: the front may half-close; we still answer.
+    else if (this.phase === BODY && !this.#host.options.allowHalfOpen) {
+      // No front half-closes after its request (nginx, Apache, lighttpd): a FIN
+      // before our response ends means the browser went away and the front
+      // closed the connection. The client emits 'close' (the fetch adapter
+      // aborts its signal).
+      this.phase = CLOSED;
+      this.#client!.destroy();
+      this.socket.destroy();
+    }
+    // BODY with allowHalfOpen: the peer half-closed after its request; we still answer.
     // DRAIN: we ended our side already, so the socket closes itself now.
   }
 

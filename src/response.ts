@@ -40,7 +40,7 @@ export function buildHead(
   if (!Number.isInteger(status) || status < 100 || status > 999) {
     throw invalid(`invalid status code ${String(status)}`);
   }
-  const why = reason ?? STATUS_CODES[status] ?? 'Unknown';
+  const why = reason || STATUS_CODES[status] || 'Unknown';
   checkValue('Status', why);
   let text = `Status: ${status} ${why}\r\n`;
   let hasLength = false;

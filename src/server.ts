@@ -66,6 +66,13 @@ export interface ServeOptions {
   drainTimeout?: number;
   /** Most bytes discarded after a response (unread body, extra bytes). Default 16 MiB. */
   maxDrainSize?: number;
+  /**
+   * Treat a FIN from the peer after its whole request as a half-close and
+   * still answer (for clients that shutdown(SHUT_WR) after sending). Default
+   * false: no web server front half-closes, so a FIN before the response ends
+   * means the browser went away; the handler's client emits 'close'.
+   */
+  allowHalfOpen?: boolean;
   /** How header values are decoded. Default 'latin1' (bytes as they came). */
   headerEncoding?: HeaderEncoding;
   /** Close gracefully and exit 0 on SIGTERM and SIGINT. Default true. */
@@ -108,7 +115,7 @@ function checkInt(name: string, value: unknown, min: number, max = Number.MAX_SA
 const KNOWN_OPTIONS = new Set([
   'address', 'port', 'socket', 'parallelism', 'catchErrors', 'onError', 'listen', 'createServer', 'socketMode',
   'socketGroup', 'maxHeaderSize', 'maxHeadersCount', 'strict', 'maxBodySize', 'maxConnections', 'headerTimeout',
-  'requestTimeout', 'shutdownTimeout', 'drainTimeout', 'maxDrainSize', 'headerEncoding', 'handleSignals',
+  'requestTimeout', 'shutdownTimeout', 'drainTimeout', 'maxDrainSize', 'headerEncoding', 'handleSignals', 'allowHalfOpen',
 ]);
 
 /** @internal Validated options with defaults. */
@@ -137,6 +144,7 @@ export function normalizeOptions(options: ServeOptions) {
     requestTimeout: checkInt('requestTimeout', o.requestTimeout ?? DEFAULTS.requestTimeout, 0),
     drainTimeout: checkInt('drainTimeout', o.drainTimeout ?? DEFAULTS.drainTimeout, 0),
     maxDrainSize: checkInt('maxDrainSize', o.maxDrainSize ?? DEFAULTS.maxDrainSize, 0),
+    allowHalfOpen: o.allowHalfOpen ?? false,
     headerEncoding,
     catchErrors,
     onError: o.onError ?? defaultOnError,
@@ -196,7 +204,7 @@ export function trackForSignals(server: { close(): Promise<void> }, enabled: boo
 
 // ---- the in-process server ----
 
-class InProcessServer extends EventEmitter implements ScgiServer, ConnectionHost {
+export class InProcessServer extends EventEmitter implements ScgiServer, ConnectionHost {
   readonly handler: Handler;
   readonly options: ConnectionOptions;
   readonly parser = activeParse;
@@ -220,7 +228,7 @@ class InProcessServer extends EventEmitter implements ScgiServer, ConnectionHost
     this.out = new Uint32Array(outSize(opts.conn.maxHeadersCount));
     this.#maxConnections = opts.maxConnections;
     this.#shutdownTimeout = opts.shutdownTimeout;
-    const onConnection = (socket: Socket) => this.#accept(socket);
+    const onConnection = (socket: Socket) => this.accept(socket);
     if (server !== null) {
       server.on('connection', onConnection);
       this.server = server;
@@ -238,7 +246,8 @@ class InProcessServer extends EventEmitter implements ScgiServer, ConnectionHost
     });
   }
 
-  #accept(socket: Socket): void {
+  /** @internal Take over an accepted socket (or any Duplex standing in for one, as inject does). */
+  accept(socket: Socket): void {
     const now = Date.now();
     this.stats.connections++;
     const conn = new Connection(socket, this, now);

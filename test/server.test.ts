@@ -358,10 +358,23 @@ describe('handler interface', () => {
     expect(ex.data.toString()).toBe('Status: 200 OK\r\n\r\nignored');
   });
 
-  it('the front half-closing after the request is fine', async () => {
-    const { target } = await start(digest);
+  it('allowHalfOpen: a peer that half-closes after its request still gets the answer', async () => {
+    const { target } = await start(digest, { allowHalfOpen: true });
     const ex = await exchange(target, encodeRequest({ body: 'abc' }), { end: true });
     expect(ex.data.toString()).toContain('X-Length: 3');
+  });
+
+  it('by default a FIN before the response ends means the front went away: client emits close', async () => {
+    let closed = false;
+    let wrote: boolean | undefined;
+    const { target } = await start((_h, client) => {
+      client.on('close', () => (closed = true));
+      setTimeout(() => (wrote = client.write('late')), 100);
+    });
+    const ex = await exchange(target, encodeRequest({}), { end: true });
+    expect(ex.closed).toBe(true);
+    await waitFor(() => closed && wrote !== undefined);
+    expect(wrote).toBe(false);
   });
 });
 

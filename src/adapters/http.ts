@@ -1,0 +1,186 @@
+/**
+ * `scgi/http`: run a Node `(req, res)` request listener (an Express, Koa or
+ * Connect app, unchanged) over SCGI.
+ *
+ * `req` and `res` are real `http.IncomingMessage` and `http.ServerResponse`
+ * objects (frameworks such as Express swap their prototypes, so look-alikes
+ * would lose their methods), attached to a small socket object that stands in
+ * for the connection. The response that Node formats as HTTP/1.1 is rewritten
+ * on its way out: the status line becomes a CGI `Status:` field and the
+ * hop-by-hop fields Node adds (Connection, Keep-Alive) are dropped; chunked
+ * encoding is never used, since the end of an SCGI response is the close.
+ */
+import { IncomingMessage, ServerResponse, type IncomingHttpHeaders } from 'node:http';
+import { Duplex } from 'node:stream';
+import { httpHeaders, requestTarget } from '../cgi.ts';
+import type { Handler, ScgiClient } from '../connection.ts';
+import type { ScgiHeaders } from '../headers.ts';
+
+/** A Node request listener, as `http.createServer` takes. */
+export type NodeListener = (req: IncomingMessage, res: ServerResponse) => unknown;
+
+const CRLFCRLF = Buffer.from('\r\n\r\n');
+
+/**
+ * The stand-in socket: what `req.socket` / `res.socket` are. Its writable side
+ * carries the HTTP/1.1 bytes Node's ServerResponse produces; the head is
+ * rewritten to CGI form and everything goes to the SCGI client.
+ */
+class CgiSocket extends Duplex {
+  readonly remoteAddress: string | undefined;
+  readonly remotePort: number | undefined;
+  readonly remoteFamily: string | undefined;
+  readonly localAddress: string | undefined;
+  readonly localPort: number | undefined;
+  readonly encrypted: boolean;
+  readonly #client: ScgiClient;
+  #head: Buffer | null = Buffer.alloc(0);
+
+  constructor(client: ScgiClient, target: ReturnType<typeof requestTarget>, headers: ScgiHeaders) {
+    super({ allowHalfOpen: true, emitClose: true });
+    this.#client = client;
+    this.remoteAddress = target.remoteAddress;
+    this.remotePort = target.remotePort;
+    this.remoteFamily = target.remoteAddress?.includes(':') ? 'IPv6' : target.remoteAddress ? 'IPv4' : undefined;
+    this.localAddress = headers.get('SERVER_ADDR');
+    this.localPort = target.serverPort;
+    this.encrypted = target.scheme === 'https';
+  }
+
+  override _read(): void {
+    // Nothing to read: the body reaches `req` directly.
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, callback: (err?: Error | null) => void): void {
+    let out: Buffer | null = chunk;
+    if (this.#head !== null) {
+      const head = Buffer.concat([this.#head, chunk]);
+      const end = head.indexOf(CRLFCRLF);
+      if (end === -1) {
+        this.#head = head;
+        return callback();
+      }
+      this.#head = null;
+      out = Buffer.concat([Buffer.from(toCgiHead(head.toString('latin1', 0, end)), 'latin1'), head.subarray(end)]);
+    }
+    const client = this.#client;
+    if (client.destroyed) return callback();
+    if (client.write(out)) callback();
+    else client.once('drain', () => callback());
+  }
+
+  override _final(callback: (err?: Error | null) => void): void {
+    callback();
+  }
+
+  override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
+    if (!this.#client.destroyed && !this.#client.writableFinished) this.#client.destroy();
+    callback(err);
+  }
+
+  setTimeout(_ms: number, cb?: () => void): this {
+    // The server's timeouts (requestTimeout) apply; frameworks may call this.
+    if (cb) this.once('timeout', cb);
+    return this;
+  }
+
+  setNoDelay(): this {
+    return this;
+  }
+
+  setKeepAlive(): this {
+    return this;
+  }
+
+  address(): { address: string; port: number } | Record<string, never> {
+    return this.localAddress ? { address: this.localAddress, port: this.localPort ?? 0 } : {};
+  }
+}
+
+/** `HTTP/1.1 200 OK\r\nA: b...` → `Status: 200 OK\r\nA: b...` without hop-by-hop fields. */
+function toCgiHead(head: string): string {
+  const lines = head.split('\r\n');
+  const first = lines[0]!;
+  const m = /^HTTP\/\d\.\d (\d{3})(?: (.*))?$/.exec(first);
+  const out = [m ? `Status: ${m[1]} ${m[2] ?? ''}`.trimEnd() : first];
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i]!;
+    const name = line.slice(0, line.indexOf(':')).toLowerCase();
+    if (name === 'connection' || name === 'keep-alive' || name === 'transfer-encoding') continue;
+    out.push(line);
+  }
+  return out.join('\r\n');
+}
+
+/** Build a real IncomingMessage for the SCGI request. */
+function makeRequest(headers: ScgiHeaders, client: ScgiClient, socket: CgiSocket, target: ReturnType<typeof requestTarget>): IncomingMessage {
+  const req = new IncomingMessage(socket as never);
+  const mapped = httpHeaders(headers);
+  req.method = target.method;
+  req.url = target.url;
+  req.httpVersion = target.httpVersion;
+  const [major, minor] = target.httpVersion.split('.').map(Number);
+  req.httpVersionMajor = major ?? 1;
+  req.httpVersionMinor = minor ?? 1;
+  req.headers = mapped.headers as IncomingHttpHeaders;
+  req.rawHeaders = mapped.rawHeaders;
+  // The body: exactly CONTENT_LENGTH bytes from the client, with backpressure.
+  const onData = (chunk: Buffer) => {
+    if (!req.push(chunk)) client.pause();
+  };
+  const onEnd = () => {
+    req.complete = true;
+    req.push(null);
+  };
+  client.on('data', onData);
+  client.once('end', onEnd);
+  client.once('error', (err) => req.destroy(err));
+  // Own property: survives frameworks swapping the prototype.
+  req._read = () => {
+    client.resume();
+  };
+  if (headers.contentLength === 0) client.resume();
+  return req;
+}
+
+/**
+ * Wrap a Node request listener as an SCGI handler:
+ * `serve(fromNodeListener(app), options)`.
+ */
+export function fromNodeListener(listener: NodeListener): Handler {
+  if (typeof listener !== 'function') throw new TypeError('fromNodeListener: listener must be a function');
+  return (headers, client) => {
+    const target = requestTarget(headers);
+    const socket = new CgiSocket(client, target, headers);
+    const req = makeRequest(headers, client, socket, target);
+    const res = new ServerResponse(req);
+    // The end of an SCGI response is the end of the connection: no chunked
+    // encoding, no keep-alive.
+    res.shouldKeepAlive = false;
+    res.useChunkedEncodingByDefault = false;
+    res.assignSocket(socket as never);
+    socket.on('drain', () => res.emit('drain'));
+    client.once('close', () => {
+      if (!socket.destroyed) socket.destroy();
+      if (!req.destroyed && !req.complete) req.destroy();
+    });
+    return new Promise<void>((resolve, reject) => {
+      res.once('finish', () => {
+        socket.end();
+        client.end();
+        resolve();
+      });
+      res.once('close', () => resolve());
+      try {
+        const result = listener(req, res);
+        if (result !== null && typeof result === 'object' && typeof (result as Promise<unknown>).then === 'function') {
+          (result as Promise<unknown>).then(undefined, reject);
+        }
+      } catch (err) {
+        reject(err);
+      }
+    });
+  };
+}
+
+export type { IncomingMessage, ServerResponse };

@@ -1,0 +1,121 @@
+// The `scgi` command, run as a process from the built package.
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { serve } from '../src/index.ts';
+import { freePort } from './fronts/nginx.ts';
+import { tempDir } from './helpers.ts';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const CLI = join(ROOT, 'dist', 'cli.js');
+const dir = tempDir('scgi-cli-');
+afterAll(() => dir.cleanup());
+const children: ChildProcess[] = [];
+afterEach(() => {
+  for (const c of children.splice(0)) if (c.exitCode === null) c.kill('SIGKILL');
+});
+
+function run(args: string[]) {
+  return spawnSync(process.execPath, [CLI, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 20_000 });
+}
+
+/** Start `scgi serve ...` and wait until it has printed `until`. */
+async function serveCli(args: string[], until: RegExp): Promise<{ child: ChildProcess; out: () => string }> {
+  const child = spawn(process.execPath, [CLI, 'serve', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  let out = '';
+  child.stdout!.on('data', (c) => (out += c));
+  child.stderr!.on('data', (c) => (out += c));
+  await new Promise<void>((resolve, reject) => {
+    const check = () => (until.test(out) ? resolve() : undefined);
+    child.stdout!.on('data', check);
+    child.once('exit', (code) => reject(new Error(`scgi serve exited ${code}: ${out}`)));
+  });
+  return { child, out: () => out };
+}
+
+describe('scgi CLI', () => {
+  it('--help lists every serve option with its default', () => {
+    const r = run(['--help']);
+    expect(r.status).toBe(0);
+    for (const opt of ['--address', '--port', '--parallelism', '--http', '--socket-mode', '--socket-group', '--strict', '--max-body-size', '--header-timeout', '--request-timeout']) {
+      expect(r.stdout).toContain(opt);
+    }
+    expect(r.stdout).toMatch(/default 6500/);
+  });
+
+  it('bad usage exits 2 with a message', () => {
+    const r = run(['serve', 'examples/hello.js', '--parallelism', 'lots']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/--parallelism must be a whole number/);
+    expect(run(['frobnicate']).status).toBe(2);
+    expect(run(['serve', 'examples/hello.js', '--bogus']).status).toBe(2);
+  });
+
+  it('serve (an SCGI handler) prints where it listens and the nginx snippet; request prints like curl -i', async () => {
+    const sock = join(dir.path, 'hello.sock');
+    const { child, out } = await serveCli(['examples/hello.js', '--address', sock], /Try it/);
+    expect(out()).toContain(`scgi_pass unix:${sock};`);
+    expect(out()).toMatch(/scgi app, parser (js|native)/);
+    const r = run(['request', sock, '/path?q=1', '-d', 'xyz', '-H', 'X-Thing: 1']);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^Status: 200 OK\r\nContent-Type: text\/plain; charset=utf-8\r\nContent-Length: \d+\r\n\r\nHello from scgi!\nPOST \/path\?q=1 \(3 body bytes/);
+    const b = run(['bench', sock, '/', '-n', '200', '-c', '4', '-t', '5']);
+    expect(b.status).toBe(0);
+    expect(b.stdout).toMatch(/^200 responses, 0 errors/);
+    expect(b.stdout).toMatch(/latency ms: p50 [\d.]+ {2}p90 [\d.]+ {2}p99/);
+    child.kill('SIGTERM');
+    expect(await new Promise((r) => child.once('exit', r))).toBe(0);
+  });
+
+  it('serve --http: the development front forwards browser requests over SCGI', async () => {
+    const port = await freePort();
+    const sock = join(dir.path, 'dev.sock');
+    const { child } = await serveCli(['examples/hono.js', '--address', sock, '--http', `127.0.0.1:${port}`], /Development HTTP front/);
+    const res = await fetch(`http://127.0.0.1:${port}/json/dev?q=1`);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ hello: 'dev', q: '1' });
+    const posted = await fetch(`http://127.0.0.1:${port}/echo`, { method: 'POST', body: '{"k":true}', headers: { 'Content-Type': 'application/json' } });
+    expect(posted.status).toBe(201);
+    expect(await posted.json()).toEqual({ received: { k: true } });
+    child.kill('SIGTERM');
+  });
+
+  it('detects Express apps and parallelism works from the CLI', async () => {
+    const sock = join(dir.path, 'express.sock');
+    const { child, out } = await serveCli(['examples/express.js', '--address', sock, '--parallelism', '2'], /Try it/);
+    expect(out()).toMatch(/node app, .* with 2 workers/);
+    const r = run(['request', sock, '/users/5']);
+    expect(r.stdout).toContain('{"id":"5","query":{}}');
+    child.kill('SIGTERM');
+    expect(await new Promise((r) => child.once('exit', r))).toBe(0);
+  });
+
+  it('address in use exits 1 with a clear message, and does not touch the live socket', async () => {
+    const sock = join(dir.path, 'busy.sock');
+    const live = await serve((_h, c) => c.end('Status: 200 OK\r\n\r\nlive'), { address: sock, handleSignals: false });
+    try {
+      // async: the live server runs in this process and must keep answering
+      const { execFile } = await import('node:child_process');
+      const runAsync = (args: string[]) =>
+        new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
+          execFile(process.execPath, [CLI, ...args], { cwd: ROOT }, (err, stdout, stderr) =>
+            resolve({ code: err ? Number((err as { code?: number }).code) : 0, stdout, stderr }),
+          ),
+        );
+      const r = await runAsync(['serve', 'examples/hello.js', '--address', sock]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/already listening on .*busy\.sock/);
+      expect((await runAsync(['request', sock, '/'])).stdout).toContain('live');
+    } finally {
+      await live.close();
+    }
+  });
+
+  it('request to nothing exits 1', () => {
+    const r = run(['request', join(dir.path, 'nope.sock'), '/']);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/nothing listens there/);
+  });
+});
