@@ -31,7 +31,7 @@ export interface RunningFront {
 export type FrontName = 'nginx' | 'apache' | 'lighttpd';
 
 /** The example snippet with its socket path replaced by `upstream` (and nothing else). */
-export function exampleConfig(front: FrontName, upstream: Upstream): string {
+export function exampleConfig(front: FrontName, upstream: Upstream, lighttpdHostOptions = ''): string {
   const file = { nginx: 'nginx/scgi-location.conf', apache: 'apache/scgi.conf', lighttpd: 'lighttpd/scgi.conf' }[front];
   const text = readFileSync(join(EXAMPLES, file), 'utf8');
   const replace = (from: string, to: string) => {
@@ -50,14 +50,19 @@ export function exampleConfig(front: FrontName, upstream: Upstream): string {
     case 'lighttpd':
       return replace(
         '"socket" => "/run/scgi-app/app.sock"',
-        upstream.kind === 'unix' ? `"socket" => "${upstream.path}"` : `"host" => "${upstream.host}", "port" => ${upstream.port}`,
+        (upstream.kind === 'unix' ? `"socket" => "${upstream.path}"` : `"host" => "${upstream.host}", "port" => ${upstream.port}`) +
+          lighttpdHostOptions,
       );
   }
 }
 
-/** Start `front` from its example config pointing at `upstream`; `extra` is appended (e.g. timeouts). */
-export async function startFront(front: FrontName, dir: string, upstream: Upstream, extra = ''): Promise<RunningFront> {
-  const snippet = exampleConfig(front, upstream);
+/**
+ * Start `front` from its example config pointing at `upstream`; `extra` is
+ * appended (e.g. timeouts); lighttpd has no global backend timeouts, so
+ * `lighttpdHostOptions` (`, "read-timeout" => 1`) goes next to its socket.
+ */
+export async function startFront(front: FrontName, dir: string, upstream: Upstream, extra = '', lighttpdHostOptions = ''): Promise<RunningFront> {
+  const snippet = exampleConfig(front, upstream, lighttpdHostOptions);
   switch (front) {
     case 'nginx':
       return startNginx(dir, `${snippet}\n${extra}`);
