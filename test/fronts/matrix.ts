@@ -245,6 +245,7 @@ export function frontMatrix(front: FrontName, traits: FrontTraits, transports: T
     it(`chunked upload: ${traits.chunked === 'buffered' ? 'buffered by the front, real CONTENT_LENGTH' : '411 from the front, a quiet empty connection to the app'}`, async () => {
       const chunks = [Buffer.from('hello '), Buffer.from('chunked '), Buffer.from('world')];
       const before = { ...app.stats };
+      const handlerErrors = errors.length;
       const res = await httpGet(`${http.url}/chunked`, { method: 'POST', chunks });
       if (traits.chunked === 'buffered') {
         expect(res.status).toBe(200);
@@ -259,6 +260,8 @@ export function frontMatrix(front: FrontName, traits: FrontTraits, transports: T
         expect(app.stats.connections).toBe(before.connections + 1);
       }
       expect(app.stats.rejected).toBe(before.rejected);
+      expect(app.stats.errors).toBe(before.errors);
+      expect(errors.length).toBe(handlerErrors);
       expect(clientErrors).toEqual([]);
     });
 
