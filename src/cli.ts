@@ -41,6 +41,8 @@ APP is a module whose default export is one of (detected):
 serve options:
   --address ADDR        unix socket path, host:port, [v6]:port   (default ${defaultAddress()})
   --port N              TCP port when ADDR has none                (default 6500)
+  --socket systemd|fd:N listen on a socket passed by systemd (LISTEN_FDS) or an
+                        inherited descriptor, instead of --address
   --parallelism N|auto  worker processes                           (default 1)
   --http HOST:PORT      also start a development HTTP front that forwards to the
                         app over SCGI (NOT for production: use nginx)
@@ -102,6 +104,7 @@ async function cmdServe(args: string[]): Promise<void> {
     options: {
       address: { type: 'string' },
       port: { type: 'string' },
+      socket: { type: 'string' },
       parallelism: { type: 'string' },
       http: { type: 'string' },
       type: { type: 'string' },
@@ -140,7 +143,15 @@ async function cmdServe(args: string[]): Promise<void> {
     if (a.kind !== 'tcp') throw new UsageError('--http takes host:port, e.g. 127.0.0.1:8080');
     http = { host: a.host, port: a.port };
   }
+  let socket: ServeOptions['socket'];
+  if (values.socket !== undefined) {
+    if (values.socket === 'systemd') socket = 'systemd';
+    else if (/^fd:\d+$/.test(values.socket)) socket = { fd: Number(values.socket.slice(3)) };
+    else throw new UsageError("--socket takes 'systemd' or fd:N");
+    if (values.address !== undefined || values.port !== undefined) throw new UsageError('--socket excludes --address and --port');
+  }
   const options: ServeOptions = {
+    socket,
     address: values.address,
     port: int('port', values.port),
     parallelism,

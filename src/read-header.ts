@@ -37,6 +37,13 @@ export interface ReadHeaderOptions {
 export function readHeader(stream: Readable, options: ReadHeaderOptions = {}): Promise<{ headers: ScgiHeaders; body: Readable }> {
   const maxHeaderSize = options.maxHeaderSize ?? 65536;
   const maxHeadersCount = options.maxHeadersCount ?? 2000;
+  // Same ranges as serve(): both parsers take these as unsigned 32-bit integers.
+  if (!Number.isInteger(maxHeaderSize) || maxHeaderSize < 1 || maxHeaderSize > 9_999_999) {
+    return Promise.reject(new ScgiError('ERR_SCGI_INVALID_OPTION', `maxHeaderSize must be an integer from 1 to 9999999`));
+  }
+  if (!Number.isInteger(maxHeadersCount) || maxHeadersCount < 1 || maxHeadersCount > 1_000_000) {
+    return Promise.reject(new ScgiError('ERR_SCGI_INVALID_OPTION', `maxHeadersCount must be an integer from 1 to 1000000`));
+  }
   const out = new Uint32Array(outSize(maxHeadersCount));
   return new Promise((resolve, reject) => {
     let buf: Buffer | null = null;

@@ -113,6 +113,42 @@ describe('scgi CLI', () => {
     }
   });
 
+  it('serve --socket systemd: socket activation from the CLI', async () => {
+    // python3 binds, puts the socket on fd 3 with LISTEN_FDS/LISTEN_PID and execs node (same pid)
+    const child = spawn(
+      'python3',
+      [
+        '-c',
+        `import socket,os,sys
+s=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(16)
+os.dup2(s.fileno(),3); os.set_inheritable(3,True)
+os.environ['LISTEN_FDS']='1'; os.environ['LISTEN_PID']=str(os.getpid())
+print(s.getsockname()[1], flush=True)
+os.execvp(sys.argv[1], sys.argv[1:])`,
+        process.execPath,
+        CLI,
+        'serve',
+        'examples/hello.js',
+        '--socket',
+        'systemd',
+      ],
+      { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    children.push(child);
+    let out = '';
+    child.stdout!.on('data', (c) => (out += c));
+    await new Promise<void>((resolve, reject) => {
+      child.stdout!.on('data', () => (/Try it/.test(out) ? resolve() : undefined));
+      child.once('exit', (code) => reject(new Error(`exited ${code}: ${out}`)));
+    });
+    const port = Number(out.split('\n')[0]);
+    const { request } = await import('../src/client.ts');
+    const res = await request(`127.0.0.1:${port}`, { uri: '/sd' });
+    expect(res.body.toString()).toMatch(/GET \/sd/);
+    expect(run(['serve', 'examples/hello.js', '--socket', 'nope']).status).toBe(2);
+    child.kill('SIGTERM');
+  });
+
   it('request to nothing exits 1', () => {
     const r = run(['request', join(dir.path, 'nope.sock'), '/']);
     expect(r.status).toBe(1);
