@@ -1,0 +1,28 @@
+// The app for test/reliability/process-faults.test.ts and bench/soak.ts, run as
+// its own process. Options come as JSON in SCGI_TEST_OPTIONS. Answers with its
+// pid in X-Pid; /slow?ms=N waits N ms first and, when SCGI_TEST_ARRIVALS=1,
+// prints {"arrived": uri, "pid": pid} when the request reaches the handler (so
+// a test knows a request is in flight without guessing a delay).
+import cluster from 'node:cluster';
+import { serve } from 'scgi';
+
+const options = JSON.parse(process.env.SCGI_TEST_OPTIONS ?? '{}');
+const arrivals = process.env.SCGI_TEST_ARRIVALS === '1';
+const server = await serve(async (headers, client) => {
+  const uri = headers.get('REQUEST_URI') ?? '/';
+  if (uri.startsWith('/slow')) {
+    if (arrivals) process.stdout.write(`${JSON.stringify({ arrived: uri, pid: process.pid })}\n`);
+    const ms = Number(new URLSearchParams(uri.split('?')[1]).get('ms') ?? 200);
+    await new Promise((r) => setTimeout(r, ms));
+  }
+  let body = 0;
+  for await (const c of client) body += c.length;
+  client.writeHead(200, { 'Content-Type': 'text/plain', 'X-Pid': String(process.pid), 'X-Body': String(body) });
+  client.end(`pid ${process.pid} ${uri}\n`);
+}, { onError: () => {}, ...options });
+
+if (cluster.isPrimary) {
+  server.on('workerExit', (e) => console.log(JSON.stringify({ workerExit: e })));
+  server.on('reload', () => console.log(JSON.stringify({ reloaded: server.workers })));
+  console.log(JSON.stringify({ ready: server.address(), pid: process.pid, workers: server.workers ?? null }));
+}
