@@ -301,6 +301,7 @@ export class Connection {
   #bodyLeft = 0;
   #discarded = 0;
   #responded = false;
+  #eofPushed = false;
 
   constructor(socket: Socket, host: ConnectionHost, now: number) {
     this.socket = socket;
@@ -377,7 +378,8 @@ export class Connection {
     this.#bodyLeft = contentLength;
     const client = new ScgiClient(this, headers);
     this.#client = client;
-    if (contentLength === 0) client.push(null);
+    // An empty body's EOF is pushed when someone reads (wantBody): a handler
+    // that never reads costs no stream end machinery.
     if (headerEnd < buf.length) this.#feedBody(buf.subarray(headerEnd));
     host.stats.requests++;
     this.#call(client, headers);
@@ -440,13 +442,20 @@ export class Connection {
     }
     this.#bodyLeft = left - part.length;
     const more = client.push(part);
-    if (this.#bodyLeft === 0) client.push(null);
-    else if (!more) this.socket.pause();
+    if (this.#bodyLeft === 0) {
+      this.#eofPushed = true;
+      client.push(null);
+    } else if (!more) this.socket.pause();
   }
 
   /** The client wants more body bytes. */
   wantBody(): void {
-    if (this.phase === BODY && this.#bodyLeft > 0 && this.socket.isPaused()) this.socket.resume();
+    if (this.#bodyLeft > 0) {
+      if (this.phase === BODY && this.socket.isPaused()) this.socket.resume();
+    } else if (!this.#eofPushed) {
+      this.#eofPushed = true;
+      this.#client!.push(null);
+    }
   }
 
   awaitDrain(): void {
@@ -464,6 +473,8 @@ export class Connection {
     const client = this.#client;
     if (client !== null && this.#bodyLeft > 0) {
       // The handler answered without reading all the body: it gives up the rest.
+      this.#bodyLeft = 0;
+      this.#eofPushed = true;
       client.push(null);
     }
     this.#startDrain(Date.now());
