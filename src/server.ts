@@ -91,6 +91,10 @@ export interface ScgiServer extends EventEmitter {
   readonly stats: Readonly<ScgiStats>;
   /** The underlying `net.Server` (null in a cluster primary). */
   readonly server: NetServer | null;
+  /** Cluster primary only (`parallelism` > 1): pids of the live workers. */
+  readonly workers?: number[];
+  /** Cluster primary only: replace the workers one by one (what SIGHUP does). */
+  reload?(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
 }
 
