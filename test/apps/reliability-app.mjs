@@ -2,7 +2,8 @@
 // its own process. Options come as JSON in SCGI_TEST_OPTIONS. Answers with its
 // pid in X-Pid; /slow?ms=N waits N ms first and, when SCGI_TEST_ARRIVALS=1,
 // prints {"arrived": uri, "pid": pid} when the request reaches the handler (so
-// a test knows a request is in flight without guessing a delay).
+// a test knows a request is in flight without guessing a delay). /__mem answers
+// process.memoryUsage() as JSON, after gc() when run with --expose-gc.
 import cluster from 'node:cluster';
 import { serve } from 'scgi';
 
@@ -10,6 +11,14 @@ const options = JSON.parse(process.env.SCGI_TEST_OPTIONS ?? '{}');
 const arrivals = process.env.SCGI_TEST_ARRIVALS === '1';
 const server = await serve(async (headers, client) => {
   const uri = headers.get('REQUEST_URI') ?? '/';
+  if (uri === '/__mem') {
+    // run with --expose-gc for a heap reading after a full collection
+    globalThis.gc?.();
+    globalThis.gc?.();
+    client.writeHead(200, { 'Content-Type': 'application/json' });
+    client.end(JSON.stringify({ ...process.memoryUsage(), gc: typeof globalThis.gc === 'function' }));
+    return;
+  }
   if (uri.startsWith('/slow')) {
     if (arrivals) process.stdout.write(`${JSON.stringify({ arrived: uri, pid: process.pid })}\n`);
     const ms = Number(new URLSearchParams(uri.split('?')[1]).get('ms') ?? 200);
