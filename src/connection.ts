@@ -424,8 +424,29 @@ export class Connection {
       client.end('Internal Server Error\n');
     } else if (!client.writableEnded) {
       // Part of a response is out: the front must see it is incomplete.
-      this.socket.destroy();
+      this.#abort();
     }
+  }
+
+  /**
+   * Close a connection whose response is incomplete. Over TCP with a reset
+   * (RST): nginx then logs the upstream reset and cuts the browser's response
+   * instead of passing a truncated body on as complete. A unix socket has no
+   * reset; there a response without Content-Length looks complete to the
+   * front (docs/security.md says to send Content-Length when it matters).
+   */
+  #abort(): void {
+    const socket = this.socket;
+    if (socket.destroyed) return;
+    if (socket.remoteAddress !== undefined && typeof socket.resetAndDestroy === 'function') {
+      try {
+        socket.resetAndDestroy();
+        return;
+      } catch {
+        // not a TCP handle after all
+      }
+    }
+    socket.destroy();
   }
 
   #feedBody(chunk: Buffer): void {
@@ -553,16 +574,17 @@ export class Connection {
       } catch {
         // ignore
       }
+      this.#abort();
       this.#client?.destroy(err);
-      this.socket.destroy();
     } else {
       this.socket.destroy();
     }
   }
 
   clientDestroyed(_err: Error | null): void {
-    // The handler destroyed its stream without ending the response: close.
-    if (!this.#responded && this.phase !== CLOSED) this.socket.destroy();
+    // The handler destroyed its stream without ending the response: the
+    // response is incomplete.
+    if (!this.#responded && this.phase !== CLOSED) this.#abort();
   }
 
   closed(): void {
