@@ -137,8 +137,9 @@ function wrk(url: string): Promise<{ rps: number; p50: number; p99: number; requ
     child.once('exit', (code) => {
       if (code !== 0) return reject(new Error(`wrk exited ${code}: ${out}`));
       const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
-      const p50 = ms(/50%\s+(\S+)/.exec(out)?.[1] ?? '');
-      const p99 = ms(/99%\s+(\S+)/.exec(out)?.[1] ?? '');
+      const p50 = ms(/^\s*50(?:\.0+)?%\s+(\S+)/m.exec(out)?.[1] ?? '');
+      const p99 = ms(/^\s*99(?:\.0+)?%\s+(\S+)/m.exec(out)?.[1] ?? '');
+      if (Number.isNaN(p50) || Number.isNaN(p99)) console.error(`could not read latencies from wrk:\n${out}`);
       const requests = Number(/(\d+) requests in/.exec(out)?.[1]);
       const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
       const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);

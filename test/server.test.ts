@@ -302,6 +302,28 @@ describe('handler interface', () => {
     expect(ex.data.toString()).toBe('Status: 404 Nope\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\nX-N: 5\r\nContent-Length: 4\r\n\r\ngone');
   });
 
+  it('end(body) writes the head as latin1 and the body in its own encoding, whatever the mix', async () => {
+    const { target } = await start((headers, client) => {
+      const uri = headers.get('REQUEST_URI');
+      client.writeHead(200, { 'X-L': uri === '/latin1head' ? 'caf\u00e9' : 'plain' });
+      if (uri === '/buffer') client.end(Buffer.from([0, 1, 2, 255]));
+      else if (uri === '/latin1body') client.end('\u00ff\u00e9', 'latin1');
+      else client.end('\u00fcn\u00ef \u2713');
+    });
+    const get = async (uri: string) => (await exchange(target, encodeRequest({ uri }))).data;
+    const a = await get('/latin1head');
+    expect(a.includes(Buffer.from('X-L: caf\xe9\r\n', 'latin1'))).toBe(true);
+    expect(a.subarray(a.indexOf('\r\n\r\n') + 4).toString('utf8')).toBe('\u00fcn\u00ef \u2713');
+    expect(a.toString('latin1')).toContain(`Content-Length: ${Buffer.byteLength('\u00fcn\u00ef \u2713')}\r\n`);
+    const b = await get('/buffer');
+    expect(b.subarray(b.indexOf('\r\n\r\n') + 4)).toEqual(Buffer.from([0, 1, 2, 255]));
+    expect(b.toString('latin1')).toContain('Content-Length: 4\r\n');
+    const c = await get('/latin1body');
+    expect(c.subarray(c.indexOf('\r\n\r\n') + 4)).toEqual(Buffer.from([0xff, 0xe9]));
+    const d = await get('/plain');
+    expect(d.subarray(d.indexOf('\r\n\r\n') + 4).toString('utf8')).toBe('\u00fcn\u00ef \u2713');
+  });
+
   it('writeHead then streamed writes: no Content-Length added', async () => {
     const { target } = await start((_h, client) => {
       client.writeHead(200, [['Content-Type', 'text/plain']]);

@@ -31,4 +31,4 @@ if (a.startsWith('/')) {
   const [host, port] = a.split(':');
   server.listen(Number(port), host, () => console.log(JSON.stringify({ ready: a })));
 }
-process.on('SIGTERM', () => server.close(() => process.exit(0)));
+for (const sig of ['SIGTERM', 'SIGINT']) process.on(sig, () => process.exit(0));
