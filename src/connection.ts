@@ -11,19 +11,8 @@
 import { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import { ScgiError } from './errors.ts';
-import { ScgiHeaders, type HeaderEncoding } from './headers.ts';
-import {
-  CODE_NAMES,
-  OUT_CL_HIGH,
-  OUT_CL_LOW,
-  OUT_CODE,
-  OUT_HEADER_END,
-  OUT_PAIR_COUNT,
-  OUT_PAIRS,
-  PAIR_STRIDE,
-  Status,
-  type ParserBackend,
-} from './parser/types.ts';
+import { errorFromParse, headersFromParse, ScgiHeaders, type HeaderEncoding } from './headers.ts';
+import { OUT_HEADER_END, Status, type ParserBackend } from './parser/types.ts';
 import { buildHead, plainResponse, type OutgoingHeaders } from './response.ts';
 
 /** What a request handler gets: the headers, and the connection to the front. */
@@ -365,19 +354,12 @@ export class Connection {
     }
     this.#buf = null;
     if (status === Status.Error) {
-      const code = CODE_NAMES[out[OUT_CODE]!]!;
-      this.#reject(new ScgiError(code as ScgiError['code'], `bad SCGI request: ${code}`));
+      this.#reject(errorFromParse(out));
       return;
     }
     const headerEnd = out[OUT_HEADER_END]!;
-    const pairs = out[OUT_PAIR_COUNT]!;
-    const contentLength = out[OUT_CL_HIGH]! * 0x1_0000_0000 + out[OUT_CL_LOW]!;
-    const headers = new ScgiHeaders(
-      buf,
-      out.slice(OUT_PAIRS, OUT_PAIRS + pairs * PAIR_STRIDE),
-      contentLength,
-      opts.headerEncoding,
-    );
+    const headers = headersFromParse(buf, out, opts.headerEncoding);
+    const contentLength = headers.contentLength;
     const now = Date.now();
     if (contentLength > opts.maxBodySize) {
       host.stats.rejected++;

@@ -4,7 +4,8 @@
  * come from a constant table, other names and all values are decoded on
  * first access and cached.
  */
-import { KNOWN_NAMES, PAIR_STRIDE } from './parser/types.ts';
+import { ScgiError, type ScgiErrorCode } from './errors.ts';
+import { CODE_NAMES, KNOWN_NAMES, OUT_CL_HIGH, OUT_CL_LOW, OUT_CODE, OUT_PAIR_COUNT, OUT_PAIRS, PAIR_STRIDE } from './parser/types.ts';
 
 const KNOWN_ID = new Map<string, number>(KNOWN_NAMES.map((n, i) => [n, i] as [string, number]).slice(1));
 
@@ -136,4 +137,17 @@ export class ScgiHeaders implements Iterable<[string, string]> {
   [Symbol.for('nodejs.util.inspect.custom')](): unknown {
     return { contentLength: this.contentLength, pairs: this.toJSON() };
   }
+}
+
+/** The headers of a `Complete` parse (`out` as the parser filled it; copied, so `out` can be reused). */
+export function headersFromParse(buf: Buffer, out: Uint32Array, encoding: HeaderEncoding = 'latin1'): ScgiHeaders {
+  const pairs = out[OUT_PAIR_COUNT]!;
+  const contentLength = out[OUT_CL_HIGH]! * 0x1_0000_0000 + out[OUT_CL_LOW]!;
+  return new ScgiHeaders(buf, out.slice(OUT_PAIRS, OUT_PAIRS + pairs * PAIR_STRIDE), contentLength, encoding);
+}
+
+/** The `ScgiError` of an `Error` parse. */
+export function errorFromParse(out: Uint32Array): ScgiError {
+  const code = CODE_NAMES[out[OUT_CODE]!] as ScgiErrorCode;
+  return new ScgiError(code, `bad SCGI request: ${code}`);
 }

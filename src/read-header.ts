@@ -4,20 +4,8 @@
  */
 import { Readable } from 'node:stream';
 import { ScgiError } from './errors.ts';
-import { ScgiHeaders, type HeaderEncoding } from './headers.ts';
-import {
-  CODE_NAMES,
-  OUT_CL_HIGH,
-  OUT_CL_LOW,
-  OUT_CODE,
-  OUT_HEADER_END,
-  OUT_PAIR_COUNT,
-  OUT_PAIRS,
-  PAIR_STRIDE,
-  Status,
-  outSize,
-  parse,
-} from './parser/index.ts';
+import { errorFromParse, headersFromParse, type ScgiHeaders, type HeaderEncoding } from './headers.ts';
+import { OUT_HEADER_END, Status, outSize, parse } from './parser/index.ts';
 
 export interface ReadHeaderOptions {
   maxHeaderSize?: number;
@@ -72,16 +60,12 @@ export function readHeader(stream: Readable, options: ReadHeaderOptions = {}): P
       cleanup();
       stream.pause();
       if (status === Status.Error) {
-        const code = CODE_NAMES[out[OUT_CODE]!]! as ScgiError['code'];
-        reject(new ScgiError(code, `bad SCGI request: ${code}`));
+        reject(errorFromParse(out));
         return;
       }
-      const headerEnd = out[OUT_HEADER_END]!;
-      const pairs = out[OUT_PAIR_COUNT]!;
-      const contentLength = out[OUT_CL_HIGH]! * 0x1_0000_0000 + out[OUT_CL_LOW]!;
-      const headers = new ScgiHeaders(buf, out.slice(OUT_PAIRS, OUT_PAIRS + pairs * PAIR_STRIDE), contentLength, options.headerEncoding);
-      const rest = buf.subarray(headerEnd);
-      resolve({ headers, body: bodyReader(stream, contentLength, rest) });
+      const headers = headersFromParse(buf, out, options.headerEncoding);
+      const rest = buf.subarray(out[OUT_HEADER_END]!);
+      resolve({ headers, body: bodyReader(stream, headers.contentLength, rest) });
     };
     stream.on('data', onData);
     stream.once('end', onEnd);
