@@ -1,11 +1,11 @@
 // The server as a process: inherited descriptors, systemd socket activation,
 // cluster workers (crash and replace, SIGHUP reload), SIGTERM drain.
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, lstatSync } from 'node:fs';
-import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { spawnApp, type AppProcess } from './apps/spawn.ts';
 import { scgiRequest, tempDir, waitFor, type Target } from './helpers.ts';
 
 const APP = fileURLToPath(new URL('./apps/app.mjs', import.meta.url));
@@ -17,32 +17,11 @@ afterEach(() => {
   for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
 });
 
-interface App {
-  child: ChildProcess;
-  lines: Record<string, unknown>[];
-  ready: { ready: string | { address: string; port: number }; pid: number; workers: number[] | null };
-  exited: Promise<number | null>;
-}
+type App = AppProcess<{ ready: string | { address: string; port: number }; pid: number; workers: number[] | null }>;
 
 /** Start test/apps/app.mjs (optionally through a wrapper argv) and wait for its ready line. */
-async function startApp(options: object, wrapper: string[] = []): Promise<App> {
-  const argv = [...wrapper, process.execPath, APP];
-  const child = spawn(argv[0]!, argv.slice(1), {
-    env: { ...process.env, SCGI_TEST_OPTIONS: JSON.stringify(options) },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  children.push(child);
-  const lines: Record<string, unknown>[] = [];
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  const ready = await new Promise<App['ready']>((resolve, reject) => {
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      const msg = JSON.parse(line);
-      lines.push(msg);
-      if ('ready' in msg) resolve(msg);
-    });
-    child.once('exit', (code) => reject(new Error(`app exited ${code} before ready`)));
-  });
-  return { child, lines, ready, exited };
+function startApp(options: object, wrapper: string[] = []): Promise<App> {
+  return spawnApp([...wrapper, process.execPath, APP], { SCGI_TEST_OPTIONS: JSON.stringify(options) }, children);
 }
 
 const pidOf = async (t: Target, uri = '/') => Number((await scgiRequest(t, { uri })).headers['x-pid']);

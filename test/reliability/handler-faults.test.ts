@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import type { ScgiError } from '../../src/errors.ts';
-import { serve, type Handler, type ScgiClient, type ScgiServer } from '../../src/index.ts';
+import { serve, type Handler, type ScgiServer } from '../../src/index.ts';
 import { encodeRequest } from '../../src/client.ts';
 import { bigBody, exchange, scgiRequest, tempDir, waitFor, type Target } from '../helpers.ts';
 import { startNginx, type Nginx } from '../fronts/nginx.ts';

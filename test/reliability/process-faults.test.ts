@@ -9,15 +9,15 @@
 //           so a request whose connection dies before the response header is
 //           sent again on a fresh connection, which another worker accepts)
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, lstatSync } from 'node:fs';
-import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { serve, type ScgiError } from '../../src/index.ts';
 import { scgiRequest, tempDir, waitFor } from '../helpers.ts';
 import { startNginx, type Nginx } from '../fronts/nginx.ts';
 import { sleep, spyOnProcessErrors } from './util.ts';
+import { spawnApp, type AppProcess } from '../apps/spawn.ts';
 
 spyOnProcessErrors();
 
@@ -57,34 +57,11 @@ afterEach(() => {
   for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
 });
 
-interface App {
-  child: ChildProcess;
-  lines: Record<string, unknown>[];
-  ready: { ready: string; pid: number; workers: number[] };
-  exited: Promise<number | null>;
-}
+type App = AppProcess<{ ready: string; pid: number; workers: number[] }>;
 
-async function startApp(options: object = {}): Promise<App> {
-  const child = spawn(process.execPath, [APP], {
-    env: {
-      ...process.env,
-      SCGI_TEST_ARRIVALS: '1',
-      SCGI_TEST_OPTIONS: JSON.stringify({ address: SOCK, parallelism: 2, socketGroup: 'nogroup', ...options }),
-    },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  children.push(child);
-  const lines: Record<string, unknown>[] = [];
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  const ready = await new Promise<App['ready']>((resolve, reject) => {
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      const msg = JSON.parse(line);
-      lines.push(msg);
-      if ('ready' in msg) resolve(msg);
-    });
-    child.once('exit', (code) => reject(new Error(`app exited ${code} before ready`)));
-  });
-  return { child, lines, ready, exited };
+function startApp(options: object = {}): Promise<App> {
+  const opts = { address: SOCK, parallelism: 2, socketGroup: 'nogroup', ...options };
+  return spawnApp([process.execPath, APP], { SCGI_TEST_ARRIVALS: '1', SCGI_TEST_OPTIONS: JSON.stringify(opts) }, children);
 }
 
 interface Result {
