@@ -301,7 +301,9 @@ export class Connection {
   phase = HEADER;
   /** When the current phase times out (ms since epoch); 0 = never. */
   deadline = 0;
-  #buf: Buffer | null = null;
+  /** Header bytes received so far (not yet concatenated), and their count. */
+  #pending: Buffer[] | null = null;
+  #have = 0;
   #need = 0;
   #client: ScgiClient | null = null;
   #bodyLeft = 0;
@@ -338,21 +340,32 @@ export class Connection {
   }
 
   #header(chunk: Buffer): void {
-    const buf = this.#buf === null ? chunk : Buffer.concat([this.#buf, chunk]);
-    if (buf.length < this.#need) {
-      this.#buf = buf;
+    // Until the `need` bytes the parser asked for are here, chunks are only
+    // listed: concatenating each small chunk onto the ones before would copy
+    // O(n²) bytes for a header sent a byte per packet.
+    const have = this.#have + chunk.length;
+    if (have < this.#need) {
+      (this.#pending ??= []).push(chunk);
+      this.#have = have;
       return;
     }
+    let buf = chunk;
+    if (this.#pending !== null) {
+      this.#pending.push(chunk);
+      buf = Buffer.concat(this.#pending, have);
+      this.#pending = null;
+    }
+    this.#have = 0;
     const host = this.#host;
     const opts = host.options;
     const out = host.out;
     const status = host.parser(buf, out, opts.maxHeaderSize, opts.maxHeadersCount, opts.strict ? 1 : 0);
     if (status === Status.Partial) {
-      this.#buf = buf;
+      this.#pending = [buf];
+      this.#have = buf.length;
       this.#need = out[OUT_HEADER_END]!;
       return;
     }
-    this.#buf = null;
     if (status === Status.Error) {
       this.#reject(errorFromParse(out));
       return;
@@ -530,7 +543,7 @@ export class Connection {
   /** The front half-closed (FIN). */
   end(): void {
     if (this.phase === HEADER) {
-      if (this.#buf === null) {
+      if (this.#pending === null) {
         // Nothing sent at all (Apache after answering 411 itself): a quiet close.
         this.phase = CLOSED;
         this.socket.destroy();
@@ -592,7 +605,7 @@ export class Connection {
     this.deadline = 0;
     const client = this.#client;
     if (client !== null && !client.destroyed) client.destroy();
-    this.#buf = null;
+    this.#pending = null;
     this.#host.released(this);
   }
 

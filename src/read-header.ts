@@ -34,7 +34,8 @@ export function readHeader(stream: Readable, options: ReadHeaderOptions = {}): P
   }
   const out = new Uint32Array(outSize(maxHeadersCount));
   return new Promise((resolve, reject) => {
-    let buf: Buffer | null = null;
+    let pending: Buffer[] = [];
+    let have = 0;
     let need = 0;
     const cleanup = () => {
       stream.off('data', onData);
@@ -50,8 +51,12 @@ export function readHeader(stream: Readable, options: ReadHeaderOptions = {}): P
       reject(new ScgiError('ERR_SCGI_INCOMPLETE_HEADER', 'the stream ended before the SCGI header was complete'));
     };
     const onData = (chunk: Buffer) => {
-      buf = buf === null ? chunk : Buffer.concat([buf, chunk]);
-      if (buf.length < need) return;
+      // List chunks until `need` bytes are here (no O(n²) copying of a header sent in tiny pieces).
+      pending.push(chunk);
+      have += chunk.length;
+      if (have < need) return;
+      const buf = pending.length === 1 ? chunk : Buffer.concat(pending, have);
+      pending = [buf];
       const status = parse(buf, out, maxHeaderSize, maxHeadersCount, options.strict ? 1 : 0);
       if (status === Status.Partial) {
         need = out[OUT_HEADER_END]!;

@@ -504,6 +504,20 @@ describe('bad input and limits (DESIGN §4)', () => {
     });
   }
 
+  it('a header that arrives a few bytes per read is parsed once, when complete', async () => {
+    let calls = 0;
+    const { target } = await start((h, c) => {
+      calls++;
+      hello(h, c);
+    });
+    const bytes = encodeRequest({ uri: '/trickle', headers: { HTTP_X_PAD: 'p'.repeat(200) } });
+    const pieces: Buffer[] = [];
+    for (let i = 0; i < bytes.length; i += 3) pieces.push(bytes.subarray(i, i + 3));
+    const ex = await exchange(target, pieces, { delay: 1, timeout: 10_000 });
+    expect(ex.data.toString()).toContain('hello /trickle');
+    expect(calls).toBe(1);
+  });
+
   it('a 10 MB header length is refused before it is buffered', async () => {
     const { target, server } = await start(hello);
     const ex = await exchange(target, [Buffer.from('10485760:'), Buffer.alloc(1024 * 1024, 'a')]);
