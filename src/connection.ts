@@ -12,6 +12,7 @@ import { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import { ScgiError } from './errors.ts';
 import { errorFromParse, headersFromParse, ScgiHeaders, type HeaderEncoding } from './headers.ts';
+import { HeaderBuffer } from './header-buffer.ts';
 import { OUT_HEADER_END, Status, type ParserBackend } from './parser/types.ts';
 import { buildHead, plainResponse, type OutgoingHeaders } from './response.ts';
 
@@ -301,10 +302,12 @@ export class Connection {
   phase = HEADER;
   /** When the current phase times out (ms since epoch); 0 = never. */
   deadline = 0;
-  /** Header bytes received so far (not yet concatenated), and their count. */
-  #pending: Buffer[] | null = null;
-  #have = 0;
+  /** Header bytes received so far, while they come in pieces. */
+  readonly #bytes = new HeaderBuffer();
+  /** Bytes the parser needs before it can say more (0: not known yet). */
   #need = 0;
+  /** Any byte received (an empty connection is a quiet close). */
+  #gotBytes = false;
   #client: ScgiClient | null = null;
   #bodyLeft = 0;
   #discarded = 0;
@@ -333,6 +336,7 @@ export class Connection {
     if (this.phase === BODY) {
       this.#feedBody(chunk);
     } else if (this.phase === HEADER) {
+      this.#gotBytes = true;
       this.#header(chunk);
     } else if (this.phase === DRAIN) {
       this.#discard(chunk.length);
@@ -340,32 +344,22 @@ export class Connection {
   }
 
   #header(chunk: Buffer): void {
-    // Until the `need` bytes the parser asked for are here, chunks are only
-    // listed: concatenating each small chunk onto the ones before would copy
-    // O(n²) bytes for a header sent a byte per packet.
-    const have = this.#have + chunk.length;
-    if (have < this.#need) {
-      (this.#pending ??= []).push(chunk);
-      this.#have = have;
-      return;
-    }
     let buf = chunk;
-    if (this.#pending !== null) {
-      this.#pending.push(chunk);
-      buf = Buffer.concat(this.#pending, have);
-      this.#pending = null;
+    const gathering = this.#bytes.gathering || chunk.length < this.#need;
+    if (gathering) {
+      buf = this.#bytes.append(chunk, this.#need);
+      if (buf.length < this.#need) return;
     }
-    this.#have = 0;
     const host = this.#host;
     const opts = host.options;
     const out = host.out;
     const status = host.parser(buf, out, opts.maxHeaderSize, opts.maxHeadersCount, opts.strict ? 1 : 0);
     if (status === Status.Partial) {
-      this.#pending = [buf];
-      this.#have = buf.length;
       this.#need = out[OUT_HEADER_END]!;
+      if (!gathering) this.#bytes.append(buf, this.#need);
       return;
     }
+    this.#bytes.reset();
     if (status === Status.Error) {
       this.#reject(errorFromParse(out));
       return;
@@ -543,7 +537,7 @@ export class Connection {
   /** The front half-closed (FIN). */
   end(): void {
     if (this.phase === HEADER) {
-      if (this.#pending === null) {
+      if (!this.#gotBytes) {
         // Nothing sent at all (Apache after answering 411 itself): a quiet close.
         this.phase = CLOSED;
         this.socket.destroy();
@@ -605,7 +599,7 @@ export class Connection {
     this.deadline = 0;
     const client = this.#client;
     if (client !== null && !client.destroyed) client.destroy();
-    this.#pending = null;
+    this.#bytes.reset();
     this.#host.released(this);
   }
 

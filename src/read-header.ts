@@ -4,6 +4,7 @@
  */
 import { Readable } from 'node:stream';
 import { ScgiError } from './errors.ts';
+import { HeaderBuffer } from './header-buffer.ts';
 import { errorFromParse, headersFromParse, type ScgiHeaders, type HeaderEncoding } from './headers.ts';
 import { OUT_HEADER_END, Status, outSize, parse } from './parser/index.ts';
 
@@ -34,8 +35,7 @@ export function readHeader(stream: Readable, options: ReadHeaderOptions = {}): P
   }
   const out = new Uint32Array(outSize(maxHeadersCount));
   return new Promise((resolve, reject) => {
-    let pending: Buffer[] = [];
-    let have = 0;
+    const bytes = new HeaderBuffer();
     let need = 0;
     const cleanup = () => {
       stream.off('data', onData);
@@ -51,17 +51,19 @@ export function readHeader(stream: Readable, options: ReadHeaderOptions = {}): P
       reject(new ScgiError('ERR_SCGI_INCOMPLETE_HEADER', 'the stream ended before the SCGI header was complete'));
     };
     const onData = (chunk: Buffer) => {
-      // List chunks until `need` bytes are here (no O(n²) copying of a header sent in tiny pieces).
-      pending.push(chunk);
-      have += chunk.length;
-      if (have < need) return;
-      const buf = pending.length === 1 ? chunk : Buffer.concat(pending, have);
-      pending = [buf];
+      let buf = chunk;
+      const gathering = bytes.gathering || chunk.length < need;
+      if (gathering) {
+        buf = bytes.append(chunk, need);
+        if (buf.length < need) return;
+      }
       const status = parse(buf, out, maxHeaderSize, maxHeadersCount, options.strict ? 1 : 0);
       if (status === Status.Partial) {
         need = out[OUT_HEADER_END]!;
+        if (!gathering) bytes.append(buf, need);
         return;
       }
+      bytes.reset();
       cleanup();
       stream.pause();
       if (status === Status.Error) {
