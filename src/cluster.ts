@@ -24,7 +24,9 @@ const STABLE_AFTER = 10_000;
 
 class ClusterPrimary extends EventEmitter implements ScgiServer {
   readonly server = null;
-  readonly stats: ScgiStats = { connections: 0, requests: 0, rejected: 0, timeouts: 0, errors: 0, overloaded: 0 };
+  /** Last counters each live worker reported, and the sums of the workers that are gone. */
+  readonly #reported = new Map<Worker, { stats: ScgiStats; open: number }>();
+  readonly #gone: ScgiStats = { connections: 0, requests: 0, rejected: 0, timeouts: 0, errors: 0, overloaded: 0 };
   readonly #size: number;
   readonly #shutdownTimeout: number;
   readonly #workers = new Set<Worker>();
@@ -76,6 +78,12 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
     const worker = cluster.fork({ SCGI_WORKER: '1' });
     const started = Date.now();
     this.#workers.add(worker);
+    worker.on('message', (msg: unknown) => {
+      const m = msg as { scgi?: string; stats?: ScgiStats; open?: number } | null;
+      if (m !== null && typeof m === 'object' && m.scgi === 'stats' && m.stats) {
+        this.#reported.set(worker, { stats: m.stats, open: m.open ?? 0 });
+      }
+    });
     return new Promise<void>((resolve, reject) => {
       let listening = false;
       const bindDone = () => {
@@ -93,6 +101,11 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
       worker.once('exit', (code, signal) => {
         const retired = this.#retiring.delete(worker);
         this.#workers.delete(worker);
+        const last = this.#reported.get(worker);
+        if (last !== undefined) {
+          for (const k of Object.keys(this.#gone) as (keyof ScgiStats)[]) this.#gone[k] += last.stats[k];
+          this.#reported.delete(worker);
+        }
         if (!listening) {
           bindDone();
           reject(new ScgiError('ERR_SCGI_HANDLER', `worker ${worker.process.pid} exited (${signal ?? code}) before listening`));
@@ -166,8 +179,20 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
     return this.#address;
   }
 
+  /** The workers' counters summed (each reports about once a second, and when it exits). */
+  get stats(): ScgiStats {
+    const sum = { ...this.#gone };
+    for (const { stats } of this.#reported.values()) {
+      for (const k of Object.keys(sum) as (keyof ScgiStats)[]) sum[k] += stats[k];
+    }
+    return sum;
+  }
+
+  /** Open connections, as the workers last reported them. */
   getConnections(): Promise<number> {
-    return Promise.resolve(0);
+    let open = 0;
+    for (const r of this.#reported.values()) open += r.open;
+    return Promise.resolve(open);
   }
 
   close(): Promise<void> {

@@ -85,9 +85,9 @@ export interface ScgiServer extends EventEmitter {
   address(): string | AddressInfo | null;
   /** Stop accepting, let requests in progress finish (up to shutdownTimeout), remove the socket file we created. */
   close(): Promise<void>;
-  /** Open connections. */
+  /** Open connections (a cluster primary: as its workers last reported). */
   getConnections(): Promise<number>;
-  /** Counters. */
+  /** Counters (a cluster primary: its workers' summed, reported about once a second). */
   readonly stats: Readonly<ScgiStats>;
   /** The underlying `net.Server` (null in a cluster primary). */
   readonly server: NetServer | null;
@@ -97,6 +97,9 @@ export interface ScgiServer extends EventEmitter {
   reload?(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
 }
+
+/** ms between a cluster worker's reports of its counters to the primary. */
+export const STATS_INTERVAL = 1000;
 
 const DEFAULTS = {
   maxHeaderSize: 64 * 1024,
@@ -452,9 +455,23 @@ export async function serve(handler: Handler, options: ServeOptions = {}): Promi
   }
   server.track(opts.handleSignals);
   if (inWorker) {
+    // Report counters to the primary (its `stats` sums the workers'), once a
+    // second while they change, and once more on the way out.
+    let last = '';
+    const report = (then?: () => void) => {
+      const snapshot = JSON.stringify(server.stats) + server.connections.size;
+      if (snapshot === last || !process.connected) return then?.();
+      last = snapshot;
+      process.send!({ scgi: 'stats', stats: server.stats, open: server.connections.size }, undefined, {}, () => then?.());
+    };
+    const timer = setInterval(() => report(), STATS_INTERVAL);
+    timer.unref();
     process.on('message', (msg: unknown) => {
       if (msg !== null && typeof msg === 'object' && (msg as { scgi?: string }).scgi === 'shutdown') {
-        server.close().then(() => process.exit(0));
+        server.close().then(() => {
+          clearInterval(timer);
+          report(() => process.exit(0));
+        });
       }
     });
   }

@@ -7,7 +7,7 @@ describe('HeaderBuffer', () => {
     fc.assert(
       fc.property(fc.array(fc.uint8Array({ maxLength: 300 }), { maxLength: 40 }), fc.nat({ max: 5000 }), (chunks, need) => {
         const b = new HeaderBuffer();
-        let view = Buffer.alloc(0);
+        let view: Buffer = Buffer.alloc(0);
         for (const c of chunks) view = b.append(Buffer.from(c), need);
         expect(view.equals(Buffer.concat(chunks.map((c) => Buffer.from(c))))).toBe(true);
         b.reset();

@@ -21,5 +21,6 @@ const server = await serve(async (headers, client) => {
 if (cluster.isPrimary) {
   server.on('workerExit', (e) => console.log(JSON.stringify({ workerExit: e })));
   server.on('reload', () => console.log(JSON.stringify({ reloaded: server.workers })));
+  process.on('SIGUSR2', async () => console.log(JSON.stringify({ stats: server.stats, open: await server.getConnections() })));
   console.log(JSON.stringify({ ready: server.address(), pid: process.pid, workers: server.workers ?? null }));
 }
