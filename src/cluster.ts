@@ -31,6 +31,7 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
   readonly #shutdownTimeout: number;
   readonly #workers = new Set<Worker>();
   readonly #retiring = new Set<Worker>();
+  readonly #listening = new Set<Worker>();
   #address: string | AddressInfo | null = null;
   #socketPath: { path: string; mode: number; group: number | undefined; ino: number } | null = null;
   #closing: Promise<void> | null = null;
@@ -65,8 +66,15 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
   }
 
   #onHup = (): void => {
-    void this.reload();
+    this.reload().catch((err) => this.#failed(err));
   };
+
+  /** A replacement worker failed to start: 'error' listeners, else one line; ignored while closing. */
+  #failed(err: unknown): void {
+    if (this.#closing !== null) return;
+    if (this.listenerCount('error') > 0) this.emit('error', err);
+    else console.error(`scgi: ${(err as Error).message ?? String(err)}`);
+  }
 
   /** Fork one worker; resolves when it listens, rejects if it exits first. */
   #fork(): Promise<void> {
@@ -94,6 +102,7 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
       };
       worker.once('listening', (address: { address: string; port: number; addressType: number | string }) => {
         listening = true;
+        this.#listening.add(worker);
         bindDone();
         this.#afterBind(address);
         resolve();
@@ -101,6 +110,7 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
       worker.once('exit', (code, signal) => {
         const retired = this.#retiring.delete(worker);
         this.#workers.delete(worker);
+        this.#listening.delete(worker);
         const last = this.#reported.get(worker);
         if (last !== undefined) {
           for (const k of Object.keys(this.#gone) as (keyof ScgiStats)[]) this.#gone[k] += last.stats[k];
@@ -117,7 +127,7 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
         this.#crashes++;
         this.emit('workerExit', { pid: worker.process.pid, code, signal });
         setTimeout(() => {
-          if (this.#closing === null) this.#fork().catch((err) => this.emit('error', err));
+          if (this.#closing === null) this.#fork().catch((err) => this.#failed(err));
         }, delay).unref();
       });
     });
@@ -162,6 +172,13 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
         clearTimeout(timer);
         resolve();
       });
+      if (!this.#listening.has(worker)) {
+        // Still starting: it may not listen for messages yet (a message that
+        // arrives before the worker's listener is lost), and it serves nothing.
+        // SIGTERM stops it: by default before it listens, gracefully after.
+        worker.process.kill('SIGTERM');
+        return;
+      }
       try {
         worker.send({ scgi: 'shutdown' });
       } catch {

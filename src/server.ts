@@ -433,6 +433,7 @@ export async function serve(handler: Handler, options: ServeOptions = {}): Promi
   const inWorker = cluster.isWorker && process.env.SCGI_WORKER === '1';
   const existing = options.socket instanceof NetServer ? options.socket : null;
   const server = new InProcessServer(handler, opts, existing, options.createServer);
+
   if (existing !== null) {
     if (!existing.listening) {
       await new Promise<void>((resolve, reject) => {
@@ -466,13 +467,13 @@ export async function serve(handler: Handler, options: ServeOptions = {}): Promi
     };
     const timer = setInterval(() => report(), STATS_INTERVAL);
     timer.unref();
+    // The primary asks only workers that listen (one still starting gets SIGTERM).
     process.on('message', (msg: unknown) => {
-      if (msg !== null && typeof msg === 'object' && (msg as { scgi?: string }).scgi === 'shutdown') {
-        server.close().then(() => {
-          clearInterval(timer);
-          report(() => process.exit(0));
-        });
-      }
+      if (msg === null || typeof msg !== 'object' || (msg as { scgi?: string }).scgi !== 'shutdown') return;
+      server.close().then(() => {
+        clearInterval(timer);
+        report(() => process.exit(0));
+      });
     });
   }
   return server;

@@ -115,6 +115,18 @@ describe('parallelism (node:cluster, SCHED_NONE)', () => {
     expect(await app.exited).toBe(0);
   });
 
+  it('SIGTERM while a replacement worker is still starting: every process exits, without waiting for the kill timer', async () => {
+    // shutdownTimeout 60 s: a worker that missed the shutdown message would
+    // only die when the primary kills it after that, past this test's timeout.
+    const app = await startApp({ address: '127.0.0.1:0', parallelism: 2, shutdownTimeout: 60_000 });
+    process.kill(app.ready.workers![0]!, 'SIGKILL');
+    await waitFor(() => app.lines.some((l) => 'workerExit' in l));
+    // the replacement is forked after a 100 ms backoff; stop the app while it boots
+    await new Promise((r) => setTimeout(r, 130));
+    app.child.kill('SIGTERM');
+    expect(await app.exited).toBe(0);
+  });
+
   it('SIGHUP replaces every worker with no failed request', async () => {
     const path = join(dir.path, 'hup.sock');
     const app = await startApp({ address: path, parallelism: 2 });
