@@ -301,12 +301,19 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Connect
     if (resolved.kind === 'unix') {
       await prepareUnixPath(resolved.path, isDefault);
       // Bind with a umask that gives exactly `mode`, so there is no moment
-      // when the socket is wider than asked.
+      // when the socket is wider than asked; restored right after the bind
+      // (a synchronous part of listen()), so nothing else in the process
+      // creates files under it.
       const old = process.umask(~mode & 0o777);
+      let restored = false;
+      const restore = () => {
+        if (!restored) process.umask(old);
+        restored = true;
+      };
       try {
-        await this.#listen(listen, hook);
+        await this.#listen(listen, hook, restore);
       } finally {
-        process.umask(old);
+        restore();
       }
       chmodSync(resolved.path, mode);
       if (group !== undefined) chownSync(resolved.path, -1, group);
@@ -316,7 +323,8 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Connect
     }
   }
 
-  #listen(options: ListenOptions, hook: ServeOptions['listen']): Promise<void> {
+  /** Listen; `bound` runs as soon as the bind has happened (listen() binds synchronously), before 'listening'. */
+  #listen(options: ListenOptions, hook: ServeOptions['listen'], bound: () => void = () => {}): Promise<void> {
     const server = this.server;
     return new Promise<void>((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException) => {
@@ -335,11 +343,13 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Connect
       server.once('listening', onListening);
       try {
         if (hook !== undefined) {
-          Promise.resolve(hook(server, options)).catch(onError);
+          Promise.resolve(hook(server, options)).then(bound, onError);
         } else {
           server.listen(options);
+          bound();
         }
       } catch (err) {
+        bound();
         onError(err as NodeJS.ErrnoException);
       }
     });
