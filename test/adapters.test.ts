@@ -14,7 +14,7 @@ import honoApp from '../examples/hono.js';
 import helloExample from '../examples/hello.js';
 import echoExample from '../examples/echo.js';
 import { bigBody, tempDir, waitFor } from './helpers.ts';
-import { startNginx, type Nginx } from './fronts/nginx.ts';
+import { startNginx, unixLocation, type Nginx } from './fronts/nginx.ts';
 
 // The examples' JSDoc types come from the built package ('scgi'); same shapes.
 const hello = helloExample as unknown as Handler;
@@ -193,8 +193,8 @@ describe('through nginx', () => {
     mkdirSync(join(dir.path, 'e'));
     mkdirSync(join(dir.path, 'h'));
     // one nginx per app, each with the plain `location /` users write
-    nginxExpress = await startNginx(join(dir.path, 'e'), `location / { include scgi_params; scgi_pass unix:${join(dir.path, 'express.sock')}; }`);
-    nginx = await startNginx(join(dir.path, 'h'), `location / { include scgi_params; scgi_pass unix:${join(dir.path, 'hono.sock')}; }`);
+    nginxExpress = await startNginx(join(dir.path, 'e'), unixLocation(join(dir.path, 'express.sock')));
+    nginx = await startNginx(join(dir.path, 'h'), unixLocation(join(dir.path, 'hono.sock')));
   });
 
   afterAll(async () => {

@@ -5,7 +5,7 @@
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { asRoot, FRONT_GROUP, FRONT_USER, freePort, requireBinary, runFront } from './front.ts';
+import { asRoot, FRONT_GROUP, FRONT_USER, freePort, requireBinary, runFront, type RunningFront } from './front.ts';
 
 const MODULES = '/usr/lib/apache2/modules';
 
@@ -13,13 +13,7 @@ export function requireApache(): string {
   return requireBinary('Apache httpd', ['/usr/sbin/apache2', '/usr/sbin/httpd'], 'apache2');
 }
 
-export interface Apache {
-  port: number;
-  url: string;
-  dir: string;
-  errorLog(): string;
-  stop(): Promise<void>;
-}
+export type Apache = RunningFront;
 
 /**
  * Start Apache with `snippet` at server level (after Listen, the modules and

@@ -5,7 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 
-export { freePort } from './nginx.ts';
+export { freePort, type RunningFront } from './nginx.ts';
 
 /** Workers of a front started as root run as this user and group (as www-data in production). */
 export const FRONT_USER = 'nobody';

@@ -4,19 +4,13 @@
 import { chmodSync, chownSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { asRoot, FRONT_GROUP, FRONT_USER, freePort, requireBinary, runFront } from './front.ts';
+import { asRoot, FRONT_GROUP, FRONT_USER, freePort, requireBinary, runFront, type RunningFront } from './front.ts';
 
 export function requireLighttpd(): string {
   return requireBinary('lighttpd', ['/usr/sbin/lighttpd', '/usr/bin/lighttpd'], 'lighttpd');
 }
 
-export interface Lighttpd {
-  port: number;
-  url: string;
-  dir: string;
-  errorLog(): string;
-  stop(): Promise<void>;
-}
+export type Lighttpd = RunningFront;
 
 /**
  * Start lighttpd with `snippet` appended to the global config (it must set

@@ -6,7 +6,7 @@ import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { serve, type ScgiServer } from '../../src/index.ts';
 import { bigBody, tempDir } from '../helpers.ts';
-import { startNginx, type Nginx } from './nginx.ts';
+import { startNginx, unixLocation, type Nginx } from './nginx.ts';
 
 const dir = tempDir('scgi-nginx-');
 let app: ScgiServer;
@@ -51,14 +51,7 @@ beforeAll(async () => {
     },
     { address: sock, socketGroup: 'nogroup', handleSignals: false, onError: () => {} },
   );
-  nginx = await startNginx(
-    dir.path,
-    `client_max_body_size 10m;
-    location / {
-      include scgi_params;
-      scgi_pass unix:${sock};
-    }`,
-  );
+  nginx = await startNginx(dir.path, unixLocation(sock, 'client_max_body_size 10m;'));
 });
 
 afterAll(async () => {

@@ -24,12 +24,24 @@ export function freePort(): Promise<number> {
   });
 }
 
-export interface Nginx {
+/** A web server front started by a test: where it listens, its error log, how to stop it. */
+export interface RunningFront {
   port: number;
   url: string;
   dir: string;
   errorLog(): string;
   stop(): Promise<void>;
+}
+
+export type Nginx = RunningFront;
+
+/** `location /` passing every request to the SCGI app on a unix socket (`extra` goes before it). */
+export function unixLocation(sock: string, extra = ''): string {
+  return `${extra}
+    location / {
+      include scgi_params;
+      scgi_pass unix:${sock};
+    }`;
 }
 
 /**

@@ -9,7 +9,7 @@ import type { ScgiError } from '../../src/errors.ts';
 import { serve, type Handler, type ScgiServer } from '../../src/index.ts';
 import { encodeRequest } from '../../src/client.ts';
 import { bigBody, exchange, scgiRequest, tempDir, waitFor, type Target } from '../helpers.ts';
-import { startNginx, type Nginx } from '../fronts/nginx.ts';
+import { startNginx, unixLocation, type Nginx } from '../fronts/nginx.ts';
 import { noConnectionsLeft, serverPool, sleep, spyOnProcessErrors } from './util.ts';
 
 spyOnProcessErrors();
@@ -240,14 +240,7 @@ describe('handler faults through a real nginx', () => {
       requestTimeout: 500,
       onError: (err) => errors.push(err.message),
     });
-    nginx = await startNginx(
-      dir.path,
-      `client_max_body_size 10m;
-      location / {
-        include scgi_params;
-        scgi_pass unix:${sock};
-      }`,
-    );
+    nginx = await startNginx(dir.path, unixLocation(sock, 'client_max_body_size 10m;'));
   });
   afterAll(async () => {
     await nginx?.stop();
