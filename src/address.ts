@@ -3,10 +3,10 @@
  * `[v6]` or `[v6]:port` or a string with more than one `:` is IPv6; otherwise
  * IPv4 (or a host name), `host` or `host:port`. TCP port defaults to 6500.
  */
-import { mkdirSync, lstatSync, unlinkSync, statSync, readFileSync } from 'node:fs';
-import { connect, isIP, type ListenOptions } from 'node:net';
+import { readFileSync } from 'node:fs';
+import { isIP, type ListenOptions } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, dirname } from 'node:path';
+import { join } from 'node:path';
 import { ScgiError } from './errors.ts';
 
 export const DEFAULT_PORT = 6500;
@@ -92,61 +92,6 @@ export function formatAddress(a: string | { address: string; port: number; famil
   if (a === null) return '(not listening)';
   if (typeof a === 'string') return `unix:${a}`;
   return a.address.includes(':') ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
-}
-
-/** Does something accept connections on this unix socket path? */
-export function probeUnixSocket(path: string, timeoutMs = 1000): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect({ path });
-    const done = (alive: boolean) => {
-      clearTimeout(timer);
-      s.destroy();
-      resolve(alive);
-    };
-    const timer = setTimeout(() => done(true), timeoutMs); // a hung listener is still a listener
-    s.once('connect', () => done(true));
-    s.once('error', () => done(false));
-  });
-}
-
-/**
- * Make a unix socket path ready to bind: create its parent directory (the
- * default one private-but-traversable), refuse a path that is not a socket,
- * refuse a socket a live server answers on, remove a stale one.
- */
-export async function prepareUnixPath(path: string, isDefault: boolean): Promise<void> {
-  const dir = dirname(path);
-  if (isDefault) {
-    // 0o711: others may traverse to the socket (nginx runs as www-data) but not list it.
-    mkdirSync(dir, { recursive: true, mode: 0o711 });
-    const st = statSync(dir);
-    if (typeof process.getuid === 'function' && st.uid !== process.getuid()) {
-      throw new ScgiError(
-        'ERR_SCGI_UNSAFE_SOCKET_DIR',
-        `${dir} belongs to uid ${st.uid}, not to this user (${process.getuid()}): refusing to put the default socket there`,
-      );
-    }
-  } else {
-    mkdirSync(dir, { recursive: true });
-  }
-  let st;
-  try {
-    st = lstatSync(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw err;
-  }
-  if (!st.isSocket()) {
-    throw new ScgiError('ERR_SCGI_ADDRESS_NOT_SOCKET', `${path} exists and is not a socket: refusing to replace it`);
-  }
-  if (await probeUnixSocket(path)) {
-    throw new ScgiError('ERR_SCGI_ADDRESS_IN_USE', `a server is already listening on ${path}`);
-  }
-  try {
-    unlinkSync(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
 }
 
 /** Numeric gid for a group name or number, from /etc/group. */

@@ -11,7 +11,7 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { formatAddress, resolveAddress } from './address.ts';
 import { request, type ClientRequest } from './client.ts';
-import type { Handler } from './connection.ts';
+import type { Handler } from './scgi-client.ts';
 import { ScgiError } from './errors.ts';
 import { parserInfo } from './parser/index.ts';
 import { serve, defaultAddress, type ServeOptions } from './server.ts';

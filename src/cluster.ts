@@ -1,45 +1,110 @@
 /**
- * `parallelism` > 1: this process becomes a node:cluster primary that forks
- * workers running the same script. Workers accept on the shared listening
- * socket directly (SCHED_NONE): Node's default round-robin passes every
- * connection through the primary, which triples the CPU per SCGI request.
+ * `parallelism` > 1: both halves of the cluster, and the messages between
+ * them (`ClusterMessage`).
  *
- * The primary prepares the unix socket path (stale socket removed, a live
- * one or a non-socket refused), binds it under a umask that gives exactly
- * `socketMode`, restarts crashed workers with backoff, replaces workers one
- * by one on SIGHUP, and on SIGTERM/SIGINT lets every worker finish its
- * requests, removes the socket file and exits 0.
+ * The primary (`startCluster`) forks workers running the same script.
+ * Workers accept on the shared listening socket directly (SCHED_NONE):
+ * Node's default round-robin passes every connection through the primary,
+ * which triples the CPU per SCGI request. The primary owns the unix socket
+ * file (`UnixSocketFile`: stale socket removed, a live one or a non-socket
+ * refused, bound under a umask that gives exactly `socketMode`), restarts
+ * crashed workers with backoff, replaces workers one by one on SIGHUP, and on
+ * SIGTERM/SIGINT lets every worker finish its requests, removes the socket
+ * file and exits 0.
+ *
+ * A worker (`isClusterWorker()`; `serve` in a forked worker) serves in
+ * process and runs `runWorker`: it reports its counters to the primary and
+ * closes gracefully when asked.
  */
 import cluster, { type Worker } from 'node:cluster';
 import { EventEmitter } from 'node:events';
-import { chmodSync, chownSync, lstatSync, unlinkSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import { prepareUnixPath, resolveAddress } from './address.ts';
-import type { ScgiStats } from './connection.ts';
+import { resolveAddress } from './address.ts';
 import { ScgiError } from './errors.ts';
-import { normalizeOptions, trackForSignals, type ScgiServer, type ServeOptions } from './server.ts';
+import type { NormalizedOptions, ServeOptions } from './options.ts';
+import { trackForSignals } from './signals.ts';
+import { zeroStats, type ScgiServer, type ScgiStats } from './types.ts';
+import { UnixSocketFile } from './unix-socket.ts';
+
+/** The IPC messages between the primary and a worker. */
+export type ClusterMessage =
+  /** worker → primary: its counters and open connections (about once a second while they change, and on exit). */
+  | { scgi: 'stats'; stats: ScgiStats; open: number }
+  /** primary → worker: finish the requests in progress, then exit 0. */
+  | { scgi: 'shutdown' };
+
+/** The environment variable that marks a process forked by the primary. */
+const WORKER_ENV = 'SCGI_WORKER';
+
+/** ms between a worker's reports of its counters to the primary. */
+export const STATS_INTERVAL = 1000;
 
 const MAX_BACKOFF = 10_000;
 const STABLE_AFTER = 10_000;
+
+function isMessage(msg: unknown): msg is ClusterMessage {
+  return msg !== null && typeof msg === 'object' && typeof (msg as { scgi?: unknown }).scgi === 'string';
+}
+
+/** Is this process a worker forked by `startCluster`? */
+export function isClusterWorker(): boolean {
+  return cluster.isWorker && process.env[WORKER_ENV] === '1';
+}
+
+// ---- the worker side ----
+
+/** What a worker's in-process server offers `runWorker`. */
+export interface WorkerServer {
+  readonly stats: Readonly<ScgiStats>;
+  /** Open connections now. */
+  readonly openConnections: number;
+  close(): Promise<void>;
+}
+
+/**
+ * In a worker, once its server listens: report counters to the primary
+ * (whose `stats` sums the workers'), once a second while they change and
+ * once more on the way out; close gracefully and exit 0 on `shutdown`.
+ */
+export function runWorker(server: WorkerServer): void {
+  let last = '';
+  const report = (then?: () => void) => {
+    const snapshot = JSON.stringify(server.stats) + server.openConnections;
+    if (snapshot === last || !process.connected) return then?.();
+    last = snapshot;
+    const msg: ClusterMessage = { scgi: 'stats', stats: server.stats, open: server.openConnections };
+    process.send!(msg, undefined, {}, () => then?.());
+  };
+  const timer = setInterval(() => report(), STATS_INTERVAL);
+  timer.unref();
+  // The primary asks only workers that listen (one still starting gets SIGTERM).
+  process.on('message', (msg: unknown) => {
+    if (!isMessage(msg) || msg.scgi !== 'shutdown') return;
+    server.close().then(() => {
+      clearInterval(timer);
+      report(() => process.exit(0));
+    });
+  });
+}
+
+// ---- the primary side ----
 
 class ClusterPrimary extends EventEmitter implements ScgiServer {
   readonly server = null;
   /** Last counters each live worker reported, and the sums of the workers that are gone. */
   readonly #reported = new Map<Worker, { stats: ScgiStats; open: number }>();
-  readonly #gone: ScgiStats = { connections: 0, requests: 0, rejected: 0, timeouts: 0, errors: 0, overloaded: 0 };
+  readonly #gone: ScgiStats = zeroStats();
   readonly #size: number;
   readonly #shutdownTimeout: number;
   readonly #workers = new Set<Worker>();
   readonly #retiring = new Set<Worker>();
   readonly #listening = new Set<Worker>();
   #address: string | AddressInfo | null = null;
-  #socketPath: { path: string; mode: number; group: number | undefined; ino: number } | null = null;
+  #socketFile: UnixSocketFile | null = null;
   #closing: Promise<void> | null = null;
   #crashes = 0;
   #untrack: () => void = () => {};
   #reloading = false;
-  #oldUmask: number | null = null;
-  #pendingBinds = 0;
 
   constructor(size: number, shutdownTimeout: number) {
     super();
@@ -47,14 +112,15 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
     this.#shutdownTimeout = shutdownTimeout;
   }
 
-  async start(options: ServeOptions, opts: ReturnType<typeof normalizeOptions>): Promise<void> {
+  async start(options: ServeOptions, opts: NormalizedOptions): Promise<void> {
     if (options.socket !== undefined || options.listen !== undefined || options.createServer !== undefined) {
       throw new ScgiError('ERR_SCGI_INVALID_OPTION', 'parallelism > 1 works with address/port, not with socket, listen or createServer');
     }
     const resolved = resolveAddress(options.address, options.port);
     if (resolved.kind === 'unix') {
-      await prepareUnixPath(resolved.path, options.address === undefined && options.port === undefined);
-      this.#socketPath = { path: resolved.path, mode: opts.socketMode, group: opts.socketGroup, ino: 0 };
+      const file = new UnixSocketFile(resolved.path, opts.socketMode, opts.socketGroup);
+      await file.prepare(options.address === undefined && options.port === undefined);
+      this.#socketFile = file;
     }
     cluster.schedulingPolicy = cluster.SCHED_NONE;
     cluster.setupPrimary({ silent: false });
@@ -78,33 +144,27 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
 
   /** Fork one worker; resolves when it listens, rejects if it exits first. */
   #fork(): Promise<void> {
-    // While the primary binds the shared unix socket for a worker, the umask
-    // makes it exactly socketMode from the first moment.
-    if (this.#socketPath !== null && this.#pendingBinds++ === 0) {
-      this.#oldUmask = process.umask(~this.#socketPath.mode & 0o777);
-    }
-    const worker = cluster.fork({ SCGI_WORKER: '1' });
+    // The primary binds the shared unix socket for the worker: under the
+    // narrowed umask it is exactly socketMode from the first moment.
+    const bindDone = this.#socketFile?.narrowUmask() ?? (() => {});
+    const worker = cluster.fork({ [WORKER_ENV]: '1' });
     const started = Date.now();
     this.#workers.add(worker);
     worker.on('message', (msg: unknown) => {
-      const m = msg as { scgi?: string; stats?: ScgiStats; open?: number } | null;
-      if (m !== null && typeof m === 'object' && m.scgi === 'stats' && m.stats) {
-        this.#reported.set(worker, { stats: m.stats, open: m.open ?? 0 });
-      }
+      if (isMessage(msg) && msg.scgi === 'stats') this.#reported.set(worker, { stats: msg.stats, open: msg.open });
     });
     return new Promise<void>((resolve, reject) => {
       let listening = false;
-      const bindDone = () => {
-        if (this.#socketPath !== null && --this.#pendingBinds === 0 && this.#oldUmask !== null) {
-          process.umask(this.#oldUmask);
-          this.#oldUmask = null;
-        }
-      };
       worker.once('listening', (address: { address: string; port: number; addressType: number | string }) => {
         listening = true;
         this.#listening.add(worker);
         bindDone();
-        this.#afterBind(address);
+        try {
+          this.#afterBind(address);
+        } catch (err) {
+          reject(err);
+          return;
+        }
         resolve();
       });
       worker.once('exit', (code, signal) => {
@@ -118,7 +178,7 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
         }
         if (!listening) {
           bindDone();
-          reject(new ScgiError('ERR_SCGI_HANDLER', `worker ${worker.process.pid} exited (${signal ?? code}) before listening`));
+          reject(new ScgiError('ERR_SCGI_WORKER_FAILED', `worker ${worker.process.pid} exited (${signal ?? code}) before listening`));
         }
         if (this.#closing !== null || retired || worker.exitedAfterDisconnect) return;
         // A crash: replace it, backing off while crashes repeat.
@@ -134,12 +194,10 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
   }
 
   #afterBind(address: { address: string; port: number; addressType: number | string }): void {
-    const sp = this.#socketPath;
-    if (sp !== null) {
-      chmodSync(sp.path, sp.mode);
-      if (sp.group !== undefined) chownSync(sp.path, -1, sp.group);
-      sp.ino = lstatSync(sp.path).ino;
-      this.#address = sp.path;
+    const file = this.#socketFile;
+    if (file !== null) {
+      file.claim();
+      this.#address = file.path;
     } else {
       const family = address.addressType === 6 || address.addressType === 'IPv6' ? 'IPv6' : 'IPv4';
       this.#address = { address: address.address, port: address.port, family };
@@ -180,7 +238,8 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
         return;
       }
       try {
-        worker.send({ scgi: 'shutdown' });
+        const msg: ClusterMessage = { scgi: 'shutdown' };
+        worker.send(msg);
       } catch {
         worker.process.kill('SIGTERM');
       }
@@ -221,15 +280,7 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
     this.#untrack();
     process.off('SIGHUP', this.#onHup);
     await Promise.all([...this.#workers].map((w) => this.#retire(w)));
-    const sp = this.#socketPath;
-    if (sp !== null) {
-      try {
-        const st = lstatSync(sp.path);
-        if (st.isSocket() && st.ino === sp.ino) unlinkSync(sp.path);
-      } catch {
-        // already gone
-      }
-    }
+    this.#socketFile?.release();
     this.emit('close');
   }
 
@@ -238,10 +289,8 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
   }
 }
 
-export type ClusterServer = ClusterPrimary;
-
-/** @internal */
-export async function startCluster(options: ServeOptions, opts: ReturnType<typeof normalizeOptions>): Promise<ScgiServer> {
+/** Become the cluster primary: fork `opts.parallelism` workers; resolves when all listen. */
+export async function startCluster(options: ServeOptions, opts: NormalizedOptions): Promise<ScgiServer> {
   const primary = new ClusterPrimary(opts.parallelism, opts.shutdownTimeout);
   await primary.start(options, opts);
   return primary;

@@ -7,8 +7,11 @@
  *     client.end(`Hello from ${headers.get('REQUEST_URI')}\n`);
  *   });
  */
-export { serve, defaultAddress, type ServeOptions, type ScgiServer } from './server.ts';
-export { ScgiClient, type Handler, type ScgiStats } from './connection.ts';
+export { serve, defaultAddress } from './server.ts';
+export type { ServeOptions } from './options.ts';
+export type { ScgiServer, ScgiStats } from './types.ts';
+export { ScgiClient, type Handler } from './scgi-client.ts';
+export type { TransportSocket } from './transport/types.ts';
 export { ScgiHeaders, type HeaderEncoding } from './headers.ts';
 export { ScgiError, type ScgiErrorCode } from './errors.ts';
 export { readHeader, type ReadHeaderOptions } from './read-header.ts';

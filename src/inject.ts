@@ -1,40 +1,107 @@
 /**
  * `inject(handler, request)`: call an SCGI handler (raw, or one made by
  * `fromNodeListener` / `fromFetch`) without any socket, through the same
- * connection code the server uses, and get the parsed response. For tests.
+ * connection lifecycle the server uses (over an in-memory `Transport`), and
+ * get the parsed response. For tests.
  */
-import { Duplex } from 'node:stream';
-import type { Socket } from 'node:net';
 import { encodeRequest, parseResponse, type ClientRequest, type ClientResponse } from './client.ts';
-import type { Handler } from './connection.ts';
-import { InProcessServer, normalizeOptions, type ServeOptions } from './server.ts';
+import { normalizeOptions, type ServeOptions } from './options.ts';
+import type { Handler } from './scgi-client.ts';
+import { InProcessServer } from './server.ts';
+import type { Transport, TransportEvents, TransportSocket } from './transport/types.ts';
 
 export type InjectOptions = Pick<
   ServeOptions,
   'maxHeaderSize' | 'maxHeadersCount' | 'strict' | 'maxBodySize' | 'requestTimeout' | 'headerEncoding' | 'catchErrors' | 'onError'
 >;
 
-/** An in-memory stand-in for the front's socket. */
-class MemorySocket extends Duplex {
-  readonly remoteAddress = '127.0.0.1';
-  readonly remotePort = 0;
-  readonly chunks: Buffer[] = [];
+/**
+ * An in-memory connection: the request is delivered as one chunk on a
+ * later tick, every write is accepted at once (never returns false), and
+ * when the server ends its response the "front" closes, as nginx does.
+ */
+class MemoryTransport implements Transport {
+  readonly socket: TransportSocket;
+  /** What the server wrote. */
+  readonly written: Buffer[] = [];
+  #events: TransportEvents | null = null;
+  #input: Buffer[] = [];
+  #paused = false;
+  #scheduled = false;
+  #ended = false;
+  #closed = false;
+  readonly #onClosed: (t: MemoryTransport) => void;
 
-  constructor() {
-    super({ allowHalfOpen: true });
+  constructor(onClosed: (t: MemoryTransport) => void) {
+    this.#onClosed = onClosed;
+    this.socket = { remoteAddress: '127.0.0.1', remotePort: 0, destroy: () => this.destroy() };
   }
 
-  override _read(): void {}
-
-  override _write(chunk: Buffer, _enc: BufferEncoding, callback: (err?: Error | null) => void): void {
-    this.chunks.push(chunk);
-    callback();
+  get writable(): boolean {
+    return !this.#ended && !this.#closed;
   }
 
-  override _final(callback: (err?: Error | null) => void): void {
+  attach(events: TransportEvents): void {
+    this.#events = events;
+  }
+
+  /** The front sends `bytes`. */
+  send(bytes: Buffer): void {
+    this.#input.push(bytes);
+    this.#schedule();
+  }
+
+  #schedule(): void {
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    process.nextTick(() => {
+      this.#scheduled = false;
+      while (!this.#paused && !this.#closed && this.#input.length > 0) this.#events!.onData(this.#input.shift()!);
+    });
+  }
+
+  pause(): void {
+    this.#paused = true;
+  }
+
+  resume(): void {
+    if (!this.#paused) return;
+    this.#paused = false;
+    if (this.#input.length > 0) this.#schedule();
+  }
+
+  write(data: string | Uint8Array, encoding?: BufferEncoding): boolean {
+    if (!this.writable) return true;
+    this.written.push(typeof data === 'string' ? Buffer.from(data, encoding ?? 'utf8') : Buffer.from(data));
+    return true;
+  }
+
+  end(data?: string | Uint8Array | null, encoding?: BufferEncoding): void {
+    if (data != null) this.write(data, encoding);
+    if (this.#ended) return;
+    this.#ended = true;
     // The server ended its response: the front closes, as nginx does.
-    this.push(null);
-    callback();
+    process.nextTick(() => {
+      if (this.#closed) return;
+      this.#events!.onFin();
+      this.destroy();
+    });
+  }
+
+  cork(): void {}
+  uncork(): void {}
+
+  reset(): void {
+    this.destroy();
+  }
+
+  destroy(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    process.nextTick(() => {
+      this.#events!.onClose();
+      this.#onClosed(this);
+    });
   }
 }
 
@@ -46,10 +113,9 @@ class MemorySocket extends Duplex {
 export function inject(handler: Handler, request: ClientRequest = {}, options: InjectOptions = {}): Promise<ClientResponse> {
   const opts = normalizeOptions({ ...options, headerTimeout: 0, handleSignals: false });
   const host = new InProcessServer(handler, opts, null);
-  const socket = new MemorySocket();
   return new Promise((resolve, reject) => {
-    socket.once('close', () => {
-      const data = Buffer.concat(socket.chunks);
+    const transport = new MemoryTransport((t) => {
+      const data = Buffer.concat(t.written);
       if (data.length === 0) return reject(new Error('inject: the connection closed without a response'));
       try {
         resolve(parseResponse(data));
@@ -57,7 +123,7 @@ export function inject(handler: Handler, request: ClientRequest = {}, options: I
         reject(err);
       }
     });
-    host.accept(socket as unknown as Socket);
-    socket.push(encodeRequest(request));
+    host.accept(transport);
+    transport.send(encodeRequest(request));
   });
 }

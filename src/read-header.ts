@@ -4,10 +4,12 @@
  */
 import { Readable } from 'node:stream';
 import { ScgiError } from './errors.ts';
-import { HeaderBuffer } from './header-buffer.ts';
+import { HeaderReader, type HeaderParse } from './header-reader.ts';
 import { errorFromParse, headersFromParse, type ScgiHeaders, type HeaderEncoding } from './headers.ts';
-import { OUT_HEADER_END, Status, outSize, parse } from './parser/index.ts';
+import { headerLimits } from './options.ts';
+import { FLAG_STRICT, OUT_HEADER_END, Status, outSize, parse } from './parser/index.ts';
 
+/** The header options of `serve`, with the same defaults and ranges (`src/options.ts`). */
 export interface ReadHeaderOptions {
   maxHeaderSize?: number;
   maxHeadersCount?: number;
@@ -24,19 +26,15 @@ export interface ReadHeaderOptions {
  * `ERR_SCGI_BODY_TRUNCATED` on EOF before CONTENT_LENGTH bytes.
  */
 export function readHeader(stream: Readable, options: ReadHeaderOptions = {}): Promise<{ headers: ScgiHeaders; body: Readable }> {
-  const maxHeaderSize = options.maxHeaderSize ?? 65536;
-  const maxHeadersCount = options.maxHeadersCount ?? 2000;
-  // Same ranges as serve(): both parsers take these as unsigned 32-bit integers.
-  if (!Number.isInteger(maxHeaderSize) || maxHeaderSize < 1 || maxHeaderSize > 9_999_999) {
-    return Promise.reject(new ScgiError('ERR_SCGI_INVALID_OPTION', `maxHeaderSize must be an integer from 1 to 9999999`));
+  let cfg: HeaderParse;
+  try {
+    const limits = headerLimits(options);
+    cfg = { parse, out: new Uint32Array(outSize(limits.maxHeadersCount)), ...limits, flags: options.strict ? FLAG_STRICT : 0 };
+  } catch (err) {
+    return Promise.reject(err);
   }
-  if (!Number.isInteger(maxHeadersCount) || maxHeadersCount < 1 || maxHeadersCount > 1_000_000) {
-    return Promise.reject(new ScgiError('ERR_SCGI_INVALID_OPTION', `maxHeadersCount must be an integer from 1 to 1000000`));
-  }
-  const out = new Uint32Array(outSize(maxHeadersCount));
   return new Promise((resolve, reject) => {
-    const bytes = new HeaderBuffer();
-    let need = 0;
+    const reader = new HeaderReader();
     const cleanup = () => {
       stream.off('data', onData);
       stream.off('end', onEnd);
@@ -51,27 +49,17 @@ export function readHeader(stream: Readable, options: ReadHeaderOptions = {}): P
       reject(new ScgiError('ERR_SCGI_INCOMPLETE_HEADER', 'the stream ended before the SCGI header was complete'));
     };
     const onData = (chunk: Buffer) => {
-      let buf = chunk;
-      const gathering = bytes.gathering || chunk.length < need;
-      if (gathering) {
-        buf = bytes.append(chunk, need);
-        if (buf.length < need) return;
-      }
-      const status = parse(buf, out, maxHeaderSize, maxHeadersCount, options.strict ? 1 : 0);
-      if (status === Status.Partial) {
-        need = out[OUT_HEADER_END]!;
-        if (!gathering) bytes.append(buf, need);
-        return;
-      }
-      bytes.reset();
+      const status = reader.push(chunk, cfg);
+      if (status === Status.Partial) return;
       cleanup();
       stream.pause();
       if (status === Status.Error) {
-        reject(errorFromParse(out));
+        reject(errorFromParse(cfg.out));
         return;
       }
-      const headers = headersFromParse(buf, out, options.headerEncoding);
-      const rest = buf.subarray(out[OUT_HEADER_END]!);
+      const buf = reader.buffer!;
+      const headers = headersFromParse(buf, cfg.out, options.headerEncoding);
+      const rest = buf.subarray(cfg.out[OUT_HEADER_END]!);
       resolve({ headers, body: bodyReader(stream, headers.contentLength, rest) });
     };
     stream.on('data', onData);

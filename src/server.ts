@@ -1,223 +1,41 @@
 /**
- * `serve(handler, options)`: listen once, call the handler for every request.
+ * `serve(handler, options)`: listen once, call the handler for every
+ * request. The in-process server (`InProcessServer`) accepts connections,
+ * gives each a `Lifecycle` (`src/lifecycle.ts`) over a `Transport`
+ * (`src/transport/`), runs the one deadline sweep, counts every outcome in
+ * `stats` (`record`), and closes gracefully. With `parallelism` > 1 the
+ * calling process becomes a cluster primary instead (`src/cluster.ts`).
  */
 import { EventEmitter } from 'node:events';
 import cluster from 'node:cluster';
-import { chmodSync, chownSync, lstatSync, unlinkSync } from 'node:fs';
 import { createServer as netCreateServer, Server as NetServer, type AddressInfo, type ListenOptions, type Socket } from 'node:net';
-import { availableParallelism } from 'node:os';
-import { prepareUnixPath, resolveAddress, resolveGroup, defaultAddress, formatAddress, type ResolvedAddress } from './address.ts';
-import { Connection, type ConnectionHost, type ConnectionOptions, type Handler, type ScgiClient, type ScgiStats } from './connection.ts';
+import { resolveAddress, defaultAddress, formatAddress, type ResolvedAddress } from './address.ts';
+import { isClusterWorker, runWorker, startCluster } from './cluster.ts';
 import { ScgiError } from './errors.ts';
-import type { HeaderEncoding } from './headers.ts';
-import { parse as activeParse, outSize } from './parser/index.ts';
+import type { HeaderParse } from './header-reader.ts';
+import { Lifecycle, type LifecycleHost } from './lifecycle.ts';
+import { normalizeOptions, type LifecycleOptions, type NormalizedOptions, type ServeOptions } from './options.ts';
+import { parse as activeParse, FLAG_STRICT, outSize } from './parser/index.ts';
+import type { Handler } from './scgi-client.ts';
+import { trackForSignals } from './signals.ts';
+import { NetTransport } from './transport/net.ts';
+import type { Transport, TransportSocket } from './transport/types.ts';
+import { zeroStats, type ScgiServer, type ScgiStats } from './types.ts';
+import { UnixSocketFile } from './unix-socket.ts';
 
-export interface ServeOptions {
-  /**
-   * Where to listen. A leading `/` is a unix socket; `[::1]:8000`, `[::1]` or
-   * a string with several `:` is IPv6; otherwise IPv4 or a host name, with an
-   * optional `:port`. Also a `net.ListenOptions`. Default: `defaultAddress()`
-   * (a unix socket), or 127.0.0.1 when only `port` is given.
-   */
-  address?: string | ListenOptions;
-  /** TCP port when the address has none. Default 6500. */
-  port?: number;
-  /**
-   * Listen on this instead: a `net.Server` (listening or not), an inherited
-   * descriptor `{ fd }`, or `'systemd'` for socket activation (LISTEN_FDS).
-   */
-  socket?: NetServer | { fd: number } | 'systemd';
-  /** Worker processes (node:cluster, each accepting on the shared socket). `true` = available cores. Default 1: in process. */
-  parallelism?: number | true;
-  /**
-   * Catch handler errors (sync throws, rejected promises): report to
-   * `onError`, answer `Status: 500` if nothing was written, keep serving.
-   * `false`, or a predicate returning false, rethrows (the process crashes).
-   * Default true.
-   */
-  catchErrors?: boolean | ((err: unknown) => boolean);
-  /** Called with each caught handler error. Default: one line on stderr. */
-  onError?: (err: Error, client: ScgiClient | null) => void;
-  /** Replace how the listening socket is made: called instead of `server.listen(options)`. */
-  listen?: (server: NetServer, options: ListenOptions) => void | Promise<void>;
-  /** Replace how connections are accepted: return a `net.Server` that calls `onConnection` for each socket. */
-  createServer?: (onConnection: (socket: Socket) => void) => NetServer;
-  /** Permission bits of a unix socket this server creates. Default 0o660. */
-  socketMode?: number;
-  /** Group (name or gid) of a unix socket this server creates, e.g. 'www-data'. */
-  socketGroup?: string | number;
-  /** Largest header block in bytes. Default 65536. */
-  maxHeaderSize?: number;
-  /** Largest number of header pairs. Default 2000 (as Node's http). */
-  maxHeadersCount?: number;
-  /** Enforce the spec: reject duplicate names and a missing `SCGI: 1`. Default false (nginx sends both). */
-  strict?: boolean;
-  /** Largest CONTENT_LENGTH accepted; larger gets `Status: 413`. Default unlimited. */
-  maxBodySize?: number;
-  /** Most connections open at once; more get `Status: 503`. Default unlimited. */
-  maxConnections?: number;
-  /** ms for the whole header to arrive. Default 10000; 0 = none. */
-  headerTimeout?: number;
-  /** ms for the handler to finish its response. Default 0 = none. */
-  requestTimeout?: number;
-  /** ms that close() (and SIGTERM) waits for requests in progress. Default 30000. */
-  shutdownTimeout?: number;
-  /** ms to keep reading (and discarding) after the response, so the front sees no reset. Default 5000. */
-  drainTimeout?: number;
-  /** Most bytes discarded after a response (unread body, extra bytes). Default 16 MiB. */
-  maxDrainSize?: number;
-  /**
-   * Treat a FIN from the peer after its whole request as a half-close and
-   * still answer (for clients that shutdown(SHUT_WR) after sending). Default
-   * false: no web server front half-closes, so a FIN before the response ends
-   * means the browser went away; the handler's client emits 'close'.
-   */
-  allowHalfOpen?: boolean;
-  /** How header values are decoded. Default 'latin1' (bytes as they came). */
-  headerEncoding?: HeaderEncoding;
-  /** Close gracefully and exit 0 on SIGTERM and SIGINT. Default true. */
-  handleSignals?: boolean;
+export type { ServeOptions } from './options.ts';
+export type { ScgiServer } from './types.ts';
+
+function onNetConnection(this: InProcessServer, socket: Socket): void {
+  this.accept(new NetTransport(socket));
 }
 
-/** A listening SCGI server. */
-export interface ScgiServer extends EventEmitter {
-  /** Where it listens: a socket path, or `{ address, port, family }`. */
-  address(): string | AddressInfo | null;
-  /** Stop accepting, let requests in progress finish (up to shutdownTimeout), remove the socket file we created. */
-  close(): Promise<void>;
-  /** Open connections (a cluster primary: as its workers last reported). */
-  getConnections(): Promise<number>;
-  /** Counters (a cluster primary: its workers' summed, reported about once a second). */
-  readonly stats: Readonly<ScgiStats>;
-  /** The underlying `net.Server` (null in a cluster primary). */
-  readonly server: NetServer | null;
-  /** Cluster primary only (`parallelism` > 1): pids of the live workers. */
-  readonly workers?: number[];
-  /** Cluster primary only: replace the workers one by one (what SIGHUP does). */
-  reload?(): Promise<void>;
-  [Symbol.asyncDispose](): Promise<void>;
-}
-
-/** ms between a cluster worker's reports of its counters to the primary. */
-export const STATS_INTERVAL = 1000;
-
-const DEFAULTS = {
-  maxHeaderSize: 64 * 1024,
-  maxHeadersCount: 2000,
-  headerTimeout: 10_000,
-  requestTimeout: 0,
-  shutdownTimeout: 30_000,
-  drainTimeout: 5_000,
-  maxDrainSize: 16 * 1024 * 1024,
-  socketMode: 0o660,
-};
-
-function checkInt(name: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new ScgiError('ERR_SCGI_INVALID_OPTION', `${name} must be an integer from ${min} to ${max}, got ${String(value)}`);
-  }
-  return value;
-}
-
-const KNOWN_OPTIONS = new Set([
-  'address', 'port', 'socket', 'parallelism', 'catchErrors', 'onError', 'listen', 'createServer', 'socketMode',
-  'socketGroup', 'maxHeaderSize', 'maxHeadersCount', 'strict', 'maxBodySize', 'maxConnections', 'headerTimeout',
-  'requestTimeout', 'shutdownTimeout', 'drainTimeout', 'maxDrainSize', 'headerEncoding', 'handleSignals', 'allowHalfOpen',
-]);
-
-/** @internal Validated options with defaults. */
-export function normalizeOptions(options: ServeOptions) {
-  for (const key of Object.keys(options)) {
-    if (!KNOWN_OPTIONS.has(key)) throw new ScgiError('ERR_SCGI_INVALID_OPTION', `unknown option ${JSON.stringify(key)}`);
-  }
-  const o = options;
-  const catchErrors = o.catchErrors ?? true;
-  if (typeof catchErrors !== 'boolean' && typeof catchErrors !== 'function') {
-    throw new ScgiError('ERR_SCGI_INVALID_OPTION', 'catchErrors must be a boolean or a function');
-  }
-  const headerEncoding = o.headerEncoding ?? 'latin1';
-  if (headerEncoding !== 'latin1' && headerEncoding !== 'utf8') {
-    throw new ScgiError('ERR_SCGI_INVALID_OPTION', `headerEncoding must be 'latin1' or 'utf8'`);
-  }
-  let parallelism = o.parallelism ?? 1;
-  if (parallelism === true) parallelism = availableParallelism();
-  checkInt('parallelism', parallelism, 1, 1024);
-  const conn: ConnectionOptions = {
-    maxHeaderSize: checkInt('maxHeaderSize', o.maxHeaderSize ?? DEFAULTS.maxHeaderSize, 1, 9_999_999),
-    maxHeadersCount: checkInt('maxHeadersCount', o.maxHeadersCount ?? DEFAULTS.maxHeadersCount, 1, 1_000_000),
-    strict: o.strict ?? false,
-    maxBodySize: o.maxBodySize === undefined ? Infinity : checkInt('maxBodySize', o.maxBodySize, 0),
-    headerTimeout: checkInt('headerTimeout', o.headerTimeout ?? DEFAULTS.headerTimeout, 0),
-    requestTimeout: checkInt('requestTimeout', o.requestTimeout ?? DEFAULTS.requestTimeout, 0),
-    drainTimeout: checkInt('drainTimeout', o.drainTimeout ?? DEFAULTS.drainTimeout, 0),
-    maxDrainSize: checkInt('maxDrainSize', o.maxDrainSize ?? DEFAULTS.maxDrainSize, 0),
-    allowHalfOpen: o.allowHalfOpen ?? false,
-    headerEncoding,
-    catchErrors,
-    onError: o.onError ?? defaultOnError,
-  };
-  return {
-    conn,
-    parallelism,
-    maxConnections: o.maxConnections === undefined ? Infinity : checkInt('maxConnections', o.maxConnections, 1),
-    shutdownTimeout: checkInt('shutdownTimeout', o.shutdownTimeout ?? DEFAULTS.shutdownTimeout, 0),
-    socketMode: checkInt('socketMode', o.socketMode ?? DEFAULTS.socketMode, 0, 0o777),
-    socketGroup: o.socketGroup === undefined ? undefined : resolveGroup(o.socketGroup),
-    handleSignals: o.handleSignals ?? true,
-  };
-}
-
-function defaultOnError(err: Error, client: ScgiClient | null): void {
-  const where = client ? ` in ${client.headers.get('REQUEST_METHOD') ?? '?'} ${client.headers.get('REQUEST_URI') ?? '?'}` : '';
-  const code = (err as { code?: unknown }).code;
-  console.error(`scgi: handler error${where}: ${err.name}${typeof code === 'string' ? ` [${code}]` : ''}: ${err.message}`);
-}
-
-// ---- signals: one process-wide handler for every live server ----
-
-const live = new Set<{ close(): Promise<void> }>();
-let signalsInstalled = false;
-
-function onTerminate(): void {
-  removeSignalHandlers();
-  const all = [...live];
-  Promise.allSettled(all.map((s) => s.close())).then(() => process.exit(0));
-}
-
-function installSignalHandlers(): void {
-  if (signalsInstalled) return;
-  signalsInstalled = true;
-  process.on('SIGTERM', onTerminate);
-  process.on('SIGINT', onTerminate);
-}
-
-function removeSignalHandlers(): void {
-  if (!signalsInstalled) return;
-  signalsInstalled = false;
-  process.off('SIGTERM', onTerminate);
-  process.off('SIGINT', onTerminate);
-}
-
-/** @internal track a server for SIGTERM/SIGINT. */
-export function trackForSignals(server: { close(): Promise<void> }, enabled: boolean): () => void {
-  if (!enabled) return () => {};
-  live.add(server);
-  installSignalHandlers();
-  return () => {
-    live.delete(server);
-    if (live.size === 0) removeSignalHandlers();
-  };
-}
-
-// ---- the in-process server ----
-
-export class InProcessServer extends EventEmitter implements ScgiServer, ConnectionHost {
+export class InProcessServer extends EventEmitter implements ScgiServer, LifecycleHost {
   readonly handler: Handler;
-  readonly options: ConnectionOptions;
-  readonly parser = activeParse;
-  readonly out: Uint32Array;
-  readonly stats: ScgiStats = { connections: 0, requests: 0, rejected: 0, timeouts: 0, errors: 0, overloaded: 0 };
-  readonly connections = new Set<Connection>();
+  readonly options: LifecycleOptions;
+  readonly headerParse: HeaderParse;
+  readonly stats: ScgiStats = zeroStats();
+  readonly connections = new Set<Lifecycle>();
   readonly server: NetServer;
   readonly #maxConnections: number;
   readonly #shutdownTimeout: number;
@@ -225,17 +43,24 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Connect
   #closing: Promise<void> | null = null;
   #idle: (() => void) | null = null;
   /** The unix socket file we created: removed on close if it is still ours. */
-  #ownedPath: { path: string; ino: number } | null = null;
+  #socketFile: UnixSocketFile | null = null;
   #untrack: () => void = () => {};
 
-  constructor(handler: Handler, opts: ReturnType<typeof normalizeOptions>, server: NetServer | null, create?: ServeOptions['createServer']) {
+  constructor(handler: Handler, opts: NormalizedOptions, server: NetServer | null, create?: ServeOptions['createServer']) {
     super();
     this.handler = handler;
-    this.options = opts.conn;
-    this.out = new Uint32Array(outSize(opts.conn.maxHeadersCount));
+    const o = opts.conn;
+    this.options = o;
+    this.headerParse = {
+      parse: activeParse,
+      out: new Uint32Array(outSize(o.maxHeadersCount)),
+      maxHeaderSize: o.maxHeaderSize,
+      maxHeadersCount: o.maxHeadersCount,
+      flags: o.strict ? FLAG_STRICT : 0,
+    };
     this.#maxConnections = opts.maxConnections;
     this.#shutdownTimeout = opts.shutdownTimeout;
-    const onConnection = (socket: Socket) => this.accept(socket);
+    const onConnection = onNetConnection.bind(this);
     if (server !== null) {
       server.on('connection', onConnection);
       this.server = server;
@@ -253,24 +78,26 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Connect
     });
   }
 
-  /** @internal Take over an accepted socket (or any Duplex standing in for one, as inject does). */
-  accept(socket: Socket): void {
+  /** Take over an accepted connection (a `NetTransport`, inject's in-memory one, or another transport). */
+  accept(transport: Transport): Lifecycle {
     const now = Date.now();
-    this.stats.connections++;
-    const conn = new Connection(socket, this, now);
+    this.record('connections');
+    const conn = new Lifecycle(transport, this, now);
     this.connections.add(conn);
     if (this.connections.size > this.#maxConnections) {
-      this.stats.overloaded++;
+      this.record('overloaded');
       conn.refuse(503, 'Service Unavailable\n', now);
     }
     this.#ensureSweep();
+    return conn;
   }
 
-  clientError(err: ScgiError, socket: Socket): void {
-    if (this.listenerCount('clientError') > 0) this.emit('clientError', err, socket);
+  record(kind: keyof ScgiStats, err?: ScgiError, socket?: TransportSocket): void {
+    this.stats[kind]++;
+    if (err !== undefined && this.listenerCount('clientError') > 0) this.emit('clientError', err, socket);
   }
 
-  released(conn: Connection): void {
+  released(conn: Lifecycle): void {
     this.connections.delete(conn);
     if (this.connections.size === 0) {
       if (this.#sweep !== null) {
@@ -279,6 +106,11 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Connect
       }
       this.#idle?.();
     }
+  }
+
+  /** Open connections now. */
+  get openConnections(): number {
+    return this.connections.size;
   }
 
   /** One timer for all connections' deadlines. */
@@ -290,37 +122,30 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Connect
     this.#sweep = setInterval(() => {
       const now = Date.now();
       for (const conn of this.connections) {
-        if (conn.deadline !== 0 && now >= conn.deadline) conn.timeout();
+        if (conn.deadline !== 0 && now >= conn.deadline) conn.onDeadline();
       }
     }, tick);
     this.#sweep.unref();
   }
 
+  /** Listen on `resolved`; a unix socket path is prepared, bound under the umask, and owned (`UnixSocketFile`). */
   async listenOn(resolved: ResolvedAddress, mode: number, group: number | undefined, hook: ServeOptions['listen'], isDefault: boolean): Promise<void> {
-    const listen = resolved.listen;
-    if (resolved.kind === 'unix') {
-      await prepareUnixPath(resolved.path, isDefault);
-      // Bind with a umask that gives exactly `mode`, so there is no moment
-      // when the socket is wider than asked; restored right after the bind
-      // (a synchronous part of listen()), so nothing else in the process
-      // creates files under it.
-      const old = process.umask(~mode & 0o777);
-      let restored = false;
-      const restore = () => {
-        if (!restored) process.umask(old);
-        restored = true;
-      };
-      try {
-        await this.#listen(listen, hook, restore);
-      } finally {
-        restore();
-      }
-      chmodSync(resolved.path, mode);
-      if (group !== undefined) chownSync(resolved.path, -1, group);
-      this.#ownedPath = { path: resolved.path, ino: lstatSync(resolved.path).ino };
-    } else {
-      await this.#listen(listen, hook);
+    if (resolved.kind !== 'unix') {
+      await this.#listen(resolved.listen, hook);
+      return;
     }
+    const file = new UnixSocketFile(resolved.path, mode, group);
+    await file.prepare(isDefault);
+    // The umask is restored right after the bind (a synchronous part of
+    // listen()), so nothing else in the process creates files under it.
+    const bound = file.narrowUmask();
+    try {
+      await this.#listen(resolved.listen, hook, bound);
+    } finally {
+      bound();
+    }
+    file.claim();
+    this.#socketFile = file;
   }
 
   /** Listen; `bound` runs as soon as the bind has happened (listen() binds synchronously), before 'listening'. */
@@ -329,11 +154,14 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Connect
     return new Promise<void>((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException) => {
         server.off('listening', onListening);
-        if (err.code === 'EADDRINUSE') {
+        if (err instanceof ScgiError) reject(err);
+        else if (err.code === 'EADDRINUSE') {
           reject(new ScgiError('ERR_SCGI_ADDRESS_IN_USE', `address in use: ${describe(options)}`, { cause: err }));
         } else if (err.code === 'EACCES') {
           reject(new ScgiError('ERR_SCGI_INVALID_ADDRESS', `permission denied listening on ${describe(options)}`, { cause: err }));
-        } else reject(err);
+        } else {
+          reject(new ScgiError('ERR_SCGI_LISTEN_FAILED', `cannot listen on ${describe(options)}: ${err.message}`, { cause: err }));
+        }
       };
       const onListening = () => {
         server.off('error', onError);
@@ -388,23 +216,12 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Connect
       });
       await Promise.race([idle, timeout]);
       clearTimeout(timer);
-      for (const conn of this.connections) conn.socket.destroy();
+      for (const conn of this.connections) conn.destroy();
     }
     await closed;
-    this.#removeSocketFile();
+    this.#socketFile?.release();
+    this.#socketFile = null;
     this.emit('close');
-  }
-
-  #removeSocketFile(): void {
-    const owned = this.#ownedPath;
-    if (owned === null) return;
-    this.#ownedPath = null;
-    try {
-      const st = lstatSync(owned.path);
-      if (st.isSocket() && st.ino === owned.ino) unlinkSync(owned.path);
-    } catch {
-      // already gone (libuv unlinks on close)
-    }
   }
 
   [Symbol.asyncDispose](): Promise<void> {
@@ -436,11 +253,8 @@ function systemdFd(): number {
 export async function serve(handler: Handler, options: ServeOptions = {}): Promise<ScgiServer> {
   if (typeof handler !== 'function') throw new ScgiError('ERR_SCGI_INVALID_OPTION', 'handler must be a function');
   const opts = normalizeOptions(options);
-  if (opts.parallelism > 1 && cluster.isPrimary) {
-    const { startCluster } = await import('./cluster.ts');
-    return startCluster(options, opts);
-  }
-  const inWorker = cluster.isWorker && process.env.SCGI_WORKER === '1';
+  if (opts.parallelism > 1 && cluster.isPrimary) return startCluster(options, opts);
+  const inWorker = isClusterWorker();
   const existing = options.socket instanceof NetServer ? options.socket : null;
   const server = new InProcessServer(handler, opts, existing, options.createServer);
 
@@ -465,27 +279,7 @@ export async function serve(handler: Handler, options: ServeOptions = {}): Promi
     }
   }
   server.track(opts.handleSignals);
-  if (inWorker) {
-    // Report counters to the primary (its `stats` sums the workers'), once a
-    // second while they change, and once more on the way out.
-    let last = '';
-    const report = (then?: () => void) => {
-      const snapshot = JSON.stringify(server.stats) + server.connections.size;
-      if (snapshot === last || !process.connected) return then?.();
-      last = snapshot;
-      process.send!({ scgi: 'stats', stats: server.stats, open: server.connections.size }, undefined, {}, () => then?.());
-    };
-    const timer = setInterval(() => report(), STATS_INTERVAL);
-    timer.unref();
-    // The primary asks only workers that listen (one still starting gets SIGTERM).
-    process.on('message', (msg: unknown) => {
-      if (msg === null || typeof msg !== 'object' || (msg as { scgi?: string }).scgi !== 'shutdown') return;
-      server.close().then(() => {
-        clearInterval(timer);
-        report(() => process.exit(0));
-      });
-    });
-  }
+  if (inWorker) runWorker(server);
   return server;
 }
 

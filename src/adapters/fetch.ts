@@ -9,7 +9,7 @@
  * once (a string or bytes) goes out in one write with a Content-Length.
  */
 import { httpHeaders, requestTarget } from '../cgi.ts';
-import type { Handler, ScgiClient } from '../connection.ts';
+import type { Handler, ScgiClient } from '../scgi-client.ts';
 import { ScgiError } from '../errors.ts';
 import type { ScgiHeaders } from '../headers.ts';
 

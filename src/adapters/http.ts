@@ -13,7 +13,7 @@
 import { IncomingMessage, ServerResponse, type IncomingHttpHeaders } from 'node:http';
 import { Duplex } from 'node:stream';
 import { httpHeaders, requestTarget } from '../cgi.ts';
-import type { Handler, ScgiClient } from '../connection.ts';
+import type { Handler, ScgiClient } from '../scgi-client.ts';
 import type { ScgiHeaders } from '../headers.ts';
 
 /** A Node request listener, as `http.createServer` takes. */

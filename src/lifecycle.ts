@@ -1,0 +1,349 @@
+/**
+ * One connection's request lifecycle, from the first byte to close:
+ *
+ *   HEADER → BODY → DRAIN → CLOSED
+ *
+ * `HEADER`: read the netstring (`HeaderReader`). `BODY`: the handler runs;
+ * exactly CONTENT_LENGTH body bytes go to its `ScgiClient`, with
+ * backpressure by pausing the transport. `DRAIN`: the response ended (or was
+ * refused); our side is half-closed and whatever the front still sends is
+ * read and discarded until it closes, `drainTimeout` or `maxDrainSize`.
+ * `CLOSED`: gone.
+ *
+ * It talks to the connection only through a `Transport`
+ * (`src/transport/types.ts`), and receives its events (`onData`, `onFin`,
+ * `onDrain`, `onClose`; `onDeadline` from the server's sweep). It counts
+ * nothing itself: every outcome goes to `host.record`, the server's one place
+ * for `stats` and `'clientError'`.
+ *
+ * Hot-path rules: no closures or timers per connection (the server runs one
+ * deadline sweep), a response head and its first body chunk go out in one
+ * corked write (`ScgiClient`).
+ */
+import { ScgiError } from './errors.ts';
+import { HeaderReader, type HeaderParse } from './header-reader.ts';
+import { errorFromParse, headersFromParse, type ScgiHeaders } from './headers.ts';
+import type { LifecycleOptions } from './options.ts';
+import { OUT_HEADER_END, Status } from './parser/types.ts';
+import { plainResponse } from './response.ts';
+import { answerInternalError, ScgiClient, type ClientPort, type Handler } from './scgi-client.ts';
+import type { Transport, TransportEvents, TransportSocket } from './transport/types.ts';
+import type { ScgiStats } from './types.ts';
+
+/** The phases, in order. */
+export const Phase = {
+  /** Waiting for the netstring. An idle connection: no request in progress. */
+  HEADER: 0,
+  /** The handler is running: a request in progress. */
+  BODY: 1,
+  /** The response is finished (or refused); the rest of what the front sends is discarded. */
+  DRAIN: 2,
+  CLOSED: 3,
+} as const;
+export type Phase = (typeof Phase)[keyof typeof Phase];
+
+/** The server, as its connections see it. */
+export interface LifecycleHost {
+  readonly handler: Handler;
+  readonly options: LifecycleOptions;
+  /** The parser and limits (its `out` is shared by all connections). */
+  readonly headerParse: HeaderParse;
+  /**
+   * The one place where outcomes are counted: `stats[kind]++`, and with an
+   * `err`, a `'clientError'` event with `socket`. A transport that refuses
+   * or times out connections itself reports here too.
+   */
+  record(kind: keyof ScgiStats, err?: ScgiError, socket?: TransportSocket): void;
+  /** The connection is gone. */
+  released(conn: Lifecycle): void;
+}
+
+export class Lifecycle implements TransportEvents, ClientPort {
+  readonly transport: Transport;
+  readonly #host: LifecycleHost;
+  #phase: Phase = Phase.HEADER;
+  /** When the current phase times out (ms since epoch); 0 = never. Read by the server's sweep. */
+  deadline = 0;
+  #reader: HeaderReader | null = new HeaderReader();
+  /** Any byte received (an empty connection is a quiet close). */
+  #gotBytes = false;
+  #client: ScgiClient | null = null;
+  #bodyLeft = 0;
+  #discarded = 0;
+  #responded = false;
+  #eofPushed = false;
+  #drainCallback: ((err?: Error | null) => void) | null = null;
+
+  constructor(transport: Transport, host: LifecycleHost, now: number) {
+    this.transport = transport;
+    this.#host = host;
+    const t = host.options.headerTimeout;
+    if (t > 0) this.deadline = now + t;
+    transport.attach(this);
+  }
+
+  /** Where the connection is: `Phase.HEADER` (idle), `BODY` (a request in progress), `DRAIN`, `CLOSED`. */
+  get phase(): Phase {
+    return this.#phase;
+  }
+
+  /** Refuse this connection with a whole response (503 when over maxConnections). */
+  refuse(status: number, body: string, now: number): void {
+    this.#startDrain(now);
+    this.transport.end(plainResponse(status, body), 'latin1');
+  }
+
+  /** Close now (the server's close after shutdownTimeout). */
+  destroy(): void {
+    this.transport.destroy();
+  }
+
+  // ---- transport events ----
+
+  onData(chunk: Buffer): void {
+    const phase = this.#phase;
+    if (phase === Phase.BODY) {
+      this.#feedBody(chunk);
+    } else if (phase === Phase.HEADER) {
+      this.#gotBytes = true;
+      this.#readHeader(chunk);
+    } else if (phase === Phase.DRAIN) {
+      this.#discard(chunk.length);
+    }
+  }
+
+  /** The front half-closed (FIN). */
+  onFin(): void {
+    const phase = this.#phase;
+    if (phase === Phase.HEADER) {
+      if (!this.#gotBytes) {
+        // Nothing sent at all (Apache after answering 411 itself): a quiet close.
+        this.#phase = Phase.CLOSED;
+        this.transport.destroy();
+      } else {
+        this.#reject('rejected', new ScgiError('ERR_SCGI_INCOMPLETE_HEADER', 'the front closed before the SCGI header was complete'));
+      }
+    } else if (phase === Phase.BODY && this.#bodyLeft > 0) {
+      const client = this.#client!;
+      const length = client.headers.contentLength;
+      const err = new ScgiError('ERR_SCGI_BODY_TRUNCATED', `the front closed after ${length - this.#bodyLeft} of ${length} body bytes`);
+      this.#bodyLeft = 0;
+      client.destroy(err);
+      this.transport.destroy();
+    } else if (phase === Phase.BODY && !this.#host.options.allowHalfOpen) {
+      // No front half-closes after its request (nginx, Apache, lighttpd): a FIN
+      // before our response ends means the browser went away and the front
+      // closed the connection. The client emits 'close' (the fetch adapter
+      // aborts its signal).
+      this.#phase = Phase.CLOSED;
+      this.#client!.destroy();
+      this.transport.destroy();
+    }
+    // BODY with allowHalfOpen: the peer half-closed after its request; we still answer.
+    // DRAIN: we ended our side already, so the connection closes itself now.
+  }
+
+  onDrain(): void {
+    const cb = this.#drainCallback;
+    this.#drainCallback = null;
+    if (cb !== null) cb();
+  }
+
+  onClose(): void {
+    this.#phase = Phase.CLOSED;
+    this.deadline = 0;
+    const client = this.#client;
+    if (client !== null && !client.destroyed) client.destroy();
+    this.#reader = null;
+    this.#host.released(this);
+  }
+
+  /** The deadline passed (called by the server's sweep). */
+  onDeadline(): void {
+    const phase = this.#phase;
+    if (phase === Phase.HEADER) {
+      this.#reject('timeouts', new ScgiError('ERR_SCGI_HEADER_TIMEOUT', 'no complete SCGI header within headerTimeout'));
+    } else if (phase === Phase.BODY) {
+      this.#host.record('timeouts');
+      const err = new ScgiError('ERR_SCGI_REQUEST_TIMEOUT', 'the handler did not finish within requestTimeout');
+      try {
+        this.#host.options.onError(err, this.#client);
+      } catch {
+        // an onError that throws must not take the server down
+      }
+      this.transport.reset();
+      this.#client?.destroy(err);
+    } else {
+      this.transport.destroy();
+    }
+  }
+
+  // ---- the header ----
+
+  #readHeader(chunk: Buffer): void {
+    const cfg = this.#host.headerParse;
+    const reader = this.#reader!;
+    const status = reader.push(chunk, cfg);
+    if (status === Status.Partial) return;
+    this.#reader = null;
+    if (status === Status.Error) this.#reject('rejected', errorFromParse(cfg.out));
+    else this.startRequest(reader.buffer!, cfg.out, Date.now());
+  }
+
+  /**
+   * Enter the request with a parsed header: `buf` holds the header (up to
+   * `out[OUT_HEADER_END]`) and the body bytes that came with it; `out` is as
+   * the parser filled it (read here, not kept). A transport that parses
+   * headers itself calls this right after constructing the lifecycle,
+   * instead of sending the header bytes through `onData`.
+   */
+  startRequest(buf: Buffer, out: Uint32Array, now: number): void {
+    const host = this.#host;
+    const opts = host.options;
+    this.#gotBytes = true;
+    this.#reader = null;
+    const headerEnd = out[OUT_HEADER_END]!;
+    const headers = headersFromParse(buf, out, opts.headerEncoding);
+    const contentLength = headers.contentLength;
+    if (contentLength > opts.maxBodySize) {
+      host.record(
+        'rejected',
+        new ScgiError('ERR_SCGI_BODY_TOO_LARGE', `CONTENT_LENGTH ${contentLength} exceeds maxBodySize ${opts.maxBodySize}`),
+        this.transport.socket,
+      );
+      this.#bodyLeft = contentLength;
+      this.refuse(413, 'Payload Too Large\n', now);
+      if (headerEnd < buf.length) this.#discard(buf.length - headerEnd);
+      return;
+    }
+    this.#phase = Phase.BODY;
+    this.deadline = opts.requestTimeout > 0 ? now + opts.requestTimeout : 0;
+    this.#bodyLeft = contentLength;
+    const client = new ScgiClient(this, headers);
+    this.#client = client;
+    // An empty body's EOF is pushed when someone reads (readBody): a handler
+    // that never reads costs no stream end machinery.
+    if (headerEnd < buf.length) this.#feedBody(buf.subarray(headerEnd));
+    host.record('requests');
+    this.#call(client, headers);
+  }
+
+  #call(client: ScgiClient, headers: ScgiHeaders): void {
+    let result: unknown;
+    try {
+      result = this.#host.handler(headers, client);
+    } catch (err) {
+      this.#handlerError(err, client);
+      return;
+    }
+    if (result !== null && typeof result === 'object' && typeof (result as Promise<unknown>).then === 'function') {
+      (result as Promise<unknown>).then(undefined, (err: unknown) => this.#handlerError(err, client));
+    }
+  }
+
+  /** A handler threw or rejected. */
+  #handlerError(err: unknown, client: ScgiClient): void {
+    const host = this.#host;
+    const catchErrors = host.options.catchErrors;
+    const caught = typeof catchErrors === 'function' ? catchErrors(err) : catchErrors;
+    if (!caught) {
+      // As `#:exception-key` #f: let it crash, for debugging.
+      process.nextTick(() => {
+        throw err;
+      });
+      return;
+    }
+    host.record('errors');
+    const error = err instanceof Error ? err : new ScgiError('ERR_SCGI_HANDLER', `handler failed with ${String(err)}`);
+    try {
+      host.options.onError(error, client);
+    } catch {
+      // an onError that throws must not take the server down
+    }
+    if (this.#phase === Phase.CLOSED || client.destroyed) return;
+    // Part of a response is out: the front must see it is incomplete.
+    if (!answerInternalError(client)) this.transport.reset();
+  }
+
+  // ---- the body ----
+
+  #feedBody(chunk: Buffer): void {
+    const left = this.#bodyLeft;
+    if (left === 0) {
+      this.#discard(chunk.length);
+      return;
+    }
+    const client = this.#client!;
+    let part = chunk;
+    if (chunk.length > left) {
+      part = chunk.subarray(0, left);
+      this.#discard(chunk.length - left);
+    }
+    this.#bodyLeft = left - part.length;
+    const more = client.push(part);
+    if (this.#bodyLeft === 0) {
+      this.#eofPushed = true;
+      client.push(null);
+    } else if (!more) this.transport.pause();
+  }
+
+  // ---- ClientPort: what the handler's stream asks ----
+
+  readBody(): void {
+    if (this.#bodyLeft > 0) {
+      if (this.#phase === Phase.BODY) this.transport.resume();
+    } else if (!this.#eofPushed) {
+      this.#eofPushed = true;
+      this.#client!.push(null);
+    }
+  }
+
+  awaitDrain(callback: (err?: Error | null) => void): void {
+    this.#drainCallback = callback;
+  }
+
+  finishResponse(last?: string | Uint8Array | null, encoding?: BufferEncoding): void {
+    if (this.#responded) return;
+    this.#responded = true;
+    const client = this.#client;
+    if (client !== null && this.#bodyLeft > 0) {
+      // The handler answered without reading all the body: it gives up the rest.
+      this.#bodyLeft = 0;
+      this.#eofPushed = true;
+      client.push(null);
+    }
+    this.#startDrain(Date.now());
+    this.transport.end(last, encoding);
+  }
+
+  onClientDestroy(err: Error | null): void {
+    const cb = this.#drainCallback;
+    this.#drainCallback = null;
+    if (cb !== null) cb(err ?? new ScgiError('ERR_SCGI_CONNECTION_CLOSED', 'the client stream was destroyed before its write drained'));
+    // Destroyed without ending the response: the response is incomplete.
+    if (!this.#responded && this.#phase !== Phase.CLOSED) this.transport.reset();
+  }
+
+  // ---- drain and close ----
+
+  #startDrain(now: number): void {
+    this.#phase = Phase.DRAIN;
+    const t = this.#host.options.drainTimeout;
+    this.deadline = t > 0 ? now + t : 0;
+    // Keep reading: closing with unread bytes makes the kernel send RST, and
+    // nginx and Apache then truncate the response.
+    this.transport.resume();
+  }
+
+  #discard(n: number): void {
+    this.#discarded += n;
+    if (this.#discarded > this.#host.options.maxDrainSize) this.transport.destroy();
+  }
+
+  /** Bad input or a header timeout: counted as `kind`, reported, closed. */
+  #reject(kind: 'rejected' | 'timeouts', err: ScgiError): void {
+    this.#phase = Phase.CLOSED;
+    this.#host.record(kind, err, this.transport.socket);
+    this.transport.destroy();
+  }
+}

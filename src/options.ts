@@ -1,0 +1,195 @@
+/**
+ * `serve()` options: the schema (`ServeOptions`), the defaults, the ranges,
+ * and `normalizeOptions`, which checks them once and returns the
+ * `NormalizedOptions` every other module reads. `readHeader` checks its
+ * header limits with the same `headerLimits`.
+ */
+import type { ListenOptions, Server as NetServer, Socket } from 'node:net';
+import { availableParallelism } from 'node:os';
+import { resolveGroup } from './address.ts';
+import { ScgiError } from './errors.ts';
+import type { HeaderEncoding } from './headers.ts';
+import { MAX_NETSTRING_LENGTH } from './parser/types.ts';
+import type { ScgiClient } from './scgi-client.ts';
+
+export interface ServeOptions {
+  /**
+   * Where to listen. A leading `/` is a unix socket; `[::1]:8000`, `[::1]` or
+   * a string with several `:` is IPv6; otherwise IPv4 or a host name, with an
+   * optional `:port`. Also a `net.ListenOptions`. Default: `defaultAddress()`
+   * (a unix socket), or 127.0.0.1 when only `port` is given.
+   */
+  address?: string | ListenOptions;
+  /** TCP port when the address has none. Default 6500. */
+  port?: number;
+  /**
+   * Listen on this instead: a `net.Server` (listening or not), an inherited
+   * descriptor `{ fd }`, or `'systemd'` for socket activation (LISTEN_FDS).
+   */
+  socket?: NetServer | { fd: number } | 'systemd';
+  /** Worker processes (node:cluster, each accepting on the shared socket). `true` = available cores. Default 1: in process. */
+  parallelism?: number | true;
+  /**
+   * Catch handler errors (sync throws, rejected promises): report to
+   * `onError`, answer `Status: 500` if nothing was written, keep serving.
+   * `false`, or a predicate returning false, rethrows (the process crashes).
+   * Default true.
+   */
+  catchErrors?: boolean | ((err: unknown) => boolean);
+  /** Called with each caught handler error. Default: one line on stderr. */
+  onError?: (err: Error, client: ScgiClient | null) => void;
+  /** Replace how the listening socket is made: called instead of `server.listen(options)`. */
+  listen?: (server: NetServer, options: ListenOptions) => void | Promise<void>;
+  /** Replace how connections are accepted: return a `net.Server` that calls `onConnection` for each socket. */
+  createServer?: (onConnection: (socket: Socket) => void) => NetServer;
+  /** Permission bits of a unix socket this server creates. Default 0o660. */
+  socketMode?: number;
+  /** Group (name or gid) of a unix socket this server creates, e.g. 'www-data'. */
+  socketGroup?: string | number;
+  /** Largest header block in bytes. Default 65536. */
+  maxHeaderSize?: number;
+  /** Largest number of header pairs. Default 2000 (as Node's http). */
+  maxHeadersCount?: number;
+  /** Enforce the spec: reject duplicate names and a missing `SCGI: 1`. Default false (nginx sends both). */
+  strict?: boolean;
+  /** Largest CONTENT_LENGTH accepted; larger gets `Status: 413`. Default unlimited. */
+  maxBodySize?: number;
+  /** Most connections open at once; more get `Status: 503`. Default unlimited. */
+  maxConnections?: number;
+  /** ms for the whole header to arrive. Default 10000; 0 = none. */
+  headerTimeout?: number;
+  /** ms for the handler to finish its response. Default 0 = none. */
+  requestTimeout?: number;
+  /** ms that close() (and SIGTERM) waits for requests in progress. Default 30000. */
+  shutdownTimeout?: number;
+  /** ms to keep reading (and discarding) after the response, so the front sees no reset. Default 5000. */
+  drainTimeout?: number;
+  /** Most bytes discarded after a response (unread body, extra bytes). Default 16 MiB. */
+  maxDrainSize?: number;
+  /**
+   * Treat a FIN from the peer after its whole request as a half-close and
+   * still answer (for clients that shutdown(SHUT_WR) after sending). Default
+   * false: no web server front half-closes, so a FIN before the response ends
+   * means the browser went away; the handler's client emits 'close'.
+   */
+  allowHalfOpen?: boolean;
+  /** How header values are decoded. Default 'latin1' (bytes as they came). */
+  headerEncoding?: HeaderEncoding;
+  /** Close gracefully and exit 0 on SIGTERM and SIGINT. Default true. */
+  handleSignals?: boolean;
+}
+
+/** The defaults of the numeric options. */
+export const DEFAULTS = {
+  maxHeaderSize: 64 * 1024,
+  maxHeadersCount: 2000,
+  headerTimeout: 10_000,
+  requestTimeout: 0,
+  shutdownTimeout: 30_000,
+  drainTimeout: 5_000,
+  maxDrainSize: 16 * 1024 * 1024,
+  socketMode: 0o660,
+} as const;
+
+/** Ranges of the header limits: both parsers take them as unsigned 32-bit integers. */
+const MAX_HEADERS_COUNT = 1_000_000;
+
+/** What one connection's lifecycle reads (a part of `NormalizedOptions`). */
+export interface LifecycleOptions {
+  maxHeaderSize: number;
+  maxHeadersCount: number;
+  strict: boolean;
+  maxBodySize: number;
+  headerTimeout: number;
+  requestTimeout: number;
+  drainTimeout: number;
+  maxDrainSize: number;
+  allowHalfOpen: boolean;
+  headerEncoding: HeaderEncoding;
+  catchErrors: boolean | ((err: unknown) => boolean);
+  onError: (err: Error, client: ScgiClient | null) => void;
+}
+
+/** `ServeOptions` checked, with defaults filled in. */
+export interface NormalizedOptions {
+  /** What each connection reads. */
+  conn: LifecycleOptions;
+  parallelism: number;
+  maxConnections: number;
+  shutdownTimeout: number;
+  socketMode: number;
+  /** Numeric gid, if a group was asked for. */
+  socketGroup: number | undefined;
+  handleSignals: boolean;
+}
+
+function checkInt(name: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new ScgiError('ERR_SCGI_INVALID_OPTION', `${name} must be an integer from ${min} to ${max}, got ${String(value)}`);
+  }
+  return value;
+}
+
+/** `maxHeaderSize`, `maxHeadersCount`: defaults and ranges (shared by `serve` and `readHeader`). Throws `ERR_SCGI_INVALID_OPTION`. */
+export function headerLimits(o: { maxHeaderSize?: number | undefined; maxHeadersCount?: number | undefined }): {
+  maxHeaderSize: number;
+  maxHeadersCount: number;
+} {
+  return {
+    maxHeaderSize: checkInt('maxHeaderSize', o.maxHeaderSize ?? DEFAULTS.maxHeaderSize, 1, MAX_NETSTRING_LENGTH),
+    maxHeadersCount: checkInt('maxHeadersCount', o.maxHeadersCount ?? DEFAULTS.maxHeadersCount, 1, MAX_HEADERS_COUNT),
+  };
+}
+
+const KNOWN_OPTIONS = new Set([
+  'address', 'port', 'socket', 'parallelism', 'catchErrors', 'onError', 'listen', 'createServer', 'socketMode',
+  'socketGroup', 'maxHeaderSize', 'maxHeadersCount', 'strict', 'maxBodySize', 'maxConnections', 'headerTimeout',
+  'requestTimeout', 'shutdownTimeout', 'drainTimeout', 'maxDrainSize', 'headerEncoding', 'handleSignals', 'allowHalfOpen',
+]);
+
+/** Check `options` and fill in the defaults. Throws `ERR_SCGI_INVALID_OPTION`. */
+export function normalizeOptions(options: ServeOptions): NormalizedOptions {
+  for (const key of Object.keys(options)) {
+    if (!KNOWN_OPTIONS.has(key)) throw new ScgiError('ERR_SCGI_INVALID_OPTION', `unknown option ${JSON.stringify(key)}`);
+  }
+  const o = options;
+  const catchErrors = o.catchErrors ?? true;
+  if (typeof catchErrors !== 'boolean' && typeof catchErrors !== 'function') {
+    throw new ScgiError('ERR_SCGI_INVALID_OPTION', 'catchErrors must be a boolean or a function');
+  }
+  const headerEncoding = o.headerEncoding ?? 'latin1';
+  if (headerEncoding !== 'latin1' && headerEncoding !== 'utf8') {
+    throw new ScgiError('ERR_SCGI_INVALID_OPTION', `headerEncoding must be 'latin1' or 'utf8'`);
+  }
+  let parallelism = o.parallelism ?? 1;
+  if (parallelism === true) parallelism = availableParallelism();
+  checkInt('parallelism', parallelism, 1, 1024);
+  const conn: LifecycleOptions = {
+    ...headerLimits(o),
+    strict: o.strict ?? false,
+    maxBodySize: o.maxBodySize === undefined ? Infinity : checkInt('maxBodySize', o.maxBodySize, 0),
+    headerTimeout: checkInt('headerTimeout', o.headerTimeout ?? DEFAULTS.headerTimeout, 0),
+    requestTimeout: checkInt('requestTimeout', o.requestTimeout ?? DEFAULTS.requestTimeout, 0),
+    drainTimeout: checkInt('drainTimeout', o.drainTimeout ?? DEFAULTS.drainTimeout, 0),
+    maxDrainSize: checkInt('maxDrainSize', o.maxDrainSize ?? DEFAULTS.maxDrainSize, 0),
+    allowHalfOpen: o.allowHalfOpen ?? false,
+    headerEncoding,
+    catchErrors,
+    onError: o.onError ?? defaultOnError,
+  };
+  return {
+    conn,
+    parallelism,
+    maxConnections: o.maxConnections === undefined ? Infinity : checkInt('maxConnections', o.maxConnections, 1),
+    shutdownTimeout: checkInt('shutdownTimeout', o.shutdownTimeout ?? DEFAULTS.shutdownTimeout, 0),
+    socketMode: checkInt('socketMode', o.socketMode ?? DEFAULTS.socketMode, 0, 0o777),
+    socketGroup: o.socketGroup === undefined ? undefined : resolveGroup(o.socketGroup),
+    handleSignals: o.handleSignals ?? true,
+  };
+}
+
+function defaultOnError(err: Error, client: ScgiClient | null): void {
+  const where = client ? ` in ${client.headers.get('REQUEST_METHOD') ?? '?'} ${client.headers.get('REQUEST_URI') ?? '?'}` : '';
+  const code = (err as { code?: unknown }).code;
+  console.error(`scgi: handler error${where}: ${err.name}${typeof code === 'string' ? ` [${code}]` : ''}: ${err.message}`);
+}

@@ -1,0 +1,75 @@
+/**
+ * The seam between one connection's request lifecycle (`src/lifecycle.ts`)
+ * and whatever carries its bytes. The lifecycle never sees a `net.Socket`:
+ * it calls a `Transport`, and the transport calls the lifecycle's
+ * `TransportEvents`. Implementations: `src/transport/net.ts` (a `net.Socket`)
+ * and `src/inject.ts` (in memory). docs/ARCHITECTURE.md ("The transport
+ * seam") says what each side promises.
+ */
+
+/**
+ * What a transport shows the application as `client.socket` and as the
+ * second argument of `'clientError'`: for the net transport, the
+ * `net.Socket` itself (narrow it with `instanceof net.Socket` for socket
+ * options); any other transport provides at least these members.
+ */
+export interface TransportSocket {
+  /** The peer's address: an IP for TCP; undefined on a unix socket. */
+  readonly remoteAddress?: string | undefined;
+  /** The peer's port for TCP. */
+  readonly remotePort?: number | undefined;
+  /** Close the connection at once. */
+  destroy(error?: Error): unknown;
+}
+
+/** The connection as the lifecycle sees it: bytes in (through `TransportEvents`), bytes out, close. */
+export interface Transport {
+  /** What the application sees as `client.socket` (see `TransportSocket`). */
+  readonly socket: TransportSocket;
+  /** False once our side is ended or the connection is gone: `write` and `end` would send nothing. */
+  readonly writable: boolean;
+  /**
+   * Start calling `events`. Called once, by the lifecycle's constructor,
+   * before any other method.
+   */
+  attach(events: TransportEvents): void;
+  /** Stop calling `onData` until `resume` (the handler's body stream is full). Idempotent. */
+  pause(): void;
+  /** Call `onData` again. Idempotent. */
+  resume(): void;
+  /**
+   * Queue `data` for the peer. Returns false when the transport's buffer is
+   * over its high-water mark: `onDrain` is then called once it empties.
+   */
+  write(data: string | Uint8Array, encoding?: BufferEncoding): boolean;
+  /** Queue `data` (if given), then half-close our side (FIN) once all is sent. Reading goes on. */
+  end(data?: string | Uint8Array | null, encoding?: BufferEncoding): void;
+  /** Gather the writes until `uncork` into one (one syscall). */
+  cork(): void;
+  uncork(): void;
+  /**
+   * Close now, telling the peer the response is incomplete: a TCP reset
+   * (RST), so nginx reports the upstream reset instead of passing a
+   * truncated body on as complete. Where there is no reset (unix sockets),
+   * the same as `destroy`.
+   */
+  reset(): void;
+  /** Close now. `onClose` follows (possibly later, never synchronously re-entering). */
+  destroy(): void;
+}
+
+/**
+ * What the lifecycle implements, and the only calls a transport makes into
+ * it. Each is an event: the transport reports what happened, the lifecycle
+ * decides what it means.
+ */
+export interface TransportEvents {
+  /** Bytes from the peer, in order. The chunk is the lifecycle's to keep. */
+  onData(chunk: Buffer): void;
+  /** The peer half-closed (FIN): no more `onData`. */
+  onFin(): void;
+  /** The write buffer emptied after a `write` returned false. */
+  onDrain(): void;
+  /** The connection is gone (after `destroy`, `reset`, an error, or both sides closed). Called once, last. */
+  onClose(): void;
+}

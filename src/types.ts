@@ -1,0 +1,46 @@
+/**
+ * Public types shared by the in-process server (`server.ts`), the cluster
+ * primary (`cluster.ts`) and the connection lifecycle (`lifecycle.ts`).
+ */
+import type { EventEmitter } from 'node:events';
+import type { AddressInfo, Server as NetServer } from 'node:net';
+
+/** Counters, since the server started. */
+export interface ScgiStats {
+  /** Connections accepted. */
+  connections: number;
+  /** Requests handed to the handler. */
+  requests: number;
+  /** Connections closed for bad input (malformed or over a limit) without a handler call. */
+  rejected: number;
+  /** Connections closed by headerTimeout or requestTimeout. */
+  timeouts: number;
+  /** Handler errors caught (thrown, rejected, or emitted on the client). */
+  errors: number;
+  /** Connections answered 503 because maxConnections were open. */
+  overloaded: number;
+}
+
+/** All counters at zero. */
+export function zeroStats(): ScgiStats {
+  return { connections: 0, requests: 0, rejected: 0, timeouts: 0, errors: 0, overloaded: 0 };
+}
+
+/** A listening SCGI server. */
+export interface ScgiServer extends EventEmitter {
+  /** Where it listens: a socket path, or `{ address, port, family }`. */
+  address(): string | AddressInfo | null;
+  /** Stop accepting, let requests in progress finish (up to shutdownTimeout), remove the socket file we created. */
+  close(): Promise<void>;
+  /** Open connections (a cluster primary: as its workers last reported). */
+  getConnections(): Promise<number>;
+  /** Counters (a cluster primary: its workers' summed, reported about once a second). */
+  readonly stats: Readonly<ScgiStats>;
+  /** The underlying `net.Server` (null in a cluster primary). */
+  readonly server: NetServer | null;
+  /** Cluster primary only (`parallelism` > 1): pids of the live workers. */
+  readonly workers?: number[];
+  /** Cluster primary only: replace the workers one by one (what SIGHUP does). */
+  reload?(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}

@@ -1,0 +1,137 @@
+/**
+ * Ownership of a unix socket file, for the in-process server (`server.ts`)
+ * and the cluster primary (`cluster.ts`) alike:
+ *
+ * 1. `prepare()`: create the parent directory (the default one
+ *    private-but-traversable), refuse a path that is not a socket, refuse a
+ *    socket a live server answers on, remove a stale one;
+ * 2. `narrowUmask()` around the bind: the socket is created with exactly
+ *    `mode`, never wider, even for a moment;
+ * 3. `claim()` after the bind: chmod to `mode`, chown to `group`, remember
+ *    the inode;
+ * 4. `release()` on close: remove the file only if it is still the socket we
+ *    bound (same inode), never one a newer server put there.
+ *
+ * Errors from the file system are `ScgiError`s (`ERR_SCGI_SOCKET_FILE`, with
+ * the errno error as `cause`).
+ */
+import { chmodSync, chownSync, lstatSync, mkdirSync, statSync, unlinkSync } from 'node:fs';
+import { connect } from 'node:net';
+import { dirname } from 'node:path';
+import { ScgiError } from './errors.ts';
+
+/** Does something accept connections on this unix socket path? */
+export function probeUnixSocket(path: string, timeoutMs = 1000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect({ path });
+    const done = (alive: boolean) => {
+      clearTimeout(timer);
+      s.destroy();
+      resolve(alive);
+    };
+    const timer = setTimeout(() => done(true), timeoutMs); // a hung listener is still a listener
+    s.once('connect', () => done(true));
+    s.once('error', () => done(false));
+  });
+}
+
+/** Run a file-system call; an errno error becomes `ERR_SCGI_SOCKET_FILE` with it as `cause`. */
+function fsCall<T>(what: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof ScgiError) throw err;
+    throw new ScgiError('ERR_SCGI_SOCKET_FILE', `${what}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+export class UnixSocketFile {
+  readonly path: string;
+  readonly mode: number;
+  readonly group: number | undefined;
+  /** The inode of the socket we bound (0: none yet). */
+  #ino = 0;
+  /** Binds in progress under the narrowed umask, and the umask to restore after the last. */
+  #binds = 0;
+  #oldUmask = 0;
+
+  constructor(path: string, mode: number, group: number | undefined) {
+    this.path = path;
+    this.mode = mode;
+    this.group = group;
+  }
+
+  /**
+   * Make the path ready to bind: create its parent directory (`isDefault`:
+   * mode 0o711 and it must be ours), refuse a path that is not a socket or
+   * that a live server answers on, remove a stale socket.
+   */
+  async prepare(isDefault: boolean): Promise<void> {
+    const path = this.path;
+    const dir = dirname(path);
+    if (isDefault) {
+      // 0o711: others may traverse to the socket (nginx runs as www-data) but not list it.
+      fsCall(`cannot create ${dir}`, () => mkdirSync(dir, { recursive: true, mode: 0o711 }));
+      const st = fsCall(`cannot stat ${dir}`, () => statSync(dir));
+      if (typeof process.getuid === 'function' && st.uid !== process.getuid()) {
+        throw new ScgiError(
+          'ERR_SCGI_UNSAFE_SOCKET_DIR',
+          `${dir} belongs to uid ${st.uid}, not to this user (${process.getuid()}): refusing to put the default socket there`,
+        );
+      }
+    } else {
+      fsCall(`cannot create ${dir}`, () => mkdirSync(dir, { recursive: true }));
+    }
+    const st = fsCall(`cannot stat ${path}`, () => lstatSync(path, { throwIfNoEntry: false }));
+    if (st === undefined) return;
+    if (!st.isSocket()) {
+      throw new ScgiError('ERR_SCGI_ADDRESS_NOT_SOCKET', `${path} exists and is not a socket: refusing to replace it`);
+    }
+    if (await probeUnixSocket(path)) {
+      throw new ScgiError('ERR_SCGI_ADDRESS_IN_USE', `a server is already listening on ${path}`);
+    }
+    fsCall(`cannot remove the stale socket ${path}`, () => {
+      try {
+        unlinkSync(path);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
+    });
+  }
+
+  /**
+   * Set the process umask to `~mode` until the returned function is called
+   * (once, right after the bind). Overlapping binds (a cluster primary
+   * forking several workers) share one narrowing; the last restores it.
+   */
+  narrowUmask(): () => void {
+    if (this.#binds++ === 0) this.#oldUmask = process.umask(~this.mode & 0o777);
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      if (--this.#binds === 0) process.umask(this.#oldUmask);
+    };
+  }
+
+  /** After the bind: set the mode and group, and remember which file is ours. */
+  claim(): void {
+    const path = this.path;
+    fsCall(`cannot chmod ${path}`, () => chmodSync(path, this.mode));
+    if (this.group !== undefined) fsCall(`cannot chown ${path} to gid ${this.group}`, () => chownSync(path, -1, this.group!));
+    this.#ino = fsCall(`cannot stat ${path}`, () => lstatSync(path).ino);
+  }
+
+  /** Remove the socket file if it is still the one we bound (libuv may have unlinked it already). */
+  release(): void {
+    const ino = this.#ino;
+    if (ino === 0) return;
+    this.#ino = 0;
+    try {
+      const st = lstatSync(this.path);
+      if (st.isSocket() && st.ino === ino) unlinkSync(this.path);
+    } catch {
+      // already gone
+    }
+  }
+}
