@@ -708,7 +708,7 @@ describe('default address', () => {
   it('serve() without address or port listens there', async () => {
     const { defaultAddress } = await import('../src/index.ts');
     const path = defaultAddress();
-    mkdirSync(join(path, '..'), { recursive: true });
+    // serve() creates the directory (0o711) when it is missing; do not create it here (it would be 0o755).
     // Another test run (or the demo) may be live on it: skip only that case by asserting the documented refusal.
     let server: ScgiServer;
     try {
