@@ -1,6 +1,6 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
-import { existsSync, lstatSync, writeFileSync, readFileSync, mkdirSync } from 'node:fs';
+import { existsSync, lstatSync, writeFileSync, readFileSync } from 'node:fs';
 import { createServer, connect, type Server } from 'node:net';
 import { join } from 'node:path';
 import { serve, ScgiError, readHeader, type ScgiServer, type Handler, type ServeOptions } from '../src/index.ts';
@@ -560,6 +560,7 @@ describe('bad input and limits (DESIGN §4)', () => {
     expect(a.closed).toBe(true);
     expect(b.closed).toBe(true);
     expect(server.stats.timeouts).toBe(2);
+    expect(server.stats.rejected).toBe(0); // a timeout, not bad input
   });
 
   it('requestTimeout closes a handler that never ends', async () => {

@@ -1,0 +1,79 @@
+// Each failure has its own ScgiError code (docs/errors.md), with the errno
+// error as `cause` where the system refused.
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import type { ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { serve, ScgiError, type ScgiServer } from '../src/index.ts';
+import { encodeRequest } from '../src/client.ts';
+import { spawnApp } from './apps/spawn.ts';
+import { tempDir, waitFor } from './helpers.ts';
+
+const dir = tempDir();
+afterAll(() => dir.cleanup());
+const running: ScgiServer[] = [];
+const children: ChildProcess[] = [];
+afterEach(async () => {
+  for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  await Promise.all(running.splice(0).map((s) => s.close()));
+});
+
+describe('listening errors', () => {
+  it('a listen that fails for another reason: ERR_SCGI_LISTEN_FAILED, errno as cause', async () => {
+    // 192.0.2.1 (TEST-NET-1) is no address of this machine: bind fails with EADDRNOTAVAIL.
+    const err = await serve(() => {}, { address: '192.0.2.1:0', handleSignals: false }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ScgiError);
+    expect(err).toMatchObject({ code: 'ERR_SCGI_LISTEN_FAILED', cause: { code: 'EADDRNOTAVAIL' } });
+  });
+
+  it("the socket's directory cannot be made: ERR_SCGI_SOCKET_FILE, errno as cause", async () => {
+    const file = join(dir.path, 'a-file');
+    writeFileSync(file, '');
+    const err = await serve(() => {}, { address: join(file, 'sub', 's.sock'), handleSignals: false }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ScgiError);
+    expect(err).toMatchObject({ code: 'ERR_SCGI_SOCKET_FILE', cause: { code: 'ENOTDIR' } });
+  });
+
+  it('a cluster worker that exits before listening: ERR_SCGI_WORKER_FAILED', async () => {
+    const app = fileURLToPath(new URL('./apps/worker-fails.mjs', import.meta.url));
+    const run = await spawnApp<{ ready: string; message: string }>(
+      [process.execPath, app],
+      { SCGI_TEST_ADDRESS: join(dir.path, 'w.sock') },
+      children,
+    );
+    expect(run.ready.ready).toBe('ERR_SCGI_WORKER_FAILED');
+    expect(run.ready.message).toMatch(/exited \(5\) before listening/);
+    expect(await run.exited).toBe(0);
+  });
+});
+
+describe('connection errors', () => {
+  it('a write waiting for drain when the front goes away calls back with ERR_SCGI_CONNECTION_CLOSED', async () => {
+    let writeError: unknown = null;
+    let wrote = false;
+    const server = await serve(
+      (_h, client) => {
+        // More than the socket buffers hold: the write waits for 'drain'.
+        client.write(Buffer.alloc(32 * 1024 * 1024), (err) => {
+          wrote = true;
+          writeError = err ?? null;
+        });
+      },
+      { address: join(dir.path, 'c.sock'), handleSignals: false },
+    );
+    running.push(server);
+    // A front that sends its request, never reads, then goes away.
+    const front = connect({ path: server.address() as string });
+    front.pause();
+    front.write(encodeRequest({ uri: '/' }));
+    await waitFor(async () => (await server.getConnections()) === 1 && server.stats.requests === 1);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(wrote).toBe(false);
+    front.destroy();
+    await waitFor(() => wrote);
+    expect(writeError).toBeInstanceOf(ScgiError);
+    expect(writeError).toMatchObject({ code: 'ERR_SCGI_CONNECTION_CLOSED' });
+  });
+});
