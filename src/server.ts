@@ -262,7 +262,7 @@ export async function serve(handler: Handler, options: ServeOptions = {}): Promi
     if (!existing.listening) {
       await new Promise<void>((resolve, reject) => {
         existing.once('listening', resolve);
-        existing.once('error', reject);
+        existing.once('error', (err) => reject(new ScgiError('ERR_SCGI_LISTEN_FAILED', `the given server failed to listen: ${err.message}`, { cause: err })));
       });
     }
   } else if (options.socket !== undefined) {

@@ -3,7 +3,7 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { serve, ScgiError, type ScgiServer } from '../src/index.ts';
@@ -26,6 +26,16 @@ describe('listening errors', () => {
     const err = await serve(() => {}, { address: '192.0.2.1:0', handleSignals: false }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ScgiError);
     expect(err).toMatchObject({ code: 'ERR_SCGI_LISTEN_FAILED', cause: { code: 'EADDRNOTAVAIL' } });
+  });
+
+  it('a given net.Server that fails to listen: ERR_SCGI_LISTEN_FAILED, errno as cause', async () => {
+    const given = createServer();
+    const serving = serve(() => {}, { socket: given, handleSignals: false }).catch((e: unknown) => e);
+    given.listen(join(dir.path, 'no-such-dir', 's.sock'));
+    const err = await serving;
+    expect(err).toBeInstanceOf(ScgiError);
+    expect(err).toMatchObject({ code: 'ERR_SCGI_LISTEN_FAILED' });
+    expect(((err as Error).cause as NodeJS.ErrnoException).code).toMatch(/^E[A-Z]+$/); // the errno error (libuv says EACCES or ENOENT)
   });
 
   it("the socket's directory cannot be made: ERR_SCGI_SOCKET_FILE, errno as cause", async () => {
@@ -56,7 +66,7 @@ describe('connection errors', () => {
     const server = await serve(
       (_h, client) => {
         // More than the socket buffers hold: the write waits for 'drain'.
-        client.write(Buffer.alloc(32 * 1024 * 1024), (err) => {
+        client.write(Buffer.alloc(32 * 1024 * 1024), (err: Error | null | undefined) => {
           wrote = true;
           writeError = err ?? null;
         });

@@ -79,16 +79,6 @@ export const FLAG_STRICT = 1;
 /** Largest netstring length the grammar allows (7 digits). */
 export const MAX_NETSTRING_LENGTH = 9_999_999;
 
-/** Limits the caller passes to `parse`. */
-export interface ParseLimits {
-  /** Largest header block (the netstring's length) accepted, in bytes. */
-  maxHeaderSize: number;
-  /** Largest number of name/value pairs accepted. */
-  maxHeaders: number;
-  /** Enforce the spec: unique names and `SCGI=1`. */
-  strict: boolean;
-}
-
 /** Size of an `out` array able to hold `maxHeaders` pairs. */
 export function outSize(maxHeaders: number): number {
   return OUT_PAIRS + PAIR_STRIDE * maxHeaders;
