@@ -16,8 +16,5 @@ export { ScgiHeaders, type HeaderEncoding } from './headers.ts';
 export { ScgiError, type ScgiErrorCode } from './errors.ts';
 export { readHeader, type ReadHeaderOptions } from './read-header.ts';
 export { parserInfo, type ParserInfo } from './parser/index.ts';
-export { resolveAddress, formatAddress, DEFAULT_PORT } from './address.ts';
 export type { OutgoingHeaders } from './response.ts';
 export { inject, type InjectOptions } from './inject.ts';
-export { httpHeaders, requestTarget } from './cgi.ts';
-export type { ClientRequest, ClientResponse } from './client.ts';

@@ -181,7 +181,7 @@ export class ScgiClient extends Duplex {
     return super.end(chunk as never, encoding as never, cb as never);
   }
 
-  override [Symbol.asyncIterator](): AsyncIterableIterator<Buffer> {
+  override [Symbol.asyncIterator](): NodeJS.AsyncIterator<Buffer> {
     // Node's default iterator destroys the stream when the loop ends, which
     // would kill the writable side before the handler answers.
     return this.iterator({ destroyOnReturn: false });

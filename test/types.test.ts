@@ -68,7 +68,7 @@ describe('published types', () => {
     }
   });
 
-  it('type-check in a strict nodenext project with skipLibCheck false, every entry point imported', () => {
+  it('type-check in a strict nodenext project with skipLibCheck false, every entry point imported, every .d.ts included', () => {
     const project = dir.path;
     const installed = join(project, 'node_modules', 'scgi');
     mkdirSync(installed, { recursive: true });
@@ -95,7 +95,8 @@ describe('published types', () => {
           skipLibCheck: false,
           noEmit: true,
         },
-        files: ['index.ts'],
+        // the consumer, and every declaration file shipped (none may refer to a stripped one)
+        files: ['index.ts', ...declarationFiles(join(installed, 'dist'))],
       }),
     );
     let output = '';
