@@ -211,7 +211,7 @@ async function runMode(nginxWorkers: '1' | 'auto'): Promise<Map<string, Sample[]
 
   const nginx = await startNginx(dir.path, locations.join('\n    '), upstreams.join('\n  '));
   // worker_processes: startNginx writes 1; rewrite for auto by restarting with a patched conf
-  let url = nginx.url;
+  const url = nginx.url;
   let stopNginx = nginx.stop;
   if (nginxWorkers === 'auto') {
     await nginx.stop();

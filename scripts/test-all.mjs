@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // The whole test suite, as the README and CI run it:
+//   0. npm run lint (Biome: lint rules and formatting of src/, test/, bench/, scripts/),
 //   1. cargo test for the Rust parser crates (when cargo is present),
 //   2. the vitest suite with SCGI_PARSER=native (fails if the addon did not load),
 //   3. the vitest suite again with SCGI_PARSER=js (the pure-TS fallback).
@@ -13,7 +14,7 @@ import { join } from 'node:path';
 const hasCargo = spawnSync('cargo', ['--version'], { stdio: 'ignore' }).status === 0;
 const ci = Boolean(process.env.CI);
 const totals = { passed: 0, failed: 0, skipped: 0 };
-let failedSteps = [];
+const failedSteps = [];
 const work = mkdtempSync(join(tmpdir(), 'scgi-test-all-'));
 
 function step(name, cmd, args, env = {}) {
@@ -39,6 +40,7 @@ function vitest(parser) {
   }
 }
 
+step('lint', 'npm', ['run', 'lint']);
 if (hasCargo) {
   step('cargo test', 'cargo', ['test', '--workspace', '--quiet']);
   vitest('native');

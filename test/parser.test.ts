@@ -76,7 +76,7 @@ describe.each(backends.map((b) => [b.name, b] as const))('parser (%s)', (_name, 
           expect(createHash('sha256').update(body).digest('hex')).toBe(v.bodySha256);
         }
         // names the table knows come back as ids
-        r.pairs.forEach(([name], i) => expect(r.ids[i]).toBe(Math.max(0, KNOWN_NAMES.indexOf(name as never))));
+        for (const [i, [name]] of r.pairs.entries()) expect(r.ids[i]).toBe(Math.max(0, KNOWN_NAMES.indexOf(name as never)));
         const scgiAt = v.pairs.findIndex(([n]) => n === 'SCGI');
         expect(r.scgiIndex).toBe(scgiAt === -1 ? NO_INDEX : scgiAt);
       });

@@ -76,7 +76,7 @@ describe('parallelism (node:cluster, SCHED_NONE)', () => {
     // Workers accept on their own; with enough concurrent requests both get some.
     for (let round = 0; round < 20 && pids.size < 2; round++) {
       const got = await Promise.all(Array.from({ length: 20 }, () => pidOf({ path }, '/slow?ms=5')));
-      got.forEach((p) => pids.add(p));
+      for (const p of got) pids.add(p);
     }
     expect([...pids].sort()).toEqual([...app.ready.workers!].sort());
     expect(pids.has(app.ready.pid)).toBe(false);
@@ -107,7 +107,7 @@ describe('parallelism (node:cluster, SCHED_NONE)', () => {
     const seen = new Set<number>();
     await waitFor(async () => {
       const got = await Promise.all(Array.from({ length: 10 }, () => pidOf(target, '/slow?ms=5')));
-      got.forEach((p) => seen.add(p));
+      for (const p of got) seen.add(p);
       return [...seen].filter((p) => !app.ready.workers!.includes(p)).length > 0;
     }, 10_000);
     expect(seen.has(victim!)).toBe(false);

@@ -28,7 +28,7 @@ const hello: Handler = (headers, client) => {
 };
 
 /** Reads the body, answers with its length and sha256. */
-const digest: Handler = async (headers, client) => {
+const digest: Handler = async (_headers, client) => {
   const hash = createHash('sha256');
   let length = 0;
   for await (const chunk of client) {
@@ -65,7 +65,7 @@ describe.each([
   it('serves many concurrent requests', async () => {
     const { target } = await start(hello, opts());
     const all = await Promise.all(Array.from({ length: 50 }, (_, i) => scgiRequest(target, { uri: `/${i}` })));
-    all.forEach((r, i) => expect(r.body.toString()).toBe(`hello /${i}`));
+    for (const [i, r] of all.entries()) expect(r.body.toString()).toBe(`hello /${i}`);
   });
 });
 
@@ -463,7 +463,13 @@ describe('errors in handlers (catchErrors)', () => {
       () => {
         throw new RangeError('r');
       },
-      { catchErrors: (err) => (seen.push(err), err instanceof RangeError), onError: () => {} },
+      {
+        catchErrors: (err) => {
+          seen.push(err);
+          return err instanceof RangeError;
+        },
+        onError: () => {},
+      },
     );
     expect((await scgiRequest(target, {})).status).toBe(500);
     expect(seen).toHaveLength(1);

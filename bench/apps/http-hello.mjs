@@ -2,7 +2,7 @@
 import { createServer } from 'node:http';
 
 const body = 'Hello, world!\n';
-const server = createServer((req, res) => {
+const server = createServer((_req, res) => {
   res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': body.length });
   res.end(body);
 });

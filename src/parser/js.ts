@@ -84,8 +84,8 @@ function indexOfNul(buf: Uint8Array, from: number, to: number): number {
 }
 
 /** Scratch for strict duplicate detection, reused across calls (single-threaded). */
-let seenKnown = new Uint8Array(KNOWN_NAMES.length);
-let unknownPairs: number[] = [];
+const seenKnown = new Uint8Array(KNOWN_NAMES.length);
+const unknownPairs: number[] = [];
 
 function fail(out: Uint32Array, code: number): Status {
   out[OUT_CODE] = code;
@@ -101,7 +101,7 @@ export function parse(
   flags: number,
 ): Status {
   const n = buf.length;
-  const limit = maxHeaderSize < MAX_NETSTRING_LENGTH ? maxHeaderSize : MAX_NETSTRING_LENGTH;
+  const limit = Math.min(maxHeaderSize, MAX_NETSTRING_LENGTH);
   out[OUT_CODE] = Code.None;
   out[OUT_HEADER_END] = 0;
 

@@ -317,7 +317,10 @@ describe('NULs and 0xFF bytes everywhere', () => {
     const s = await startRecorded();
     const alphabet = [0x00, 0xff, 0x30, 0x31, 0x39, 0x3a, 0x2c];
     let seed = 12345;
-    const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff), seed % n);
+    const rand = (n: number) => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed % n;
+    };
     for (let k = 0; k < 200; k++) {
       const bytes = Buffer.from(Array.from({ length: 1 + rand(40) }, () => alphabet[rand(alphabet.length)]!));
       const ex = await exchange(s.target, bytes, { end: true, timeout: 5000 });

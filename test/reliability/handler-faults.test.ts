@@ -59,7 +59,12 @@ function faulty(events: string[]): Handler {
         await new Promise((r) => client.once('close', r));
         const results: unknown[] = [];
         results.push(client.write('after close'));
-        await new Promise<void>((r) => client.write('with callback', (err?: Error | null) => (results.push(err?.message ?? null), r())));
+        await new Promise<void>((r) =>
+          client.write('with callback', (err?: Error | null) => {
+            results.push(err?.message ?? null);
+            r();
+          }),
+        );
         client.end('end after close');
         events.push(`wrote after close: ${JSON.stringify(results)}`);
         return;
@@ -219,7 +224,7 @@ describe('handler faults, over a raw socket', () => {
       ...Array.from({ length: 40 }, (_, i) => scgiRequest(s.target, { uri: `/n${i}` })),
     ]);
     const normal = all.slice(40) as Awaited<ReturnType<typeof scgiRequest>>[];
-    normal.forEach((r, i) => expect(r.body.toString()).toBe(`fine /n${i}`));
+    for (const [i, r] of normal.entries()) expect(r.body.toString()).toBe(`fine /n${i}`);
     await noConnectionsLeft(s.server);
     await nextServed(s.target, s.server);
   });

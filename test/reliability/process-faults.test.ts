@@ -142,7 +142,7 @@ describe('under load through nginx, parallelism 2 on a unix socket', () => {
     await waitFor(async () => {
       const rs = await load({ total: 16, concurrency: 8, uri: (i) => `/slow?ms=5&probe=${i}` });
       expect(failed(rs)).toEqual([]);
-      rs.forEach((r) => seen.add(r.pid!));
+      for (const r of rs) seen.add(r.pid!);
       return [...seen].some((p) => p !== survivor && p !== victim);
     }, 15_000, 50);
     expect(seen.has(victim!)).toBe(false);
@@ -210,7 +210,7 @@ describe('under load through nginx, parallelism 2 on a unix socket', () => {
     const code = await app.exited;
     const done = await inflight;
     expect(done.map((r) => r.status)).toEqual(Array(8).fill(200));
-    done.forEach((r, i) => expect(r.text).toMatch(new RegExp(`^pid \\d+ /slow\\?ms=600&inflight=${i}\\n$`)));
+    for (const [i, r] of done.entries()) expect(r.text).toMatch(new RegExp(`^pid \\d+ /slow\\?ms=600&inflight=${i}\\n$`));
     expect(code).toBe(0);
     expect(existsSync(SOCK)).toBe(false);
     // after: nginx cannot connect (no such file) and answers 502 at once, no hang
