@@ -112,7 +112,8 @@ describe('scgi/http details', () => {
     });
   });
 
-  it('streams a response with backpressure and no chunked encoding', async () => {
+  // inject's in-memory socket never pushes back: test/backpressure.test.ts checks backpressure over a real socket.
+  it('streams a response written in a drain-respecting loop, with no chunked encoding', async () => {
     const handler = fromNodeListener(async (_req, res) => {
       res.writeHead(200, { 'Content-Type': 'application/octet-stream' });
       const chunk = Buffer.alloc(65536, 7);
