@@ -63,6 +63,7 @@ export function encodeRequest(req: ClientRequest = {}): Buffer {
 
 /** Parse a CGI response (`Status: 200 OK`, fields, blank line, body). `HTTP/1.x NNN` first lines are accepted too. */
 export function parseResponse(data: Buffer): ClientResponse {
+  if (data.length === 0) throw new ScgiError('ERR_SCGI_NO_RESPONSE', 'the server closed the connection without a response');
   let end = data.indexOf('\r\n\r\n');
   let sep = 4;
   const lf = data.indexOf('\n\n');
@@ -70,7 +71,7 @@ export function parseResponse(data: Buffer): ClientResponse {
     end = lf;
     sep = 2;
   }
-  if (end === -1) throw new ScgiError('ERR_SCGI_BAD_HEADERS', 'response has no blank line after its header');
+  if (end === -1) throw new ScgiError('ERR_SCGI_BAD_RESPONSE', 'response has no blank line after its header');
   const lines = data.subarray(0, end).toString('latin1').split(/\r?\n/);
   let status = 200;
   let statusText = 'OK';
@@ -84,12 +85,12 @@ export function parseResponse(data: Buffer): ClientResponse {
   let hadStatus = first !== null;
   for (const line of lines) {
     const i = line.indexOf(':');
-    if (i <= 0) throw new ScgiError('ERR_SCGI_BAD_HEADERS', `bad response header line ${JSON.stringify(line)}`);
+    if (i <= 0) throw new ScgiError('ERR_SCGI_BAD_RESPONSE', `bad response header line ${JSON.stringify(line)}`);
     const name = line.slice(0, i);
     const value = line.slice(i + 1).trim();
     if (name.toLowerCase() === 'status' && !hadStatus) {
       const m = /^(\d{3}) ?(.*)$/.exec(value);
-      if (!m) throw new ScgiError('ERR_SCGI_BAD_HEADERS', `bad Status: ${value}`);
+      if (!m) throw new ScgiError('ERR_SCGI_BAD_RESPONSE', `bad Status: ${value}`);
       status = Number(m[1]);
       statusText = m[2]!;
       hadStatus = true;

@@ -1,4 +1,4 @@
-/** Every error this package throws or emits is an `ScgiError` with a stable `code`. */
+/** The errors this package throws, rejects with or emits carry one of these codes; docs/errors.md lists each, and the few errors that are deliberately not `ScgiError`s. */
 export type ScgiErrorCode =
   | 'ERR_SCGI_BAD_NETSTRING'
   | 'ERR_SCGI_HEADER_TOO_LARGE'
@@ -15,6 +15,8 @@ export type ScgiErrorCode =
   | 'ERR_SCGI_INCOMPLETE_HEADER'
   | 'ERR_SCGI_INVALID_RESPONSE_HEADER'
   | 'ERR_SCGI_HEADERS_SENT'
+  | 'ERR_SCGI_NO_RESPONSE'
+  | 'ERR_SCGI_BAD_RESPONSE'
   | 'ERR_SCGI_ADDRESS_IN_USE'
   | 'ERR_SCGI_ADDRESS_NOT_SOCKET'
   | 'ERR_SCGI_INVALID_ADDRESS'

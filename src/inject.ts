@@ -5,6 +5,7 @@
  * get the parsed response. For tests.
  */
 import { encodeRequest, parseResponse, type ClientRequest, type ClientResponse } from './client.ts';
+import { ScgiError } from './errors.ts';
 import { normalizeOptions, type ServeOptions } from './options.ts';
 import type { Handler } from './scgi-client.ts';
 import { InProcessServer } from './server.ts';
@@ -107,16 +108,23 @@ class MemoryTransport implements Transport {
 
 /**
  * Run `handler` on one request (same shape as `scgi/client`'s `request`) and
- * resolve with the response. Rejects if the connection closes without a
- * response (for example on bad input).
+ * resolve with the response. Rejects with an `ScgiError`: the code the
+ * request was refused with (bad input, over a limit), `ERR_SCGI_NO_RESPONSE`
+ * when the connection closes without a response, `ERR_SCGI_BAD_RESPONSE`
+ * when what the handler wrote is not a CGI response.
  */
 export function inject(handler: Handler, request: ClientRequest = {}, options: InjectOptions = {}): Promise<ClientResponse> {
   const opts = normalizeOptions({ ...options, headerTimeout: 0, handleSignals: false });
   const host = new InProcessServer(handler, opts, null);
+  // A refused request is closed without a response: reject with why (the 'clientError').
+  let refused: ScgiError | null = null;
+  host.on('clientError', (err: ScgiError) => (refused ??= err));
   return new Promise((resolve, reject) => {
     const transport = new MemoryTransport((t) => {
       const data = Buffer.concat(t.written);
-      if (data.length === 0) return reject(new Error('inject: the connection closed without a response'));
+      if (data.length === 0) {
+        return reject(refused ?? new ScgiError('ERR_SCGI_NO_RESPONSE', 'inject: the connection closed without a response'));
+      }
       try {
         resolve(parseResponse(data));
       } catch (err) {
