@@ -58,6 +58,22 @@ describe('published types', () => {
   const dir = tempDir('scgi-types-');
   afterAll(() => dir.cleanup());
 
+  it("'scgi' exports what the README's API section documents, and nothing else", async () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const api = readme.slice(readme.indexOf('## API'));
+    const values = /import \{ ([^}]+) \} from 'scgi';/
+      .exec(api)![1]!
+      .split(',')
+      .map((n) => n.trim());
+    const typesText = /Types: ([\s\S]*?) from `scgi`/.exec(api)![1]!;
+    const types = [...typesText.matchAll(/`(\w+)`/g)].map((m) => m[1]!);
+    const runtime = Object.keys(await import(join(DIST, 'index.js')));
+    expect(runtime.sort()).toEqual([...values].sort());
+    const dts = readFileSync(join(DIST, 'index.d.ts'), 'utf8');
+    const declared = [...dts.matchAll(/export (?:type )?\{([^}]*)\}/g)].flatMap((m) => m[1]!.split(',').map((n) => n.trim().replace(/^type /, '')));
+    expect(declared.sort()).toEqual([...values, ...types].sort());
+  });
+
   it('ship no @internal declaration', () => {
     const files = declarationFiles(DIST);
     expect(files.length).toBeGreaterThan(5);
