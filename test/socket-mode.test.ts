@@ -4,9 +4,11 @@
 // synchronous inside net.Server#listen, so a listen() that stats the path as
 // soon as it returns sees the mode the file was created with. The process
 // umask is 0 here, so a bind not done under a narrowed umask makes 0o777.
+import { execFile } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { createServer, type ListenOptions, type Server } from 'node:net';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type ScgiServer, serve } from '../src/index.ts';
 import { tempDir } from './helpers.ts';
@@ -78,5 +80,20 @@ describe('unix socket mode at bind time', () => {
     expect(modes.map((m) => m.toString(8))).toEqual(['640']);
     expect(process.umask()).toBe(0);
     expect((statSync(path).mode & 0o777).toString(8)).toBe('640');
+  });
+
+  it('parallelism 2: the primary binds the shared socket under the narrowed umask, the workers run under the process umask', async () => {
+    const path = join(dir.path, `m${seq++}`);
+    const app = fileURLToPath(new URL('./apps/cluster-socket-mode.mjs', import.meta.url));
+    const out = await new Promise<string>((resolve, reject) =>
+      execFile(process.execPath, [app, path, '640'], { timeout: 30_000 }, (err, stdout) => (err ? reject(err) : resolve(stdout))),
+    );
+    const lines = out
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(lines.filter((l) => 'atBind' in l)).toEqual([{ atBind: ['640'], after: '640', umask: 0 }]);
+    // The workers run the app under the process's own umask, not the narrowed one used for the bind.
+    expect(lines.filter((l) => 'workerUmask' in l)).toEqual([{ workerUmask: 0 }, { workerUmask: 0 }]);
   });
 });

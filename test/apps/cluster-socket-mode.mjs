@@ -1,0 +1,36 @@
+// The cluster primary binds the shared unix socket for its workers
+// (node:cluster with SCHED_NONE creates the handle in the primary, through
+// net._createServerHandle): record the socket file's mode right after that
+// bind, before the primary's chmod. The process umask is 0, so a bind not done
+// under a narrowed umask makes 0o777. Each worker prints the umask it runs
+// the app under; the primary prints what it saw, then exits.
+//   node cluster-socket-mode.mjs <socket path> <socketMode, octal>
+import cluster from 'node:cluster';
+import { statSync } from 'node:fs';
+import net from 'node:net';
+import { serve } from 'scgi';
+
+const [path, mode] = process.argv.slice(2);
+const atBind = [];
+if (cluster.isPrimary) {
+  process.umask(0);
+  const create = net._createServerHandle;
+  net._createServerHandle = function (address, ...rest) {
+    const handle = create.call(this, address, ...rest);
+    if (address === path) atBind.push((statSync(path).mode & 0o777).toString(8));
+    return handle;
+  };
+}
+const server = await serve((_headers, client) => client.end('Status: 200 OK\r\n\r\nhi'), {
+  address: path,
+  parallelism: 2,
+  socketMode: Number.parseInt(mode, 8),
+  handleSignals: false,
+});
+if (cluster.isWorker) console.log(JSON.stringify({ workerUmask: process.umask() }));
+if (cluster.isPrimary) {
+  const after = (statSync(path).mode & 0o777).toString(8);
+  const umask = process.umask();
+  await server.close();
+  console.log(JSON.stringify({ atBind, after, umask }));
+}
