@@ -144,10 +144,14 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
 
   /** Fork one worker; resolves when it listens, rejects if it exits first. */
   #fork(): Promise<void> {
-    // The primary binds the shared unix socket for the worker: under the
-    // narrowed umask it is exactly socketMode from the first moment.
+    // A worker keeps the umask it is forked under for its whole life: fork under
+    // the process's own, even while an earlier worker's bind has it narrowed.
+    const fork = () => cluster.fork({ [WORKER_ENV]: '1' });
+    const worker = this.#socketFile?.outsideNarrowing(fork) ?? fork();
+    // The primary binds the shared unix socket for the worker (when the worker
+    // asks, later): under the narrowed umask it is exactly socketMode from the
+    // first moment.
     const bindDone = this.#socketFile?.narrowUmask() ?? (() => {});
-    const worker = cluster.fork({ [WORKER_ENV]: '1' });
     const started = Date.now();
     this.#workers.add(worker);
     worker.on('message', (msg: unknown) => {

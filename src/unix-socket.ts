@@ -114,6 +114,17 @@ export class UnixSocketFile {
     };
   }
 
+  /** Run `fn` under the process's own umask, even while a bind has it narrowed. */
+  outsideNarrowing<T>(fn: () => T): T {
+    if (this.#binds === 0) return fn();
+    process.umask(this.#oldUmask);
+    try {
+      return fn();
+    } finally {
+      process.umask(~this.mode & 0o777);
+    }
+  }
+
   /** After the bind: set the mode and group, and remember which file is ours. */
   claim(): void {
     const path = this.path;
