@@ -8,6 +8,7 @@
 import cluster from 'node:cluster';
 import { statSync } from 'node:fs';
 import net from 'node:net';
+import { resolve } from 'node:path';
 import { serve } from 'scgi';
 
 const [path, mode] = process.argv.slice(2);
@@ -17,7 +18,8 @@ if (cluster.isPrimary) {
   const create = net._createServerHandle;
   net._createServerHandle = function (address, ...rest) {
     const handle = create.call(this, address, ...rest);
-    if (address === path) atBind.push((statSync(path).mode & 0o777).toString(8));
+    // the worker may name it relative to the (shared) working directory
+    if (typeof address === 'string' && resolve(address) === resolve(path)) atBind.push((statSync(path).mode & 0o777).toString(8));
     return handle;
   };
 }
