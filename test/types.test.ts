@@ -26,7 +26,7 @@ function declarationFiles(dir: string): string[] {
 
 const CONSUMER = `
 import { serve, readHeader, defaultAddress, parserInfo, inject, ScgiError, ScgiHeaders, ScgiClient } from 'scgi';
-import type { ServeOptions, ScgiServer, Handler, ScgiStats, HeaderEncoding, ScgiErrorCode, ReadHeaderOptions, ParserInfo, OutgoingHeaders, InjectOptions } from 'scgi';
+import type { ServeOptions, ScgiServer, Handler, ScgiStats, HeaderEncoding, ScgiErrorCode, ReadHeaderOptions, ParserInfo, OutgoingHeaders, InjectOptions, TransportSocket } from 'scgi';
 import { fromNodeListener } from 'scgi/http';
 import { fromFetch } from 'scgi/fetch';
 import { request, type ClientRequest, type ClientResponse } from 'scgi/client';
@@ -34,7 +34,8 @@ import { request, type ClientRequest, type ClientResponse } from 'scgi/client';
 const handler: Handler = async (headers: ScgiHeaders, client: ScgiClient) => {
   let size = 0;
   for await (const chunk of client) size += chunk.length;
-  const h: OutgoingHeaders = { 'Content-Type': 'text/plain' };
+  const peer: TransportSocket = client.socket;
+  const h: OutgoingHeaders = { 'Content-Type': 'text/plain', 'X-Peer': String(peer.remoteAddress) };
   client.writeHead(200, h);
   client.end(\`\${headers.get('REQUEST_URI')} \${size}\\n\`);
 };
