@@ -40,7 +40,7 @@ export class HeaderReader {
   push(chunk: Buffer, cfg: HeaderParse): Status {
     let buf = chunk;
     const bytes = this.#bytes;
-    const gathering = (bytes !== null && bytes.gathering) || chunk.length < this.#need;
+    const gathering = bytes?.gathering || chunk.length < this.#need;
     if (gathering) {
       buf = (this.#bytes ??= new HeaderBuffer()).append(chunk, this.#need);
       if (buf.length < this.#need) return Status.Partial;

@@ -27,7 +27,7 @@ export interface ClientPort {
   onClientDestroy(err: Error | null): void;
 }
 
-// eslint-disable-next-line no-control-regex
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the ASCII range, \x00 included, on purpose
 const NON_ASCII = /[^\x00-\x7f]/;
 
 function onClientError(this: ScgiClient, _err: Error): void {
