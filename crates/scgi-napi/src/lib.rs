@@ -37,10 +37,24 @@ unsafe fn throw(env: sys::napi_env, range: bool, msg: &CStr) -> sys::napi_value 
 }
 
 /// `(ptr, length in elements)` of a typed array of type `want`, or None.
-unsafe fn typed_array(env: sys::napi_env, value: sys::napi_value, want: i32) -> Option<(*mut u8, usize)> {
+unsafe fn typed_array(
+    env: sys::napi_env,
+    value: sys::napi_value,
+    want: i32,
+) -> Option<(*mut u8, usize)> {
     let (mut ty, mut len, mut data, mut offset) = (-1, 0usize, null_mut(), 0usize);
     // SAFETY: all out-pointers are valid locals; N-API checks `value` is a TypedArray.
-    let status = unsafe { sys::napi_get_typedarray_info(env, value, &mut ty, &mut len, &mut data, null_mut(), &mut offset) };
+    let status = unsafe {
+        sys::napi_get_typedarray_info(
+            env,
+            value,
+            &mut ty,
+            &mut len,
+            &mut data,
+            null_mut(),
+            &mut offset,
+        )
+    };
     if status != sys::Status::napi_ok || ty != want {
         return None;
     }
@@ -51,18 +65,33 @@ unsafe fn typed_array(env: sys::napi_env, value: sys::napi_value, want: i32) -> 
 /// (0 Complete, 1 Partial, 2 Error). Throws a TypeError for wrong argument
 /// types and a RangeError, writing nothing, when `out` is shorter than
 /// `outSize(maxHeaders)` or shares memory with `buf`.
-unsafe extern "C" fn parse_cb(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+unsafe extern "C" fn parse_cb(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
     const USAGE: &CStr = c"parse(buf: Uint8Array, out: Uint32Array, maxHeaderSize: number, maxHeaders: number, flags: number)";
     let mut argc = 5usize;
     let mut argv = [null_mut(); 5];
     // SAFETY: argv has room for argc values.
-    let status = unsafe { sys::napi_get_cb_info(env, info, &mut argc, argv.as_mut_ptr(), null_mut(), null_mut()) };
+    let status = unsafe {
+        sys::napi_get_cb_info(
+            env,
+            info,
+            &mut argc,
+            argv.as_mut_ptr(),
+            null_mut(),
+            null_mut(),
+        )
+    };
     if status != sys::Status::napi_ok || argc < 5 {
         return unsafe { throw(env, false, USAGE) };
     }
     // SAFETY: argv[0..5] are values of this call.
     let (Some((buf_ptr, buf_len)), Some((out_ptr, out_len))) = (unsafe {
-        (typed_array(env, argv[0], sys::TypedarrayType::uint8_array), typed_array(env, argv[1], sys::TypedarrayType::uint32_array))
+        (
+            typed_array(env, argv[0], sys::TypedarrayType::uint8_array),
+            typed_array(env, argv[1], sys::TypedarrayType::uint32_array),
+        )
     }) else {
         return unsafe { throw(env, false, USAGE) };
     };
@@ -88,10 +117,20 @@ unsafe extern "C" fn parse_cb(env: sys::napi_env, info: sys::napi_callback_info)
     // two ranges do not overlap (checked above), so `out` is the only live
     // reference to its bytes. Empty arrays may report a null or dangling
     // pointer, so they get a literal empty slice.
-    let buf: &[u8] = if buf_len == 0 { &[] } else { unsafe { std::slice::from_raw_parts(buf_ptr, buf_len) } };
-    let out: &mut [u32] = if out_len == 0 { &mut [] } else { unsafe { std::slice::from_raw_parts_mut(out_ptr.cast::<u32>(), out_len) } };
+    let buf: &[u8] = if buf_len == 0 {
+        &[]
+    } else {
+        unsafe { std::slice::from_raw_parts(buf_ptr, buf_len) }
+    };
+    let out: &mut [u32] = if out_len == 0 {
+        &mut []
+    } else {
+        unsafe { std::slice::from_raw_parts_mut(out_ptr.cast::<u32>(), out_len) }
+    };
     // `parse_raw` cannot panic here (out is big enough), but never unwind into C.
-    let Ok(result) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || parse_raw(buf, out, max_header_size, max_headers, flags))) else {
+    let Ok(result) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        parse_raw(buf, out, max_header_size, max_headers, flags)
+    })) else {
         return unsafe { throw(env, false, c"scgi native parser panicked") };
     };
     let mut ret = null_mut();
@@ -101,7 +140,10 @@ unsafe extern "C" fn parse_cb(env: sys::napi_env, info: sys::napi_callback_info)
 }
 
 /// Same as `noop`, as a raw N-API callback.
-unsafe extern "C" fn noop_raw_cb(env: sys::napi_env, _info: sys::napi_callback_info) -> sys::napi_value {
+unsafe extern "C" fn noop_raw_cb(
+    env: sys::napi_env,
+    _info: sys::napi_callback_info,
+) -> sys::napi_value {
     let mut ret = null_mut();
     // SAFETY: `ret` is a valid out-pointer.
     unsafe { sys::napi_create_uint32(env, 0, &mut ret) };
@@ -116,13 +158,26 @@ pub fn init(mut exports: Object) -> Result<()> {
     for (name, cb) in callbacks {
         let mut func = null_mut();
         // SAFETY: the name pointer/length pair is valid; `cb` has the N-API callback signature.
-        let status =
-            unsafe { sys::napi_create_function(exports.env(), name.as_ptr().cast(), name.len() as isize, Some(cb), null_mut(), &mut func) };
+        let status = unsafe {
+            sys::napi_create_function(
+                exports.env(),
+                name.as_ptr().cast(),
+                name.len() as isize,
+                Some(cb),
+                null_mut(),
+                &mut func,
+            )
+        };
         if status != sys::Status::napi_ok {
-            return Err(Error::new(Status::GenericFailure, format!("napi_create_function({name}) failed")));
+            return Err(Error::new(
+                Status::GenericFailure,
+                format!("napi_create_function({name}) failed"),
+            ));
         }
         // SAFETY: `func` is the function value just created in this env.
-        exports.set_named_property(name, unsafe { Unknown::from_raw_unchecked(exports.env(), func) })?;
+        exports.set_named_property(name, unsafe {
+            Unknown::from_raw_unchecked(exports.env(), func)
+        })?;
     }
     Ok(())
 }

@@ -179,7 +179,11 @@ pub struct Limits {
 impl Default for Limits {
     /// 64 KiB header block, 1000 pairs, not strict.
     fn default() -> Self {
-        Limits { max_header_size: 64 * 1024, max_headers: 1000, strict: false }
+        Limits {
+            max_header_size: 64 * 1024,
+            max_headers: 1000,
+            strict: false,
+        }
     }
 }
 
@@ -271,12 +275,17 @@ impl Head {
     /// If `out` or `buf` are not the ones this `Head` came from (offsets out of range).
     pub fn pairs<'b>(&self, buf: &'b [u8], out: &'b [u32]) -> Pairs<'b> {
         let end = OUT_PAIRS + self.pair_count * PAIR_STRIDE;
-        Pairs { buf, slots: out[OUT_PAIRS..end].chunks_exact(PAIR_STRIDE) }
+        Pairs {
+            buf,
+            slots: out[OUT_PAIRS..end].chunks_exact(PAIR_STRIDE),
+        }
     }
 
     /// The value of the first pair named `name`, if any.
     pub fn get<'b>(&self, buf: &'b [u8], out: &'b [u32], name: &[u8]) -> Option<&'b [u8]> {
-        self.pairs(buf, out).find(|p| p.name == name).map(|p| p.value)
+        self.pairs(buf, out)
+            .find(|p| p.name == name)
+            .map(|p| p.value)
     }
 }
 
@@ -335,7 +344,10 @@ fn find_nul(hay: &[u8]) -> Option<usize> {
 /// If `out.len() < out_size(limits.max_headers)` and the header has enough
 /// pairs to need the missing slots (use [`out_size`]).
 pub fn parse(buf: &[u8], limits: &Limits, out: &mut [u32]) -> Result<Status, Error> {
-    assert!(out.len() >= OUT_PAIRS, "scgi_parser::parse: out must have at least OUT_PAIRS slots");
+    assert!(
+        out.len() >= OUT_PAIRS,
+        "scgi_parser::parse: out must have at least OUT_PAIRS slots"
+    );
     out[OUT_CODE] = 0;
     out[OUT_HEADER_END] = 0;
     match parse_inner(buf, limits, out) {
@@ -488,7 +500,12 @@ fn parse_inner(buf: &[u8], limits: &Limits, out: &mut [u32]) -> Result<Status, E
     out[OUT_CL_LOW] = content_length as u32;
     out[OUT_CL_HIGH] = (content_length >> 32) as u32;
     out[OUT_SCGI_INDEX] = scgi_index.map_or(NO_INDEX, |k| k as u32);
-    Ok(Status::Complete(Head { header_end: need, pair_count: pairs, content_length, scgi_index }))
+    Ok(Status::Complete(Head {
+        header_end: need,
+        pair_count: pairs,
+        content_length,
+        scgi_index,
+    }))
 }
 
 /// [`parse`] with the N-API binding's calling convention: flags instead of
@@ -498,8 +515,18 @@ fn parse_inner(buf: &[u8], limits: &Limits, out: &mut [u32]) -> Result<Status, E
 /// # Panics
 /// As [`parse`]; check `out.len() >= out_size(max_headers)` first.
 #[inline]
-pub fn parse_raw(buf: &[u8], out: &mut [u32], max_header_size: u32, max_headers: u32, flags: u32) -> u32 {
-    let limits = Limits { max_header_size, max_headers, strict: flags & FLAG_STRICT != 0 };
+pub fn parse_raw(
+    buf: &[u8],
+    out: &mut [u32],
+    max_header_size: u32,
+    max_headers: u32,
+    flags: u32,
+) -> u32 {
+    let limits = Limits {
+        max_header_size,
+        max_headers,
+        strict: flags & FLAG_STRICT != 0,
+    };
     match parse(buf, &limits, out) {
         Ok(s) => s.code(),
         Err(_) => 2,

@@ -114,7 +114,10 @@ static TABLE: [u8; 256] = {
     while i < KNOWN_NAMES.len() {
         let h = hash(KNOWN_NAMES[i].as_bytes());
         // A new name that collides fails the build: pick other multipliers in `hash`.
-        assert!(t[h] == 0, "KNOWN_NAMES: perfect hash collision, change the multipliers in names::hash");
+        assert!(
+            t[h] == 0,
+            "KNOWN_NAMES: perfect hash collision, change the multipliers in names::hash"
+        );
         t[h] = i as u8;
         i += 1;
     }

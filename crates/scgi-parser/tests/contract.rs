@@ -1,7 +1,7 @@
 //! The Rust constants must be those of `src/parser/types.ts`, the contract
 //! shared with the TypeScript parser. This reads that file so the two cannot drift.
 
-use scgi_parser::names::{known_id, known_name, KNOWN_NAMES, ID_CONTENT_LENGTH, ID_SCGI};
+use scgi_parser::names::{known_id, known_name, ID_CONTENT_LENGTH, ID_SCGI, KNOWN_NAMES};
 use scgi_parser::*;
 
 fn types_ts() -> String {
@@ -11,8 +11,13 @@ fn types_ts() -> String {
 
 /// The text between `start` and the next `end` after it.
 fn section<'a>(src: &'a str, start: &str, end: &str) -> &'a str {
-    let from = src.find(start).unwrap_or_else(|| panic!("{start:?} not in types.ts")) + start.len();
-    let len = src[from..].find(end).unwrap_or_else(|| panic!("{end:?} after {start:?} not in types.ts"));
+    let from = src
+        .find(start)
+        .unwrap_or_else(|| panic!("{start:?} not in types.ts"))
+        + start.len();
+    let len = src[from..]
+        .find(end)
+        .unwrap_or_else(|| panic!("{end:?} after {start:?} not in types.ts"));
     &src[from..from + len]
 }
 
@@ -36,7 +41,9 @@ fn const_number(src: &str, name: &str) -> u64 {
     let text = section(src, &format!("export const {name} = "), ";").replace('_', "");
     match text.strip_prefix("0x") {
         Some(hex) => u64::from_str_radix(hex, 16).unwrap(),
-        None => text.parse().unwrap_or_else(|e| panic!("{name} = {text:?}: {e}")),
+        None => text
+            .parse()
+            .unwrap_or_else(|e| panic!("{name} = {text:?}: {e}")),
     }
 }
 
@@ -45,8 +52,14 @@ fn known_names_match_types_ts() {
     let src = types_ts();
     let ts = quoted(section(&src, "export const KNOWN_NAMES = [", "] as const;"));
     let rs: Vec<String> = KNOWN_NAMES.iter().map(|s| s.to_string()).collect();
-    assert_eq!(rs, ts, "crates/scgi-parser/src/names.rs KNOWN_NAMES differs from src/parser/types.ts");
-    assert_eq!(const_number(&src, "ID_CONTENT_LENGTH"), ID_CONTENT_LENGTH as u64);
+    assert_eq!(
+        rs, ts,
+        "crates/scgi-parser/src/names.rs KNOWN_NAMES differs from src/parser/types.ts"
+    );
+    assert_eq!(
+        const_number(&src, "ID_CONTENT_LENGTH"),
+        ID_CONTENT_LENGTH as u64
+    );
     assert_eq!(const_number(&src, "ID_SCGI"), ID_SCGI as u64);
 }
 
@@ -83,7 +96,11 @@ fn error_codes_match_types_ts() {
             .map(str::trim)
             .find(|l| l.starts_with(&format!("{variant}:")))
             .unwrap_or_else(|| panic!("Code.{variant} not in types.ts"));
-        let n: u32 = line[variant.len() + 1..].trim().trim_end_matches(',').parse().unwrap();
+        let n: u32 = line[variant.len() + 1..]
+            .trim()
+            .trim_end_matches(',')
+            .parse()
+            .unwrap();
         assert_eq!(n, e.code(), "Code.{variant}");
         assert_eq!(e.to_string(), e.as_str());
     }

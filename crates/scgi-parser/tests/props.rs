@@ -17,18 +17,28 @@ fn name() -> impl Strategy<Value = Vec<u8>> {
 }
 
 fn value() -> impl Strategy<Value = Vec<u8>> {
-    prop_oneof![proptest::collection::vec(1u8..=255, 0..40), "[ -~]{0,20}".prop_map(String::into_bytes),]
+    prop_oneof![
+        proptest::collection::vec(1u8..=255, 0..40),
+        "[ -~]{0,20}".prop_map(String::into_bytes),
+    ]
 }
 
 /// CONTENT_LENGTH value: a valid number, maybe with leading zeros.
 fn content_length() -> impl Strategy<Value = (u64, Vec<u8>)> {
-    (prop_oneof![0u64..1000, 0..=MAX_CONTENT_LENGTH, Just(MAX_CONTENT_LENGTH)], 0usize..4)
+    (
+        prop_oneof![0u64..1000, 0..=MAX_CONTENT_LENGTH, Just(MAX_CONTENT_LENGTH)],
+        0usize..4,
+    )
         .prop_map(|(n, zeros)| (n, format!("{}{n}", "0".repeat(zeros)).into_bytes()))
 }
 
 /// A valid request: (bytes, pairs including CONTENT_LENGTH, content length, header end).
 fn request() -> impl Strategy<Value = (Vec<u8>, Pairs, u64, usize)> {
-    (content_length(), proptest::collection::vec((name(), value()), 0..20), proptest::collection::vec(any::<u8>(), 0..16))
+    (
+        content_length(),
+        proptest::collection::vec((name(), value()), 0..20),
+        proptest::collection::vec(any::<u8>(), 0..16),
+    )
         .prop_map(|((cl, cl_text), rest, body)| {
             let mut pairs = vec![(b"CONTENT_LENGTH".to_vec(), cl_text)];
             pairs.extend(rest);
@@ -54,7 +64,11 @@ fn encode(pairs: &Pairs, body: &[u8]) -> (Vec<u8>, usize) {
 }
 
 fn limits(strict: bool) -> Limits {
-    Limits { max_header_size: 1 << 20, max_headers: 100, strict }
+    Limits {
+        max_header_size: 1 << 20,
+        max_headers: 100,
+        strict,
+    }
 }
 
 fn run(buf: &[u8], l: &Limits) -> (Result<Status, Error>, Vec<u32>) {
