@@ -19,6 +19,7 @@ import {
   type ParserBackend,
 } from '../src/parser/types.ts';
 import { backends } from './backends.ts';
+import { loadAddon } from '../src/parser/native.ts';
 import { block, fixture, netstring, vectors } from './helpers.ts';
 
 const MAX = 65536;
@@ -243,5 +244,55 @@ describe.each(backends.map((b) => [b.name, b] as const))('parser (%s)', (_name, 
   it('the numeric codes are the ERR_SCGI_* table', () => {
     expect(CODE_NAMES[Code.BadNetstring]).toBe('ERR_SCGI_BAD_NETSTRING');
     expect(CODE_NAMES.length).toBe(Object.keys(Code).length);
+  });
+});
+
+// The addon's argument checks (the TS parser trusts its internal callers and checks nothing).
+describe.each(backends.filter((b) => b.name === 'native').map((b) => [b.name, b] as const))('parser (%s) arguments', (_name, p) => {
+  const good = req([CL('5'), SCGI], 'hello');
+  const parse = (buf: unknown, out: unknown, max: unknown = MAX, count: unknown = 10, flags: unknown = 0) =>
+    (p.parse as (...a: unknown[]) => number)(buf, out, max, count, flags);
+
+  it('the addon exports parse and nothing else (no benchmark-only functions ship)', () => {
+    expect(Object.keys(loadAddon())).toEqual(['parse']);
+    expect(loadAddon().parse).toBe(p.parse);
+  });
+
+  it('parses a Uint8Array over an ArrayBuffer (not only a Buffer)', () => {
+    const u8 = new Uint8Array(good.length);
+    u8.set(good);
+    expect(parse(u8, new Uint32Array(outSize(10)))).toBe(Status.Complete);
+  });
+
+  it('rejects buf or out over a SharedArrayBuffer with a TypeError (another thread could write the bytes during the parse)', () => {
+    const shared = new Uint8Array(new SharedArrayBuffer(good.length));
+    shared.set(good);
+    const out = new Uint32Array(outSize(10));
+    expect(() => parse(shared, out)).toThrow(TypeError);
+    expect(() => parse(shared, out)).toThrow(/SharedArrayBuffer/);
+    expect(() => parse(good, new Uint32Array(new SharedArrayBuffer(4 * outSize(10))))).toThrow(TypeError);
+    expect(out.every((v) => v === 0)).toBe(true);
+  });
+
+  it('rejects wrong argument types with a TypeError', () => {
+    const out = new Uint32Array(outSize(10));
+    expect(() => parse('x', out)).toThrow(TypeError);
+    expect(() => parse(new Uint16Array(4), out)).toThrow(TypeError);
+    expect(() => parse(good, new Int32Array(outSize(10)))).toThrow(TypeError);
+    expect(() => parse(good, out, 'big')).toThrow(TypeError);
+    expect(() => (p.parse as (...a: unknown[]) => number)(good, out, MAX, 10)).toThrow(TypeError);
+  });
+
+  it('rejects a short out and overlapping buf/out with a RangeError, writing nothing', () => {
+    const short = new Uint32Array(outSize(10) - 1);
+    expect(() => parse(good, short)).toThrow(RangeError);
+    expect(short.every((v) => v === 0)).toBe(true);
+    const mem = new ArrayBuffer(4 * outSize(10) + good.length);
+    const out = new Uint32Array(mem, 0, outSize(10));
+    const overlapping = new Uint8Array(mem, 4 * outSize(10) - 4, good.length);
+    expect(() => parse(overlapping, out)).toThrow(RangeError);
+    const apart = new Uint8Array(mem, 4 * outSize(10), good.length);
+    apart.set(good);
+    expect(parse(apart, out)).toBe(Status.Complete);
   });
 });

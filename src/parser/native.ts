@@ -10,7 +10,6 @@ import type { ParserBackend, Status } from './types.ts';
 
 interface Addon {
   parse(buf: Uint8Array, out: Uint32Array, maxHeaderSize: number, maxHeaders: number, flags: number): number;
-  noop(): number;
 }
 
 /** napi-rs platform triple for this process, e.g. `linux-x64-gnu`. */
@@ -31,7 +30,7 @@ function candidates(triple: string): string[] {
   return [join(root, `scgi.${triple}.node`), `scgi-${triple}`];
 }
 
-/** The raw addon, for benchmarks (`noop` measures the bare N-API call). */
+/** The raw addon (its only export is `parse`). */
 export function loadAddon(): Addon {
   const require = createRequire(import.meta.url);
   const triple = platformTriple();

@@ -301,9 +301,7 @@ fn duplicates_and_scgi() {
 
 #[test]
 fn complete_layout_and_ergonomic_api() {
-    let mut buf = ns(&format!(
-        "CONTENT_LENGTH\x005\x00SCGI\x001\x00X_EMPTY\x00\x00HTTP_HOST\x00h\x00"
-    ));
+    let mut buf = ns("CONTENT_LENGTH\x005\x00SCGI\x001\x00X_EMPTY\x00\x00HTTP_HOST\x00h\x00");
     buf.extend_from_slice(b"hello, and more bytes");
     let limits = Limits::default();
     let mut out = vec![0u32; out_size(limits.max_headers)];
