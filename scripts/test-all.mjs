@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // The whole test suite, as the README and CI run it:
 //   0. npm run lint (Biome: lint rules and formatting of src/, test/, bench/, scripts/),
-//   1. cargo test for the Rust parser crates (when cargo is present),
+//   1. cargo fmt --check, cargo clippy (warnings are errors) and cargo test
+//      for the Rust crates (when cargo is present),
 //   2. the vitest suite with SCGI_PARSER=native (fails if the addon did not load),
 //   3. the vitest suite again with SCGI_PARSER=js (the pure-TS fallback).
 // Without cargo (a machine with no Rust), steps 1 and 2 are reported as not
@@ -42,6 +43,8 @@ function vitest(parser) {
 
 step('lint', 'npm', ['run', 'lint']);
 if (hasCargo) {
+  step('cargo fmt', 'cargo', ['fmt', '--all', '--check']);
+  step('cargo clippy', 'cargo', ['clippy', '--workspace', '--all-targets', '--quiet', '--', '-D', 'warnings', '-D', 'clippy::undocumented_unsafe_blocks']);
   step('cargo test', 'cargo', ['test', '--workspace', '--quiet']);
   vitest('native');
 } else {
