@@ -2,7 +2,9 @@
 // The whole test suite, as the README and CI run it:
 //   0. npm run lint (Biome: lint rules and formatting of src/, test/, bench/, scripts/),
 //   1. cargo fmt --check, cargo clippy (warnings are errors) and cargo test
-//      for the Rust crates (when cargo is present),
+//      for the Rust crates (when cargo is present), then the parser's fuzz
+//      targets for 60 s each (scripts/fuzz.mjs; when nightly and cargo-fuzz
+//      are present, required in CI),
 //   2. the vitest suite with SCGI_PARSER=native (fails if the addon did not load),
 //   3. the vitest suite again with SCGI_PARSER=js (the pure-TS fallback).
 // Without cargo (a machine with no Rust), steps 1 and 2 are reported as not
@@ -44,8 +46,15 @@ function vitest(parser) {
 step('lint', 'npm', ['run', 'lint']);
 if (hasCargo) {
   step('cargo fmt', 'cargo', ['fmt', '--all', '--check']);
+  step('cargo fmt (fuzz/)', 'cargo', ['fmt', '--check', '--manifest-path', 'fuzz/Cargo.toml']);
   step('cargo clippy', 'cargo', ['clippy', '--workspace', '--all-targets', '--quiet', '--', '-D', 'warnings', '-D', 'clippy::undocumented_unsafe_blocks']);
   step('cargo test', 'cargo', ['test', '--workspace', '--quiet']);
+  if (spawnSync('cargo', ['+nightly', 'fuzz', '--version'], { stdio: 'ignore' }).status === 0) {
+    step('cargo fuzz (60 s per target)', 'node', ['scripts/fuzz.mjs']);
+  } else {
+    console.log('\n==> nightly Rust or cargo-fuzz not found: skipping the fuzz run (scripts/fuzz.mjs)');
+    if (ci) failedSteps.push('no nightly + cargo-fuzz in CI');
+  }
   vitest('native');
 } else {
   console.log('\n==> cargo not found: skipping the Rust tests and the native-parser run');
