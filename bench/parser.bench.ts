@@ -6,10 +6,13 @@
 //
 //   npm run bench:parser            (node --import ./scripts/ts-loader.mjs bench/parser.bench.ts)
 //   BENCH_TIME=2000 npm run bench:parser    (ms per task; default 700)
+//   BASELINE_ADDON=/tmp/old/scgi.linux-x64-gnu.node npm run bench:parser
+//       (adds the native tasks run by another build of the addon, for before/after)
 //
 // Prints a markdown table (ns per request and MB/s of header bytes).
 import { Bench } from 'tinybench';
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { parse as jsParse } from '../src/parser/js.ts';
 import { loadAddon } from '../src/parser/native.ts';
@@ -29,6 +32,9 @@ const TIME = Number(process.env.BENCH_TIME ?? 700);
 const addon = loadAddon();
 const nativeParse = addon.parse;
 const EMPTY = new Uint8Array(0);
+const baseline = process.env.BASELINE_ADDON
+  ? (createRequire(import.meta.url)(process.env.BASELINE_ADDON) as { parse: typeof nativeParse })
+  : undefined;
 
 const fixture = (f: string) => readFileSync(fileURLToPath(new URL(`../test/fixtures/${f}`, import.meta.url)));
 
@@ -148,11 +154,12 @@ const TASKS = [
   'indexOf(0) scan',
   'naive indexOf+toString',
   'native call (empty buf)',
+  ...(baseline ? (['baseline native parse', 'baseline call (empty buf)'] as const) : []),
 ] as const;
 
 async function measure(name: string, buf: Buffer): Promise<Row> {
   const reps = repsFor(buf.length);
-  const fns: Record<(typeof TASKS)[number], () => void> = {
+  const fns: Record<string, () => void> = {
     'TS parse': () => {
       for (let r = 0; r < reps; r++) parseOnly(jsParse, buf);
     },
@@ -176,9 +183,17 @@ async function measure(name: string, buf: Buffer): Promise<Row> {
         if (nativeParse(EMPTY, out, MAX_HEADER_SIZE, MAX_HEADERS, 0) !== Status.Partial) throw new Error('not partial');
       }
     },
+    'baseline native parse': () => {
+      for (let r = 0; r < reps; r++) parseOnly(baseline!.parse, buf);
+    },
+    'baseline call (empty buf)': () => {
+      for (let r = 0; r < reps; r++) {
+        if (baseline!.parse(EMPTY, out, MAX_HEADER_SIZE, MAX_HEADERS, 0) !== Status.Partial) throw new Error('not partial');
+      }
+    },
   };
   const bench = new Bench({ time: TIME, warmupTime: 150, warmupIterations: 20 });
-  for (const t of TASKS) bench.add(t, fns[t]);
+  for (const t of TASKS) bench.add(t, fns[t]!);
   await bench.run();
   const results = new Map<string, number>();
   for (const task of bench.tasks) {
@@ -203,7 +218,7 @@ console.log(`|---|---:|${TASKS.map(() => '---:').join('|')}|`);
 for (const r of rows) {
   const cells = TASKS.map((t) => {
     const ns = r.results.get(t)!;
-    return t === 'native call (empty buf)' ? `${fmt(ns)} ns` : `${fmt(ns)} ns (${mbps(r.bytes, ns).toFixed(0)} MB/s)`;
+    return t.endsWith('call (empty buf)') ? `${fmt(ns)} ns` : `${fmt(ns)} ns (${mbps(r.bytes, ns).toFixed(0)} MB/s)`;
   });
   console.log(`| ${r.input} | ${r.bytes} | ${cells.join(' | ')} |`);
 }
@@ -215,5 +230,13 @@ for (const r of rows) {
   console.log(
     `| ${r.input} | ${(g('TS parse') / g('native parse')).toFixed(2)}× | ${(g('TS parse+read') / g('native parse+read')).toFixed(2)}× | ${(g('naive indexOf+toString') / g('native parse+read')).toFixed(2)}× | ${(g('naive indexOf+toString') / g('TS parse+read')).toFixed(2)}× | ${(g('native parse') / g('indexOf(0) scan')).toFixed(2)}× the scan time |`,
   );
+}
+if (baseline) {
+  console.log('\n| input | native parse: this build / baseline (time) | call (empty buf): this build / baseline (time) |');
+  console.log('|---|---:|---:|');
+  for (const r of rows) {
+    const g = (t: string) => r.results.get(t)!;
+    console.log(`| ${r.input} | ${(g('native parse') / g('baseline native parse')).toFixed(2)} | ${(g('native call (empty buf)') / g('baseline call (empty buf)')).toFixed(2)} |`);
+  }
 }
 if (sink === 42) console.log('');
