@@ -32,9 +32,7 @@ const TIME = Number(process.env.BENCH_TIME ?? 700);
 const addon = loadAddon();
 const nativeParse = addon.parse;
 const EMPTY = new Uint8Array(0);
-const baseline = process.env.BASELINE_ADDON
-  ? (createRequire(import.meta.url)(process.env.BASELINE_ADDON) as { parse: typeof nativeParse })
-  : undefined;
+const baseline = process.env.BASELINE_ADDON ? (createRequire(import.meta.url)(process.env.BASELINE_ADDON) as { parse: typeof nativeParse }) : undefined;
 
 const fixture = (f: string) => readFileSync(fileURLToPath(new URL(`../test/fixtures/${f}`, import.meta.url)));
 
@@ -236,7 +234,9 @@ if (baseline) {
   console.log('|---|---:|---:|');
   for (const r of rows) {
     const g = (t: string) => r.results.get(t)!;
-    console.log(`| ${r.input} | ${(g('native parse') / g('baseline native parse')).toFixed(2)} | ${(g('native call (empty buf)') / g('baseline call (empty buf)')).toFixed(2)} |`);
+    console.log(
+      `| ${r.input} | ${(g('native parse') / g('baseline native parse')).toFixed(2)} | ${(g('native call (empty buf)') / g('baseline call (empty buf)')).toFixed(2)} |`,
+    );
   }
 }
 if (sink === 42) console.log('');
