@@ -121,14 +121,14 @@ export function httpHeaders(headers: ScgiHeaders): { headers: Record<string, str
 export interface RequestTarget {
   /** REQUEST_METHOD; GET when absent (nginx without scgi_params). */
   method: string;
-  /** Path and query as the browser sent them (`/a%20b?x=1`). */
+  /** Path and query as the browser sent them (`/a%20b?x=1`); for an absolute-form target, its path and query. */
   url: string;
   /** `url` before the `?`. */
   path: string;
   /** `url` after the `?`, without it; '' when none. */
   query: string;
   scheme: 'http' | 'https';
-  /** HTTP_HOST, else SERVER_NAME[:SERVER_PORT], else SERVER_ADDR[:SERVER_PORT], else 'localhost'. */
+  /** HTTP_HOST when it is a host[:port] ({@link isAuthority}), else SERVER_NAME[:SERVER_PORT], else SERVER_ADDR[:SERVER_PORT], else 'localhost'. */
   host: string;
   /** SERVER_PROTOCOL without `HTTP/` ('1.1', '1.0', '2.0'); '1.1' when absent. */
   httpVersion: string;
@@ -163,6 +163,31 @@ function port(value: string | undefined): number | undefined {
   return p <= 65535 ? p : undefined;
 }
 
+const ABSOLUTE_FORM = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*(.*)$/s;
+// reg-name (RFC 3986 unreserved and sub-delims, no pct-encoding) or an IPv6
+// literal in brackets, then an optional port.
+const AUTHORITY = /^(?:[A-Za-z0-9._~!$&'()*+,;=-]+|\[[0-9A-Fa-f:.]+\])(?::(\d{1,5}))?$/;
+
+/**
+ * True when `value` is a host[:port] (what the Host header should be), and
+ * nothing more: no userinfo (`@`), no `/`, `\`, `?`, `#`, spaces or
+ * control characters, balanced brackets, a port up to 65535.
+ */
+export function isAuthority(value: string): boolean {
+  const m = AUTHORITY.exec(value);
+  if (m === null) return false;
+  if (m[1] !== undefined && Number(m[1]) > 65535) return false;
+  if (value.charCodeAt(0) === 0x5b) {
+    // an IPv6 literal: let the URL parser say whether it is one
+    try {
+      return new URL(`http://${value}/`).pathname === '/';
+    } catch {
+      return false;
+    }
+  }
+  return true;
+}
+
 /**
  * Where the request goes, from the CGI variables:
  * - `url`: REQUEST_URI (raw, as the browser sent it; nginx, Apache and
@@ -177,6 +202,12 @@ export function requestTarget(headers: ScgiHeaders): RequestTarget {
   const method = headers.get('REQUEST_METHOD') || 'GET';
   const query0 = headers.get('QUERY_STRING') ?? '';
   let url = headers.get('REQUEST_URI') ?? '';
+  if (url !== '' && url.charCodeAt(0) !== 0x2f) {
+    // absolute-form (`GET http://host/path`): the path and query are what
+    // follows the authority, as nginx routes it. Anything else (`*`) stays.
+    const m = ABSOLUTE_FORM.exec(url);
+    if (m !== null) url = m[1] === '' ? '/' : m[1]!.startsWith('?') ? `/${m[1]}` : m[1]!;
+  }
   if (url === '') {
     const script = rawOf(headers, 'SCRIPT_NAME');
     const info = rawOf(headers, 'PATH_INFO');
@@ -197,7 +228,11 @@ export function requestTarget(headers: ScgiHeaders): RequestTarget {
     requestScheme === 'https' || requestScheme === 'http' ? requestScheme : https === 'on' || https === '1' ? 'https' : 'http';
 
   const serverPort = port(headers.get('SERVER_PORT'));
+  // The Host header goes into the authority only when it is one: a
+  // hostile `example.com\admin?`, `evil.com#` or `a@evil.com` would move
+  // the request's own path into the authority, query or fragment.
   let host = headers.get('HTTP_HOST') ?? '';
+  if (host !== '' && !isAuthority(host)) host = '';
   if (host === '') {
     const name = headers.get('SERVER_NAME') || headers.get('SERVER_ADDR') || '';
     if (name === '') host = 'localhost';
