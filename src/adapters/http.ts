@@ -160,14 +160,24 @@ export function fromNodeListener(listener: NodeListener): Handler {
     res.useChunkedEncodingByDefault = false;
     res.assignSocket(socket as never);
     socket.on('drain', () => res.emit('drain'));
+    let finished = false;
     client.once('close', () => {
+      if (!finished) {
+        // The browser went away (the front closed before the response
+        // ended): as node:http, `req` is destroyed ('aborted' when its body
+        // was not complete, then 'close') and so is the socket ('close' on res).
+        if (!req.destroyed) req.destroy();
+      }
       if (!socket.destroyed) socket.destroy();
-      if (!req.destroyed && !req.complete) req.destroy();
     });
     return new Promise<void>((resolve, reject) => {
       res.once('finish', () => {
+        finished = true;
         socket.end();
         client.end();
+        // As node:http: a body nobody reads is dumped, so `req` ends and
+        // emits 'close' (SSE and long-poll code clean up on it).
+        if (req.readableFlowing === null && !req.readableEnded) req.resume();
         resolve();
       });
       res.once('close', () => resolve());

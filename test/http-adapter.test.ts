@@ -1,0 +1,99 @@
+// scgi/http lifecycle as node:http has it (issue 12 item 3): `req` and `res`
+// emit 'close' after a normal response and when the browser goes away,
+// through a real nginx.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { request as httpRequest } from 'node:http';
+import { chmodSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import express from 'express';
+import { serve, inject, type ScgiServer } from '../src/index.ts';
+import { fromNodeListener } from '../src/adapters/http.ts';
+import { tempDir, waitFor } from './helpers.ts';
+import { startNginx, unixLocation, type Nginx } from './fronts/nginx.ts';
+
+type Events = string[];
+
+describe('scgi/http: close events', () => {
+  it("a normal response: req and res emit 'close' (GET without reading, POST with reading)", async () => {
+    for (const [method, body, read] of [['GET', undefined, false], ['POST', 'abc', true], ['POST', 'abcdef', false]] as const) {
+      const events: Events = [];
+      const handler = fromNodeListener((req, res) => {
+        req.on('close', () => events.push('req close'));
+        res.on('close', () => events.push('res close'));
+        res.on('finish', () => events.push('res finish'));
+        if (read) req.resume();
+        res.end('ok');
+      });
+      const r = await inject(handler, { method, body });
+      expect(r.body.toString()).toBe('ok');
+      await waitFor(() => events.includes('req close') && events.includes('res close'), 2000).catch(() => {});
+      expect(events, `${method} read=${read}`).toEqual(expect.arrayContaining(['res finish', 'req close', 'res close']));
+    }
+  });
+
+  describe('through nginx', () => {
+    const dir = tempDir('scgi-http-');
+    let nginx: Nginx;
+    let server: ScgiServer;
+    const log: Record<string, Events> = {};
+    beforeAll(async () => {
+      const app = express();
+      app.get('/sse/:id', (req, res) => {
+        const events: Events = (log[req.params.id] = []);
+        res.writeHead(200, { 'Content-Type': 'text/event-stream' });
+        res.write('data: hello\n\n');
+        const t = setInterval(() => {
+          events.push('tick');
+          res.write('data: tick\n\n');
+        }, 20);
+        req.on('close', () => {
+          events.push('req close');
+          clearInterval(t);
+        });
+        res.on('close', () => events.push('res close'));
+      });
+      app.get('/plain/:id', (req, res) => {
+        const events: Events = (log[req.params.id] = []);
+        req.on('close', () => events.push('req close'));
+        res.on('close', () => events.push('res close'));
+        res.send('plain');
+      });
+      const sock = join(dir.path, 'http.sock');
+      server = await serve(fromNodeListener(app), { address: sock, handleSignals: false, socketGroup: 'nogroup', onError: () => {} });
+      chmodSync(dir.path, 0o711);
+      mkdirSync(join(dir.path, 'n'));
+      nginx = await startNginx(join(dir.path, 'n'), unixLocation(sock, 'scgi_buffering off;'));
+    });
+    afterAll(async () => {
+      await nginx?.stop();
+      await server?.close();
+      dir.cleanup();
+    });
+
+    it("after a normal response, req emits 'close'", async () => {
+      const r = await fetch(`${nginx.url}/plain/a`);
+      expect(await r.text()).toBe('plain');
+      await waitFor(() => log.a?.includes('req close') === true && log.a.includes('res close'), 3000).catch(() => {});
+      expect(log.a).toEqual(expect.arrayContaining(['req close', 'res close']));
+    });
+
+    it("when the browser goes away, req emits 'close' and the SSE timer stops", async () => {
+      await new Promise<void>((resolve) => {
+        const req = httpRequest(`${nginx.url}/sse/b`, (res) => {
+          res.once('data', () => {
+            req.destroy();
+            resolve();
+          });
+        });
+        req.on('error', () => resolve());
+        req.end();
+      });
+      await waitFor(() => log.b?.includes('req close') === true, 5000).catch(() => {});
+      expect(log.b).toContain('req close');
+      expect(log.b).toContain('res close');
+      const ticks = log.b!.filter((e) => e === 'tick').length;
+      await new Promise((r) => setTimeout(r, 200));
+      expect(log.b!.filter((e) => e === 'tick').length).toBe(ticks);
+    });
+  });
+});
