@@ -5,6 +5,9 @@
  *   http-ka       Node http behind proxy_pass with an upstream keepalive pool
  *   http-new      Node http behind default proxy_pass (a new connection per request, like SCGI)
  *   scgi-*        scgi over a unix socket and TCP, parallelism 1 and 2, each parser
+ *   hono/express  the same Hono and Express apps through scgi/fetch and scgi/http, and
+ *                 on @hono/node-server / node:http behind a keepalive proxy_pass
+ *                 (with --baseline, the adapters of that build too)
  * and reports req/s, p50/p99 latency and the Node CPU µs per request (utime +
  * stime of the app's processes from /proc, before/after each run).
  *
@@ -196,6 +199,37 @@ async function runMode(nginxWorkers: '1' | 'auto'): Promise<Map<string, Sample[]
   if (args.baseline) {
     variants.push({ name: `baseline unix p1 ${best}`, transport: 'unix', parallelism: 1, parser: best, dist: join(args.baseline, 'index.js') });
   }
+  // the adapters: the same Hono and Express hello apps through scgi/fetch and
+  // scgi/http, and on node:http (@hono/node-server, http.createServer)
+  // behind a keepalive proxy_pass; with --baseline, the adapters of that build too
+  if (!args.only || /hono|express|adapter/.test(args.only)) {
+    const apps: { name: string; app: string; kind: 'scgi' | 'http'; dist?: string }[] = [
+      { name: 'hono scgi/fetch unix', app: 'hono-scgi.mjs', kind: 'scgi' },
+      { name: 'hono @hono/node-server (proxy_pass, keepalive)', app: 'hono-node.mjs', kind: 'http' },
+      { name: 'express scgi/http unix', app: 'express-scgi.mjs', kind: 'scgi' },
+      { name: 'express node:http (proxy_pass, keepalive)', app: 'express-node.mjs', kind: 'http' },
+    ];
+    if (args.baseline) {
+      apps.push({ name: 'baseline hono scgi/fetch unix', app: 'hono-scgi.mjs', kind: 'scgi', dist: args.baseline });
+      apps.push({ name: 'baseline express scgi/http unix', app: 'express-scgi.mjs', kind: 'scgi', dist: args.baseline });
+    }
+    for (const [i, a] of apps.entries()) {
+      const loc = `/a${i}`;
+      if (a.kind === 'scgi') {
+        const address = join(dir.path, `a${i}.sock`);
+        const child = await startProcess(pin([process.execPath, `bench/apps/${a.app}`], nodeCpu), { ADDRESS: address, SOCKET_GROUP: 'nogroup', SCGI_DIST: a.dist ?? '', ROUTE: loc }, /ready/);
+        locations.push(`location = ${loc} { include scgi_params; scgi_pass unix:${address}; }`);
+        targets.push({ name: a.name, location: loc, pids: () => [child.pid!] });
+      } else {
+        const port = await freePort();
+        const child = await startProcess(pin([process.execPath, `bench/apps/${a.app}`], nodeCpu), { PORT: String(port), ROUTE: loc }, /ready/);
+        upstreams.push(`upstream a${i} { server 127.0.0.1:${port}; keepalive 64; }`);
+        locations.push(`location = ${loc} { proxy_pass http://a${i}; proxy_http_version 1.1; proxy_set_header Connection ""; }`);
+        targets.push({ name: a.name, location: loc, pids: () => [child.pid!] });
+      }
+    }
+  }
+
   for (const [i, v] of variants.entries()) {
     if (args.only && !args.only.split(',').some((o) => v.name.includes(o))) continue;
     const address = v.transport === 'unix' ? join(dir.path, `s${i}.sock`) : `127.0.0.1:${await freePort()}`;
@@ -270,6 +304,30 @@ function table(mode: string, results: Map<string, Sample[]>): string {
     const rps = median(samples.map((s) => s.rps));
     const cpu = samples[0]!.cpuUsPerReq === null ? null : median(samples.map((s) => s.cpuUsPerReq!));
     out += `| ${name} | ${rps.toFixed(0)} | ${median(samples.map((s) => s.p50)).toFixed(2)} | ${median(samples.map((s) => s.p99)).toFixed(2)} | ${cpu === null ? '–' : cpu.toFixed(1)} | ${(rps / kaRps).toFixed(2)} | ${(rps / nwRps).toFixed(2)} | ${cpu === null ? '–' : (cpu / kaCpu).toFixed(2)} | ${samples.reduce((a, s) => a + s.errors, 0)} |\n`;
+  }
+  // What each adapter adds over the raw handler under it, in Node CPU per request.
+  const cpuOf = (name: string) => {
+    const xs = results.get(name);
+    return xs === undefined || xs[0]!.cpuUsPerReq === null ? NaN : median(xs.map((x) => x.cpuUsPerReq!));
+  };
+  const rawScgi = [...results.keys()].find((k) => /^scgi unix p1 /.test(k));
+  const rawBase = [...results.keys()].find((k) => /^baseline unix p1 /.test(k));
+  const rows: [string, string, string][] = [
+    ['hono scgi/fetch unix', rawScgi ?? '', 'this build'],
+    ['baseline hono scgi/fetch unix', rawBase ?? '', 'baseline build'],
+    ['hono @hono/node-server (proxy_pass, keepalive)', 'http-ka (proxy_pass, keepalive)', 'node:http'],
+    ['express scgi/http unix', rawScgi ?? '', 'this build'],
+    ['baseline express scgi/http unix', rawBase ?? '', 'baseline build'],
+    ['express node:http (proxy_pass, keepalive)', 'http-ka (proxy_pass, keepalive)', 'node:http'],
+  ];
+  const present = rows.filter(([app, raw]) => results.has(app) && results.has(raw));
+  if (present.length > 0) {
+    out += `\n| app | over the raw handler of | Node CPU µs/req | raw handler µs/req | added by the adapter µs/req |\n|---|---|---:|---:|---:|\n`;
+    for (const [app, raw, label] of present) {
+      const a = cpuOf(app);
+      const r = cpuOf(raw);
+      out += `| ${app} | ${label} (${raw}) | ${a.toFixed(1)} | ${r.toFixed(1)} | ${(a - r).toFixed(1)} |\n`;
+    }
   }
   return out;
 }

@@ -35,9 +35,12 @@ class CgiSocket extends Duplex {
   readonly encrypted: boolean;
   readonly #client: ScgiClient;
   #head: Buffer | null = Buffer.alloc(0);
+  #pending: Buffer[] = [];
+  #pendingBytes = 0;
+  #flushScheduled = false;
 
   constructor(client: ScgiClient, target: ReturnType<typeof requestTarget>, headers: ScgiHeaders) {
-    super({ allowHalfOpen: true, emitClose: true });
+    super({ allowHalfOpen: true, emitClose: true, decodeStrings: false });
     this.#client = client;
     this.remoteAddress = target.remoteAddress;
     this.remotePort = target.remotePort;
@@ -51,25 +54,81 @@ class CgiSocket extends Duplex {
     // Nothing to read: the body reaches `req` directly.
   }
 
-  override _write(chunk: Buffer, _enc: BufferEncoding, callback: (err?: Error | null) => void): void {
-    let out: Buffer | null = chunk;
+  /**
+   * Node's ServerResponse writes its head and body corked (one `_writev`);
+   * what it writes is held until the end of the tick and goes out in one
+   * client write, or, when the response ends first, in the client's `end`
+   * (one socket write with the FIN).
+   */
+  override _write(chunk: Buffer | string, encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
+    this.#hold(chunk, encoding);
+    this.#afterHold(callback);
+  }
+
+  override _writev(chunks: { chunk: Buffer | string; encoding: BufferEncoding }[], callback: (err?: Error | null) => void): void {
+    for (const c of chunks) this.#hold(c.chunk, c.encoding);
+    this.#afterHold(callback);
+  }
+
+  #hold(chunk: Buffer | string, encoding: BufferEncoding): void {
+    let buf = typeof chunk === 'string' ? Buffer.from(chunk, encoding) : chunk;
+    if (buf.length === 0) return;
     if (this.#head !== null) {
-      const head = Buffer.concat([this.#head, chunk]);
+      const head = this.#head.length === 0 ? buf : Buffer.concat([this.#head, buf]);
       const end = head.indexOf(CRLFCRLF);
       if (end === -1) {
         this.#head = head;
-        return callback();
+        return;
       }
       this.#head = null;
-      out = Buffer.concat([Buffer.from(toCgiHead(head.toString('latin1', 0, end)), 'latin1'), head.subarray(end)]);
+      this.#pending.push(Buffer.from(toCgiHead(head.toString('latin1', 0, end)), 'latin1'));
+      buf = head.subarray(end);
     }
+    this.#pending.push(buf);
+    this.#pendingBytes += buf.length;
+  }
+
+  #afterHold(callback: (err?: Error | null) => void): void {
+    if (this.#pendingBytes >= 65536) {
+      // A large body: out now, with the client's backpressure.
+      if (this.#flush()) callback();
+      else this.#client.once('drain', () => callback());
+      return;
+    }
+    if (!this.#flushScheduled && this.#pending.length > 0) {
+      this.#flushScheduled = true;
+      process.nextTick(flushSocket, this);
+    }
+    callback();
+  }
+
+  /** Send what is held; false when the client asks to wait for 'drain'. */
+  #flush(): boolean {
+    this.#flushScheduled = false;
+    const pending = this.#pending;
+    if (pending.length === 0) return true;
     const client = this.#client;
-    if (client.destroyed) return callback();
-    if (client.write(out)) callback();
-    else client.once('drain', () => callback());
+    const out = pending.length === 1 ? pending[0]! : Buffer.concat(pending);
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    if (client.destroyed || client.writableEnded) return true;
+    return client.write(out);
+  }
+
+  /** @internal the end-of-tick flush. */
+  _flushHeld(): void {
+    if (this.#flushScheduled) this.#flush();
   }
 
   override _final(callback: (err?: Error | null) => void): void {
+    const client = this.#client;
+    const pending = this.#pending;
+    this.#pending = [];
+    this.#flushScheduled = false;
+    if (!client.destroyed && !client.writableEnded) {
+      if (pending.length === 0) client.end();
+      else client.end(pending.length === 1 ? pending[0]! : Buffer.concat(pending));
+    }
     callback();
   }
 
@@ -95,6 +154,10 @@ class CgiSocket extends Duplex {
   address(): { address: string; port: number } | Record<string, never> {
     return this.localAddress ? { address: this.localAddress, port: this.localPort ?? 0 } : {};
   }
+}
+
+function flushSocket(socket: CgiSocket): void {
+  socket._flushHeld();
 }
 
 /** `HTTP/1.1 200 OK\r\nA: b...` → `Status: 200 OK\r\nA: b...` without hop-by-hop fields. */
@@ -173,8 +236,7 @@ export function fromNodeListener(listener: NodeListener): Handler {
     return new Promise<void>((resolve, reject) => {
       res.once('finish', () => {
         finished = true;
-        socket.end();
-        client.end();
+        socket.end(); // its _final ends the client with what is held
         // As node:http: a body nobody reads is dumped, so `req` ends and
         // emits 'close' (SSE and long-poll code clean up on it).
         if (req.readableFlowing === null && !req.readableEnded) req.resume();
