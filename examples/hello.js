@@ -3,6 +3,9 @@
 // or from this repository: npm run demo
 import { parserInfo } from 'scgi';
 
+/** Tells `scgi serve` what the default export is (a plain function could be any kind). */
+export const scgiType = 'raw';
+
 /** @type {import('scgi').Handler} */
 export default async function hello(headers, client) {
   let body = 0;

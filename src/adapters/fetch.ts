@@ -502,8 +502,12 @@ function byteLength(body: string | Uint8Array | null): number {
   return body === null ? 0 : typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength;
 }
 
-/** Write a Response to the client as a CGI response. */
-export async function writeResponse(response: Response, client: ScgiClient, method: string): Promise<void> {
+/**
+ * Write a Response to the client as a CGI response. A string or bytes body
+ * is written at once (the result is not a promise); a stream is written with
+ * backpressure and the promise resolves when it is done.
+ */
+export function writeResponse(response: Response, client: ScgiClient, method: string): Promise<void> | undefined {
   const light = (response as unknown as { [kRes]?: LightState })[kRes];
   if (light !== undefined && light.real === null) {
     const status = light.status;
@@ -511,8 +515,12 @@ export async function writeResponse(response: Response, client: ScgiClient, meth
     const headers = light.headers ?? light.init?.headers;
     const head = headText(status, light.statusText, headers, light.headers === null && typeof light.body === 'string' ? 'text/plain;charset=UTF-8' : null);
     endWhole(client, head.text, body, lengthFor(method, status, head.length, light.body === null ? 0 : byteLength(light.body)));
-    return;
+    return undefined;
   }
+  return writePlatform(response, client, method);
+}
+
+async function writePlatform(response: Response, client: ScgiClient, method: string): Promise<void> {
   const status = response.status;
   const head = headText(status, response.statusText, response.headers, null);
   const stream = response.body;
@@ -598,11 +606,15 @@ export function fromFetch(app: FetchHandler | { fetch: FetchHandler }, options: 
     }
     const state = (request as LazyRequest)[kReq];
     const written = writeResponse(response as Response, client, state.method);
+    if (written === undefined) {
+      state.done = true;
+      return;
+    }
     return written.then(() => {
       state.done = true;
     });
   };
-  return (headers, client) => {
+  const h: Handler = (headers, client) => {
     const request = toRequest(headers, client);
     if (request === null) {
       client.end(BAD_REQUEST, 'latin1');
@@ -614,4 +626,6 @@ export function fromFetch(app: FetchHandler | { fetch: FetchHandler }, options: 
     }
     return finish(response, request, client);
   };
+  (h as unknown as Record<symbol, boolean>)[Symbol.for('scgi.handler')] = true; // the CLI serves it as it is
+  return h;
 }

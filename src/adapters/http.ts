@@ -15,6 +15,10 @@ import { Duplex } from 'node:stream';
 import { httpHeaders, requestTarget } from '../cgi.ts';
 import type { Handler, ScgiClient } from '../scgi-client.ts';
 import type { ScgiHeaders } from '../headers.ts';
+import { ScgiError } from '../errors.ts';
+
+/** Marks a handler made by an adapter (the CLI serves it as it is). */
+const HANDLER_TAG = Symbol.for('scgi.handler');
 
 /** A Node request listener, as `http.createServer` takes. */
 export type NodeListener = (req: IncomingMessage, res: ServerResponse) => unknown;
@@ -211,8 +215,10 @@ function makeRequest(headers: ScgiHeaders, client: ScgiClient, socket: CgiSocket
  * `serve(fromNodeListener(app), options)`.
  */
 export function fromNodeListener(listener: NodeListener): Handler {
-  if (typeof listener !== 'function') throw new TypeError('fromNodeListener: listener must be a function');
-  return (headers, client) => {
+  if (typeof listener !== 'function') {
+    throw new ScgiError('ERR_SCGI_INVALID_APP', `fromNodeListener: expected a (req, res) listener, got ${listener === null ? 'null' : typeof listener} (a Koa app: app.callback(); a Fastify app: see the README)`);
+  }
+  const handler: Handler = (headers, client) => {
     const target = requestTarget(headers);
     const socket = new CgiSocket(client, target, headers);
     const req = makeRequest(headers, client, socket, target);
@@ -253,6 +259,8 @@ export function fromNodeListener(listener: NodeListener): Handler {
       }
     });
   };
+  (handler as unknown as Record<symbol, boolean>)[HANDLER_TAG] = true;
+  return handler;
 }
 
 export type { IncomingMessage, ServerResponse };
