@@ -14,4 +14,11 @@ const server = await serve(
     ? { socket: 'systemd' }
     : { address: process.env.SCGI_ADDRESS ?? '/run/scgi-app/app.sock', socketGroup: process.env.SCGI_SOCKET_GROUP ?? 'www-data' },
 );
-console.log(`scgi: listening on ${JSON.stringify(server.address())}`);
+// A socket systemd passes has no address Node can tell (a unix socket's path is
+// the ListenStream= of scgi-app.socket).
+const where = server.address();
+console.log(
+  where !== null
+    ? `scgi: listening on ${typeof where === 'string' ? where : `${where.address}:${where.port}`}`
+    : 'scgi: listening on the socket passed by systemd (fd 3; its path is the ListenStream= of scgi-app.socket)',
+);
