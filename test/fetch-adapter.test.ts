@@ -225,10 +225,10 @@ describe('through nginx', () => {
     dir.cleanup();
   });
 
-  for (const host of ['example.com\\admin?', 'evil.com#', 'evil.com?x=', 'a@evil.com', 'evil.com/admin?']) {
+  // nginx 1.22 passes these Hosts to the app (Apache and lighttpd refuse them)
+  for (const host of ['example.com\\admin?', 'evil.com#', 'evil.com?x=', 'a@evil.com']) {
     it(`GET /public with Host ${JSON.stringify(host)} reaches the app as /public, never /admin`, async () => {
       const r = await httpRaw(nginx.port, `GET /public?a=1 HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
-      if (r.status === 400) return; // nginx refused the Host itself: also safe
       expect(r.status, r.head + r.body).toBe(200);
       const s = JSON.parse(r.body) as { pathname: string; search: string };
       expect(s.pathname).toBe('/public');
