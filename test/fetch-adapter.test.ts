@@ -13,6 +13,8 @@ import { startNginx, unixLocation, type Nginx } from './fronts/nginx.ts';
 
 /** What the app saw, answered as JSON. */
 const echoApp = async (request: Request) => {
+  // `redirect` is only on the platform Request: the adapter must be able to build it too
+  expect(request.redirect).toBe('follow');
   const u = new URL(request.url);
   const headers: Record<string, string> = {};
   request.headers.forEach((v, k) => (headers[k] = v));
@@ -31,6 +33,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await server?.close();
   await utf8Server?.close();
+  dir.cleanup();
 });
 
 const BASE: [string, string][] = [
@@ -222,7 +225,6 @@ describe('through nginx', () => {
   });
   afterAll(async () => {
     await nginx?.stop();
-    dir.cleanup();
   });
 
   // nginx 1.22 passes these Hosts to the app (Apache and lighttpd refuse them)
@@ -251,6 +253,46 @@ describe('through nginx', () => {
       const head = await httpRaw(nginx.port, 'HEAD /length HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
       expect(head.status).toBe(200);
       expect(head.head).not.toMatch(/content-length: 0/i);
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+describe('scgi/fetch: the lightweight Response', () => {
+  it('behaves as a Response for the app, and instanceof holds both ways', async () => {
+    fromFetch(() => new Response('x')); // installs it (overrideGlobalObjects defaults to true)
+    const r = new Response('héllo', { status: 201, headers: { 'X-A': '1' } });
+    expect(r).toBeInstanceOf(Response);
+    expect(r.status).toBe(201);
+    expect(r.ok).toBe(true);
+    expect(r.headers.get('x-a')).toBe('1');
+    expect(r.headers.get('content-type')).toBe('text/plain;charset=UTF-8');
+    expect(await r.clone().text()).toBe('héllo');
+    expect(await r.text()).toBe('héllo');
+    expect(r.bodyUsed).toBe(true);
+    const platform = await fetch('data:text/plain,abc');
+    expect(platform).toBeInstanceOf(Response);
+    expect(Response.json({ a: 1 })).toBeInstanceOf(Response);
+    expect(() => new Response('x', { status: 99 })).toThrow(RangeError);
+    class Mine extends Response {}
+    expect(new Mine('m')).toBeInstanceOf(Response);
+  });
+
+  it('a headers change after construction is what goes out', async () => {
+    const s = await serve(
+      fromFetch(() => {
+        const r = new Response('body');
+        r.headers.set('x-late', 'yes');
+        return r;
+      }),
+      { address: join(dir.path, 'late.sock'), handleSignals: false },
+    );
+    try {
+      const res = await raw([], join(dir.path, 'late.sock'));
+      expect(res.headers['x-late']).toBe('yes');
+      expect(res.headers['content-type']).toBe('text/plain;charset=UTF-8');
+      expect(res.body.toString()).toBe('body');
     } finally {
       await s.close();
     }
