@@ -61,8 +61,7 @@ class CgiSocket extends Duplex {
   /**
    * Node's ServerResponse writes its head and body corked (one `_writev`);
    * what it writes is held until the end of the tick and goes out in one
-   * client write, or, when the response ends first, in the client's `end`
-   * (one socket write with the FIN).
+   * client write (a head and a small body: one socket write, not three).
    */
   override _write(chunk: Buffer | string, encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
     this.#hold(chunk, encoding);
@@ -125,14 +124,10 @@ class CgiSocket extends Duplex {
   }
 
   override _final(callback: (err?: Error | null) => void): void {
+    // What was written is out already: the end-of-tick flush is queued
+    // before the write callback that lets ServerResponse finish.
     const client = this.#client;
-    const pending = this.#pending;
-    this.#pending = [];
-    this.#flushScheduled = false;
-    if (!client.destroyed && !client.writableEnded) {
-      if (pending.length === 0) client.end();
-      else client.end(pending.length === 1 ? pending[0]! : Buffer.concat(pending));
-    }
+    if (!client.destroyed && !client.writableEnded) client.end();
     callback();
   }
 
