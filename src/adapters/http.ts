@@ -159,19 +159,15 @@ function flushSocket(socket: CgiSocket): void {
   socket._flushHeld();
 }
 
+const HOP_BY_HOP = /\r\n(?:connection|keep-alive|transfer-encoding):[^\r]*/gi;
+
 /** `HTTP/1.1 200 OK\r\nA: b...` → `Status: 200 OK\r\nA: b...` without hop-by-hop fields. */
 function toCgiHead(head: string): string {
-  const lines = head.split('\r\n');
-  const first = lines[0]!;
+  const eol = head.indexOf('\r\n');
+  const first = eol === -1 ? head : head.slice(0, eol);
+  const rest = eol === -1 ? '' : head.slice(eol).replace(HOP_BY_HOP, '');
   const m = /^HTTP\/\d\.\d (\d{3})(?: (.*))?$/.exec(first);
-  const out = [m ? `Status: ${m[1]} ${m[2] ?? ''}`.trimEnd() : first];
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i]!;
-    const name = line.slice(0, line.indexOf(':')).toLowerCase();
-    if (name === 'connection' || name === 'keep-alive' || name === 'transfer-encoding') continue;
-    out.push(line);
-  }
-  return out.join('\r\n');
+  return (m ? `Status: ${m[1]} ${m[2] ?? ''}`.trimEnd() : first) + rest;
 }
 
 /** Build a real IncomingMessage for the SCGI request. */
@@ -181,11 +177,18 @@ function makeRequest(headers: ScgiHeaders, client: ScgiClient, socket: CgiSocket
   req.method = target.method;
   req.url = target.url;
   req.httpVersion = target.httpVersion;
-  const [major, minor] = target.httpVersion.split('.').map(Number);
-  req.httpVersionMajor = major ?? 1;
-  req.httpVersionMinor = minor ?? 1;
+  const dot = target.httpVersion.indexOf('.');
+  req.httpVersionMajor = dot === -1 ? Number(target.httpVersion) || 1 : Number(target.httpVersion.slice(0, dot)) || 1;
+  req.httpVersionMinor = dot === -1 ? 0 : Number(target.httpVersion.slice(dot + 1)) || 0;
   req.headers = mapped.headers as IncomingHttpHeaders;
   req.rawHeaders = mapped.rawHeaders;
+  if (headers.contentLength === 0) {
+    // No body: `req` ends at once (as node:http's for a GET), the client's
+    // readable side is never touched.
+    req.complete = true;
+    req.push(null);
+    return req;
+  }
   // The body: exactly CONTENT_LENGTH bytes from the client, with backpressure.
   const onData = (chunk: Buffer) => {
     if (!req.push(chunk)) client.pause();
@@ -201,7 +204,6 @@ function makeRequest(headers: ScgiHeaders, client: ScgiClient, socket: CgiSocket
   req._read = () => {
     client.resume();
   };
-  if (headers.contentLength === 0) client.resume();
   return req;
 }
 
