@@ -63,6 +63,46 @@ describe('inject (no sockets)', () => {
   });
 });
 
+describe('Koa and Fastify through scgi/http, as the README shows', () => {
+  it('Koa: fromNodeListener(app.callback())', async () => {
+    const koa: string = 'koa'; // no @types/koa: the module is typed any here
+    const { default: Koa } = await import(koa);
+    const app = new Koa();
+    app.use(async (ctx: { status: number; set(n: string, v: string): void; body: unknown; path: string; query: Record<string, string> }) => {
+      ctx.status = 201;
+      ctx.set('X-Koa', '1');
+      ctx.body = { path: ctx.path, q: ctx.query.q };
+    });
+    const res = await inject(fromNodeListener(app.callback()), { uri: '/k?q=2' });
+    expect(res.status).toBe(201);
+    expect(res.headers['x-koa']).toBe('1');
+    expect(JSON.parse(res.body.toString())).toEqual({ path: '/k', q: '2' });
+  });
+
+  it('Fastify: the handler its serverFactory hands over', async () => {
+    const http = await import('node:http');
+    const { default: Fastify } = await import('fastify');
+    let handle!: (req: unknown, res: unknown) => void;
+    const app = Fastify({
+      serverFactory: (handler) => {
+        handle = handler as never;
+        return http.createServer(handler);
+      },
+    });
+    app.post('/f', async (req) => ({ got: req.body }));
+    await app.ready();
+    const res = await inject(fromNodeListener((req, res) => handle(req, res)), {
+      method: 'POST',
+      uri: '/f',
+      headers: { 'Content-Type': 'application/json' },
+      body: '{"a":1}',
+    });
+    expect(res.status).toBe(200);
+    expect(JSON.parse(res.body.toString())).toEqual({ got: { a: 1 } });
+    await app.close();
+  });
+});
+
 describe('scgi/http details', () => {
   it('req looks like http.IncomingMessage, res like http.ServerResponse', async () => {
     let seen: Record<string, unknown> = {};

@@ -298,3 +298,52 @@ describe('scgi/fetch: the lightweight Response', () => {
     }
   });
 });
+
+describe('scgi/fetch: the Request is lazy (item 6)', () => {
+  it('a handler that reads only method and url makes no Headers, AbortController or platform Request', async () => {
+    const made = { headers: 0, abort: 0, request: 0 };
+    const G = globalThis as unknown as Record<string, unknown>;
+    const saved = { Headers: G.Headers, AbortController: G.AbortController, Request: G.Request };
+    G.Headers = class extends (saved.Headers as typeof Headers) {
+      constructor(...a: ConstructorParameters<typeof Headers>) {
+        super(...a);
+        made.headers++;
+      }
+    };
+    G.AbortController = class extends (saved.AbortController as typeof AbortController) {
+      constructor() {
+        super();
+        made.abort++;
+      }
+    };
+    G.Request = class extends (saved.Request as typeof Request) {
+      constructor(...a: ConstructorParameters<typeof Request>) {
+        super(...a);
+        made.request++;
+      }
+    };
+    try {
+      const { inject } = await import('../src/index.ts');
+      let seen = '';
+      const h = fromFetch((request) => {
+        seen = `${request.method} ${request.url} ${request instanceof saved.Request}`;
+        return new Response('ok');
+      });
+      const r = await inject(h, { uri: '/lazy?x=1', headers: { Host: 'lazy.test' } });
+      expect(r.body.toString()).toBe('ok');
+      expect(seen).toBe('GET http://lazy.test/lazy?x=1 true');
+      expect(made).toEqual({ headers: 0, abort: 0, request: 0 });
+      // touching them makes them, once
+      const h2 = fromFetch((request) => {
+        request.headers.get('host');
+        request.headers.get('host');
+        void request.signal;
+        return new Response(request.headers.get('host'));
+      });
+      expect((await inject(h2, { uri: '/', headers: { Host: 'lazy.test' } })).body.toString()).toBe('lazy.test');
+      expect(made).toEqual({ headers: 1, abort: 1, request: 0 });
+    } finally {
+      Object.assign(G, saved);
+    }
+  });
+});

@@ -6,7 +6,7 @@ import { request as httpRequest } from 'node:http';
 import { chmodSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import express from 'express';
-import { serve, inject, type ScgiServer } from '../src/index.ts';
+import { serve, inject, type Handler, type ScgiServer } from '../src/index.ts';
 import { fromNodeListener } from '../src/adapters/http.ts';
 import { tempDir, waitFor } from './helpers.ts';
 import { startNginx, unixLocation, type Nginx } from './fronts/nginx.ts';
@@ -29,6 +29,26 @@ describe('scgi/http: close events', () => {
       await waitFor(() => events.includes('req close') && events.includes('res close'), 2000).catch(() => {});
       expect(events, `${method} read=${read}`).toEqual(expect.arrayContaining(['res finish', 'req close', 'res close']));
     }
+  });
+
+  it("a whole response given to res.end() reaches the client in its end(), in one piece (no write, no second write)", async () => {
+    const calls: string[] = [];
+    const inner = fromNodeListener((_req, res) => {
+      res.setHeader('X-A', '1');
+      res.end('whole');
+    });
+    const handler: Handler = (headers, client) => {
+      const write = client.write.bind(client);
+      const end = client.end.bind(client);
+      client.write = ((...a: Parameters<typeof write>) => (calls.push('write'), write(...a))) as typeof client.write;
+      client.end = ((...a: unknown[]) => (calls.push(a[0] == null ? 'end()' : 'end(data)'), (end as (...x: unknown[]) => typeof client)(...a))) as typeof client.end;
+      return inner(headers, client);
+    };
+    const r = await inject(handler, { uri: '/' });
+    expect(r.body.toString()).toBe('whole');
+    expect(r.headers['x-a']).toBe('1');
+    expect(calls[0]).toBe('end(data)');
+    expect(calls).not.toContain('write');
   });
 
   describe('through nginx', () => {

@@ -42,6 +42,8 @@ class CgiSocket extends Duplex {
   #pending: Buffer[] = [];
   #pendingBytes = 0;
   #flushScheduled = false;
+  /** The response written through this socket (set by fromNodeListener). */
+  res: ServerResponse | null = null;
 
   constructor(client: ScgiClient, target: ReturnType<typeof requestTarget>, headers: ScgiHeaders) {
     super({ allowHalfOpen: true, emitClose: true, decodeStrings: false });
@@ -120,7 +122,19 @@ class CgiSocket extends Duplex {
 
   /** @internal the end-of-tick flush. */
   _flushHeld(): void {
-    if (this.#flushScheduled) this.#flush();
+    if (!this.#flushScheduled) return;
+    const res = this.res;
+    if (res !== null && res.writableEnded && this.writableLength === 0 && !this.#client.destroyed && !this.#client.writableEnded) {
+      // The whole response is here (the common case: a head and a body given
+      // to res.end()): the client's end, one socket write with the FIN.
+      this.#flushScheduled = false;
+      const pending = this.#pending;
+      this.#pending = [];
+      this.#pendingBytes = 0;
+      this.#client.end(pending.length === 1 ? pending[0]! : Buffer.concat(pending));
+      return;
+    }
+    this.#flush();
   }
 
   override _final(callback: (err?: Error | null) => void): void {
@@ -225,6 +239,7 @@ export function fromNodeListener(listener: NodeListener): Handler {
     res.shouldKeepAlive = false;
     res.useChunkedEncodingByDefault = false;
     res.assignSocket(socket as never);
+    socket.res = res;
     socket.on('drain', () => res.emit('drain'));
     let finished = false;
     client.once('close', () => {
