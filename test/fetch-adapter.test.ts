@@ -326,7 +326,7 @@ describe('scgi/fetch: the Request is lazy (item 6)', () => {
       const { inject } = await import('../src/index.ts');
       let seen = '';
       const h = fromFetch((request) => {
-        seen = `${request.method} ${request.url} ${request instanceof saved.Request}`;
+        seen = `${request.method} ${request.url} ${request instanceof (saved.Request as typeof Request)}`;
         return new Response('ok');
       });
       const r = await inject(h, { uri: '/lazy?x=1', headers: { Host: 'lazy.test' } });
