@@ -217,7 +217,11 @@ async function runMode(nginxWorkers: '1' | 'auto'): Promise<Map<string, Sample[]
       const loc = `/a${i}`;
       if (a.kind === 'scgi') {
         const address = join(dir.path, `a${i}.sock`);
-        const child = await startProcess(pin([process.execPath, `bench/apps/${a.app}`], nodeCpu), { ADDRESS: address, SOCKET_GROUP: 'nogroup', SCGI_DIST: a.dist ?? '', ROUTE: loc }, /ready/);
+        const child = await startProcess(
+          pin([process.execPath, `bench/apps/${a.app}`], nodeCpu),
+          { ADDRESS: address, SOCKET_GROUP: 'nogroup', SCGI_DIST: a.dist ?? '', ROUTE: loc },
+          /ready/,
+        );
         locations.push(`location = ${loc} { include scgi_params; scgi_pass unix:${address}; }`);
         targets.push({ name: a.name, location: loc, pids: () => [child.pid!] });
       } else {
@@ -279,7 +283,9 @@ async function runMode(nginxWorkers: '1' | 'auto'): Promise<Map<string, Sample[]
       const list = results.get(t.name) ?? [];
       list.push({ rps: r.rps, p50: r.p50, p99: r.p99, cpuUsPerReq, errors: r.errors });
       results.set(t.name, list);
-      console.error(`[nginx ${nginxWorkers}] round ${round + 1} ${t.name}: ${r.rps.toFixed(0)} req/s p50 ${r.p50}ms p99 ${r.p99}ms cpu ${cpuUsPerReq?.toFixed(1) ?? '-'} µs/req errors ${r.errors}`);
+      console.error(
+        `[nginx ${nginxWorkers}] round ${round + 1} ${t.name}: ${r.rps.toFixed(0)} req/s p50 ${r.p50}ms p99 ${r.p99}ms cpu ${cpuUsPerReq?.toFixed(1) ?? '-'} µs/req errors ${r.errors}`,
+      );
     }
   }
   await stopNginx();

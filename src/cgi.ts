@@ -34,9 +34,24 @@ export function headerName(cgiName: string): string | undefined {
 
 /** Names where Node's http keeps the first value and drops repeats (lib/_http_incoming.js). */
 const FIRST_WINS = new Set([
-  'content-type', 'content-length', 'user-agent', 'referer', 'host', 'authorization', 'proxy-authorization',
-  'if-modified-since', 'if-unmodified-since', 'from', 'location', 'max-forwards', 'retry-after', 'etag',
-  'last-modified', 'server', 'age', 'expires',
+  'content-type',
+  'content-length',
+  'user-agent',
+  'referer',
+  'host',
+  'authorization',
+  'proxy-authorization',
+  'if-modified-since',
+  'if-unmodified-since',
+  'from',
+  'location',
+  'max-forwards',
+  'retry-after',
+  'etag',
+  'last-modified',
+  'server',
+  'age',
+  'expires',
 ]);
 
 /** Methods whose requests normally carry a body: they get `content-length` even when it is 0. */
@@ -139,10 +154,7 @@ export interface RequestTarget {
 
 /** A byte that may stay as it is in a URL path (RFC 3986 pchar and '/', minus '%'). */
 function pathSafe(b: number): boolean {
-  return (
-    (b >= 0x61 && b <= 0x7a) || (b >= 0x41 && b <= 0x5a) || (b >= 0x30 && b <= 0x39) ||
-    '-._~!$&\'()*+,;=:@/'.includes(String.fromCharCode(b))
-  );
+  return (b >= 0x61 && b <= 0x7a) || (b >= 0x41 && b <= 0x5a) || (b >= 0x30 && b <= 0x39) || "-._~!$&'()*+,;=:@/".includes(String.fromCharCode(b));
 }
 
 /** Percent-encode a decoded path (SCRIPT_NAME, PATH_INFO, DOCUMENT_URI are decoded by the fronts), byte by byte. */
@@ -224,8 +236,7 @@ export function requestTarget(headers: ScgiHeaders): RequestTarget {
 
   const requestScheme = headers.get('REQUEST_SCHEME')?.toLowerCase();
   const https = headers.get('HTTPS')?.toLowerCase();
-  const scheme: 'http' | 'https' =
-    requestScheme === 'https' || requestScheme === 'http' ? requestScheme : https === 'on' || https === '1' ? 'https' : 'http';
+  const scheme: 'http' | 'https' = requestScheme === 'https' || requestScheme === 'http' ? requestScheme : https === 'on' || https === '1' ? 'https' : 'http';
 
   const serverPort = port(headers.get('SERVER_PORT'));
   // The Host header goes into the authority only when it is one: a

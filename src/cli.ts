@@ -135,10 +135,14 @@ export function detectApp(app: unknown, declared?: unknown): DetectedApp {
     return { kind: d as AppKind, label: `${d === 'raw' ? 'SCGI handler' : d === 'node' ? 'Node listener' : 'fetch handler'} (scgiType)` };
   }
   if (app === null || (typeof app !== 'object' && typeof app !== 'function')) {
-    throw new ScgiError('ERR_SCGI_INVALID_APP', `the module's default export is ${app === null ? 'null' : typeof app}: export an app (an Express, Koa, Fastify or Hono app, a fetch handler, a (req, res) listener or an SCGI handler)`);
+    throw new ScgiError(
+      'ERR_SCGI_INVALID_APP',
+      `the module's default export is ${app === null ? 'null' : typeof app}: export an app (an Express, Koa, Fastify or Hono app, a fetch handler, a (req, res) listener or an SCGI handler)`,
+    );
   }
   const a = app as Record<string, unknown>;
-  if (typeof app === 'function' && (app as unknown as Record<symbol, unknown>)[HANDLER_TAG] === true) return { kind: 'raw', label: 'SCGI handler (from scgi/http or scgi/fetch)' };
+  if (typeof app === 'function' && (app as unknown as Record<symbol, unknown>)[HANDLER_TAG] === true)
+    return { kind: 'raw', label: 'SCGI handler (from scgi/http or scgi/fetch)' };
   if (typeof a.fetch === 'function') {
     const name = (a.constructor as { name?: string } | undefined)?.name;
     return { kind: 'fetch', label: `${name && name !== 'Object' && name !== 'Function' ? `${name} app` : 'fetch app'} (object with fetch)` };
@@ -156,7 +160,10 @@ export function detectApp(app: unknown, declared?: unknown): DetectedApp {
         `Pass --type raw, --type node or --type fetch${likely}, or export const scgiType = 'raw' | 'node' | 'fetch' from the module.`,
     );
   }
-  throw new ScgiError('ERR_SCGI_INVALID_APP', `the module's default export is an object without fetch(), callback() (Koa) or routing() (Fastify): not an app scgi can serve`);
+  throw new ScgiError(
+    'ERR_SCGI_INVALID_APP',
+    `the module's default export is an object without fetch(), callback() (Koa) or routing() (Fastify): not an app scgi can serve`,
+  );
 }
 
 /** Turn an app of a known kind into an SCGI handler. */
@@ -176,7 +183,8 @@ export async function toHandler(app: unknown, kind: AppKind): Promise<Handler> {
     return fromNodeListener(app as NodeListener);
   }
   if (kind === 'fetch') return (await import('./adapters/fetch.ts')).fromFetch(app as never);
-  if (typeof app !== 'function') throw new ScgiError('ERR_SCGI_INVALID_APP', `--type raw needs a function (headers, client), the default export is ${app === null ? 'null' : typeof app}`);
+  if (typeof app !== 'function')
+    throw new ScgiError('ERR_SCGI_INVALID_APP', `--type raw needs a function (headers, client), the default export is ${app === null ? 'null' : typeof app}`);
   return app as Handler;
 }
 
@@ -457,7 +465,13 @@ async function cmdBench(args: string[]): Promise<void> {
   if (latencies.length > 0) out.write(`latency ms: p50 ${pct(50)}  p90 ${pct(90)}  p99 ${pct(99)}  max ${latencies.at(-1)!.toFixed(2)}\n`);
   else out.write('latency ms: - (no response)\n');
   out.write(`statuses: ${statuses.size > 0 ? [...statuses].map(([s, n]) => `${s}×${n}`).join(' ') : '-'}\n`);
-  if (errors > 0) out.write(`errors: ${[...reasons].sort((a, b) => b[1] - a[1]).map(([r, n]) => `${r}×${n}`).join(' ')}\n`);
+  if (errors > 0)
+    out.write(
+      `errors: ${[...reasons]
+        .sort((a, b) => b[1] - a[1])
+        .map(([r, n]) => `${r}×${n}`)
+        .join(' ')}\n`,
+    );
   if (reasons.has('ENOENT') || reasons.has('ECONNREFUSED')) {
     process.stderr.write(`scgi: nothing listens on ${address}: is the app running, on this address?\n`);
   }

@@ -91,12 +91,15 @@ describe('Koa and Fastify through scgi/http, as the README shows', () => {
     });
     app.post('/f', async (req) => ({ got: req.body }));
     await app.ready();
-    const res = await inject(fromNodeListener((req, res) => handle(req, res)), {
-      method: 'POST',
-      uri: '/f',
-      headers: { 'Content-Type': 'application/json' },
-      body: '{"a":1}',
-    });
+    const res = await inject(
+      fromNodeListener((req, res) => handle(req, res)),
+      {
+        method: 'POST',
+        uri: '/f',
+        headers: { 'Content-Type': 'application/json' },
+        body: '{"a":1}',
+      },
+    );
     expect(res.status).toBe(200);
     expect(JSON.parse(res.body.toString())).toEqual({ got: { a: 1 } });
     await app.close();
@@ -183,7 +186,14 @@ describe('scgi/fetch details', () => {
         type: request.headers.get('content-type'),
         body: await request.text(),
       };
-      return new Response('ok', { status: 201, statusText: 'Made', headers: [['Set-Cookie', 'a=1'], ['Set-Cookie', 'b=2']] });
+      return new Response('ok', {
+        status: 201,
+        statusText: 'Made',
+        headers: [
+          ['Set-Cookie', 'a=1'],
+          ['Set-Cookie', 'b=2'],
+        ],
+      });
     });
     const res = await inject(handler, {
       method: 'PUT',
@@ -282,7 +292,7 @@ describe('through nginx', () => {
     expect(await streamed.text()).toBe('chunk 0\nchunk 1\nchunk 2\nchunk 3\nchunk 4\n');
   });
 
-  it("Hono: c.req.raw.signal aborts when the browser goes away", async () => {
+  it('Hono: c.req.raw.signal aborts when the browser goes away', async () => {
     (globalThis as { __honoAborted?: boolean }).__honoAborted = undefined;
     await new Promise<void>((resolve) => {
       const req = httpRequest(`${nginx.url}/wait`);

@@ -154,7 +154,9 @@ os.execvp(sys.argv[2], sys.argv[2:])`,
 
   it('examples/systemd/server.js says where it listens, never "null"', async () => {
     const sock = join(dir.path, 'sd2.sock');
-    const child = withSystemdUnixSocket(sock, [process.execPath, 'examples/systemd/server.js'], { SCGI_APP: new URL('../examples/hello.js', import.meta.url).href });
+    const child = withSystemdUnixSocket(sock, [process.execPath, 'examples/systemd/server.js'], {
+      SCGI_APP: new URL('../examples/hello.js', import.meta.url).href,
+    });
     const out = await output(child, /listening/);
     expect(out).not.toMatch(/null/);
     expect(out).toMatch(/socket passed by systemd/);
@@ -184,12 +186,29 @@ describe('scgi bench (item 8)', () => {
     );
     const file = join(dir.path, 'call.xml');
     writeFileSync(file, '<methodCall><methodName>system.listMethods</methodName></methodCall>');
-    const r = await runAsync(['bench', sock, '/RPC2', '-n', '20', '-c', '2', '-X', 'POST', '-d', `@${file}`, '-H', 'Content-Type: text/xml', '-H', 'X-Token: t1']);
+    const r = await runAsync([
+      'bench',
+      sock,
+      '/RPC2',
+      '-n',
+      '20',
+      '-c',
+      '2',
+      '-X',
+      'POST',
+      '-d',
+      `@${file}`,
+      '-H',
+      'Content-Type: text/xml',
+      '-H',
+      'X-Token: t1',
+    ]);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^20 responses, 0 errors/);
     expect(r.stdout).toMatch(/body bytes\/s: [\d.]+ (B|KiB|MiB)\/s \(100 B in all\)/);
     expect(seen).toHaveLength(20);
-    for (const s of seen) expect(s).toEqual({ method: 'POST', body: '<methodCall><methodName>system.listMethods</methodName></methodCall>', type: 'text/xml', token: 't1' });
+    for (const s of seen)
+      expect(s).toEqual({ method: 'POST', body: '<methodCall><methodName>system.listMethods</methodName></methodCall>', type: 'text/xml', token: 't1' });
     // not a terminal: no progress line
     expect(r.stderr).not.toMatch(/req\/s/);
   });

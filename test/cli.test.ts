@@ -39,7 +39,18 @@ describe('scgi CLI', () => {
   it('--help lists every serve option with its default', () => {
     const r = run(['--help']);
     expect(r.status).toBe(0);
-    for (const opt of ['--address', '--port', '--parallelism', '--http', '--socket-mode', '--socket-group', '--strict', '--max-body-size', '--header-timeout', '--request-timeout']) {
+    for (const opt of [
+      '--address',
+      '--port',
+      '--parallelism',
+      '--http',
+      '--socket-mode',
+      '--socket-group',
+      '--strict',
+      '--max-body-size',
+      '--header-timeout',
+      '--request-timeout',
+    ]) {
       expect(r.stdout).toContain(opt);
     }
     expect(r.stdout).toMatch(/default 6500/);
@@ -60,7 +71,9 @@ describe('scgi CLI', () => {
     expect(out()).toMatch(/SCGI handler \(scgiType\), parser (js|native)/);
     const r = run(['request', sock, '/path?q=1', '-d', 'xyz', '-H', 'X-Thing: 1']);
     expect(r.status).toBe(0);
-    expect(r.stdout).toMatch(/^HTTP\/1\.1 200 OK\r\nContent-Type: text\/plain; charset=utf-8\r\nContent-Length: \d+\r\n\r\nHello from scgi!\nPOST \/path\?q=1 \(3 body bytes/);
+    expect(r.stdout).toMatch(
+      /^HTTP\/1\.1 200 OK\r\nContent-Type: text\/plain; charset=utf-8\r\nContent-Length: \d+\r\n\r\nHello from scgi!\nPOST \/path\?q=1 \(3 body bytes/,
+    );
     const b = run(['bench', sock, '/', '-n', '200', '-c', '4', '-t', '5']);
     expect(b.status).toBe(0);
     expect(b.stdout).toMatch(/^200 responses, 0 errors/);

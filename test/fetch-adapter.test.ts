@@ -17,7 +17,9 @@ const echoApp = async (request: Request) => {
   expect(request.redirect).toBe('follow');
   const u = new URL(request.url);
   const headers: Record<string, string> = {};
-  request.headers.forEach((v, k) => (headers[k] = v));
+  request.headers.forEach((v, k) => {
+    headers[k] = v;
+  });
   return Response.json({ url: request.url, pathname: u.pathname, search: u.search, host: u.host, method: request.method, headers });
 };
 
@@ -115,7 +117,10 @@ describe('scgi/fetch: the Host header never changes the path (item 1)', () => {
   });
 
   it('an absolute-form REQUEST_URI keeps its own path and query', async () => {
-    const s = await seen([['REQUEST_URI', 'http://other.example/x/y?z=1'], ['HTTP_HOST', 'other.example']]);
+    const s = await seen([
+      ['REQUEST_URI', 'http://other.example/x/y?z=1'],
+      ['HTTP_HOST', 'other.example'],
+    ]);
     expect(s.pathname).toBe('/x/y');
     expect(s.search).toBe('?z=1');
   });
@@ -130,9 +135,33 @@ describe('scgi/fetch: no 500 from the adapter (item 5)', () => {
     { name: 'method CONNECT', pairs: [['REQUEST_METHOD', 'CONNECT']], status: 200, check: (s) => expect(s.method).toBe('CONNECT') },
     { name: 'method G T', pairs: [['REQUEST_METHOD', 'G T']], status: 400 },
     { name: 'lower-case get', pairs: [['REQUEST_METHOD', 'get']], status: 200, check: (s) => expect(s.method).toBe('GET') },
-    { name: 'header name HTTP_', pairs: [['HTTP_', 'x'], ['HTTP_X_OK', '1']], status: 200, check: (s) => expect(s.headers['x-ok']).toBe('1') },
-    { name: 'header name HTTP_X Y', pairs: [['HTTP_X Y', 'x'], ['HTTP_X_OK', '1']], status: 200, check: (s) => expect(Object.keys(s.headers)).not.toContain('x y') },
-    { name: 'header name with a byte >= 0x80', pairs: [['HTTP_X_\xe9', 'x'], ['HTTP_X_OK', '1']], status: 200, check: (s) => expect(s.headers['x-ok']).toBe('1') },
+    {
+      name: 'header name HTTP_',
+      pairs: [
+        ['HTTP_', 'x'],
+        ['HTTP_X_OK', '1'],
+      ],
+      status: 200,
+      check: (s) => expect(s.headers['x-ok']).toBe('1'),
+    },
+    {
+      name: 'header name HTTP_X Y',
+      pairs: [
+        ['HTTP_X Y', 'x'],
+        ['HTTP_X_OK', '1'],
+      ],
+      status: 200,
+      check: (s) => expect(Object.keys(s.headers)).not.toContain('x y'),
+    },
+    {
+      name: 'header name with a byte >= 0x80',
+      pairs: [
+        ['HTTP_X_\xe9', 'x'],
+        ['HTTP_X_OK', '1'],
+      ],
+      status: 200,
+      check: (s) => expect(s.headers['x-ok']).toBe('1'),
+    },
     { name: 'latin1 header value', pairs: [['HTTP_X_V', 'caf\xe9']], status: 200, check: (s) => expect(s.headers['x-v']).toBe('caf\xe9') },
     {
       name: 'utf8: a UTF-8 cookie é€ (the bytes, as a ByteString)',
@@ -142,7 +171,14 @@ describe('scgi/fetch: no 500 from the adapter (item 5)', () => {
       check: (s) => expect(Buffer.from(s.headers.cookie!, 'latin1').toString('utf8')).toBe('k=é€'),
     },
     { name: 'utf8: a lone 0xC3', pairs: [['HTTP_X_V', 'a\xc3b']], path: utf8Sock, status: 200, check: (s) => expect(s.headers['x-v']).toMatch(/^a.+b$/) },
-    { name: 'request target *', pairs: [['REQUEST_METHOD', 'OPTIONS'], ['REQUEST_URI', '*']], status: 400 },
+    {
+      name: 'request target *',
+      pairs: [
+        ['REQUEST_METHOD', 'OPTIONS'],
+        ['REQUEST_URI', '*'],
+      ],
+      status: 400,
+    },
   ];
   for (const c of cases) {
     it(`${c.name} → ${c.status}`, async () => {
@@ -163,7 +199,14 @@ describe('scgi/fetch: Content-Length (item 4)', () => {
     app.get('/null', () => new Response(null));
     app.get('/len', () => new Response('abc', { headers: { 'content-length': '3' } }));
     const s = await serve(fromFetch(app), { address: join(dir.path, 'cl.sock'), handleSignals: false });
-    const q = async (method: string, uri: string) => raw([['REQUEST_METHOD', method], ['REQUEST_URI', uri]], join(dir.path, 'cl.sock'));
+    const q = async (method: string, uri: string) =>
+      raw(
+        [
+          ['REQUEST_METHOD', method],
+          ['REQUEST_URI', uri],
+        ],
+        join(dir.path, 'cl.sock'),
+      );
     try {
       const get = await q('GET', '/');
       expect(get.headers['content-length']).toBe('11');
@@ -181,7 +224,10 @@ describe('scgi/fetch: Content-Length (item 4)', () => {
       expect((await q('GET', '/null')).headers['content-length']).toBe('0');
       expect((await q('GET', '/len')).rawHeaders.filter(([n]) => n.toLowerCase() === 'content-length')).toEqual([['content-length', '3']]);
       // A HEAD answered by a handler that returns the GET body: the length GET would have.
-      const plain = await serve(fromFetch(() => new Response('12345')), { address: join(dir.path, 'cl2.sock'), handleSignals: false });
+      const plain = await serve(
+        fromFetch(() => new Response('12345')),
+        { address: join(dir.path, 'cl2.sock'), handleSignals: false },
+      );
       try {
         const h = await raw([['REQUEST_METHOD', 'HEAD']], join(dir.path, 'cl2.sock'));
         expect(h.headers['content-length']).toBe('5');

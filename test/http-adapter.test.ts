@@ -15,7 +15,11 @@ type Events = string[];
 
 describe('scgi/http: close events', () => {
   it("a normal response: req and res emit 'close' (GET without reading, POST with reading)", async () => {
-    for (const [method, body, read] of [['GET', undefined, false], ['POST', 'abc', true], ['POST', 'abcdef', false]] as const) {
+    for (const [method, body, read] of [
+      ['GET', undefined, false],
+      ['POST', 'abc', true],
+      ['POST', 'abcdef', false],
+    ] as const) {
       const events: Events = [];
       const handler = fromNodeListener((req, res) => {
         req.on('close', () => events.push('req close'));
@@ -31,7 +35,7 @@ describe('scgi/http: close events', () => {
     }
   });
 
-  it("a whole response given to res.end() reaches the client in its end(), in one piece (no write, no second write)", async () => {
+  it('a whole response given to res.end() reaches the client in its end(), in one piece (no write, no second write)', async () => {
     const calls: string[] = [];
     const inner = fromNodeListener((_req, res) => {
       res.setHeader('X-A', '1');
@@ -40,8 +44,14 @@ describe('scgi/http: close events', () => {
     const handler: Handler = (headers, client) => {
       const write = client.write.bind(client);
       const end = client.end.bind(client);
-      client.write = ((...a: Parameters<typeof write>) => (calls.push('write'), write(...a))) as typeof client.write;
-      client.end = ((...a: unknown[]) => (calls.push(a[0] == null ? 'end()' : 'end(data)'), (end as (...x: unknown[]) => typeof client)(...a))) as typeof client.end;
+      client.write = ((...a: Parameters<typeof write>) => {
+        calls.push('write');
+        return write(...a);
+      }) as typeof client.write;
+      client.end = ((...a: unknown[]) => {
+        calls.push(a[0] == null ? 'end()' : 'end(data)');
+        return (end as (...x: unknown[]) => typeof client)(...a);
+      }) as typeof client.end;
       return inner(headers, client);
     };
     const r = await inject(handler, { uri: '/' });

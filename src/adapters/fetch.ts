@@ -159,7 +159,6 @@ interface RequestState {
 type LazyRequest = Request & { [kReq]: RequestState };
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-// eslint-disable-next-line no-control-regex
 const NOT_LATIN1_OR_CTL = /[^\t\x20-\x7e\x80-\xff]/;
 const FORBIDDEN_METHODS = new Set(['CONNECT', 'TRACE', 'TRACK']);
 const NORMALIZED_METHODS = new Set(['DELETE', 'GET', 'HEAD', 'OPTIONS', 'POST', 'PUT']);
@@ -176,7 +175,6 @@ function buildHeaders(scgi: ScgiHeaders): Headers {
       // headerEncoding utf8 decoded it beyond latin1: keep the bytes, as a
       // ByteString (what a fetch client sees for the same header).
       value = Buffer.from(value, 'utf8').toString('latin1');
-      // eslint-disable-next-line no-control-regex
       if (/[\0\r\n]/.test(value)) continue;
     }
     h.append(name, value);
@@ -257,13 +255,51 @@ for (const key of Object.getOwnPropertyNames(Request.prototype)) {
 }
 const textDecoder = new TextDecoder();
 Object.defineProperties(requestProto, {
-  method: { get(this: LazyRequest) { return this[kReq].method; }, configurable: true },
-  url: { get(this: LazyRequest) { return this[kReq].url; }, configurable: true },
-  headers: { get(this: LazyRequest) { return getHeaders(this[kReq]); }, configurable: true },
-  signal: { get(this: LazyRequest) { return getAbortController(this[kReq]).signal; }, configurable: true },
-  bodyUsed: { get(this: LazyRequest) { const s = this[kReq]; return s.used || (s.real?.bodyUsed ?? false); }, configurable: true },
-  text: { value(this: LazyRequest) { return directBody(this[kReq])?.then((b) => textDecoder.decode(b)) ?? getReal(this[kReq]).text(); }, configurable: true, writable: true },
-  json: { value(this: LazyRequest) { return directBody(this[kReq])?.then((b) => JSON.parse(textDecoder.decode(b)) as unknown) ?? getReal(this[kReq]).json(); }, configurable: true, writable: true },
+  method: {
+    get(this: LazyRequest) {
+      return this[kReq].method;
+    },
+    configurable: true,
+  },
+  url: {
+    get(this: LazyRequest) {
+      return this[kReq].url;
+    },
+    configurable: true,
+  },
+  headers: {
+    get(this: LazyRequest) {
+      return getHeaders(this[kReq]);
+    },
+    configurable: true,
+  },
+  signal: {
+    get(this: LazyRequest) {
+      return getAbortController(this[kReq]).signal;
+    },
+    configurable: true,
+  },
+  bodyUsed: {
+    get(this: LazyRequest) {
+      const s = this[kReq];
+      return s.used || (s.real?.bodyUsed ?? false);
+    },
+    configurable: true,
+  },
+  text: {
+    value(this: LazyRequest) {
+      return directBody(this[kReq])?.then((b) => textDecoder.decode(b)) ?? getReal(this[kReq]).text();
+    },
+    configurable: true,
+    writable: true,
+  },
+  json: {
+    value(this: LazyRequest) {
+      return directBody(this[kReq])?.then((b) => JSON.parse(textDecoder.decode(b)) as unknown) ?? getReal(this[kReq]).json();
+    },
+    configurable: true,
+    writable: true,
+  },
   arrayBuffer: {
     value(this: LazyRequest) {
       return directBody(this[kReq])?.then((b) => b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)) ?? getReal(this[kReq]).arrayBuffer();
@@ -273,7 +309,10 @@ Object.defineProperties(requestProto, {
   },
   bytes: {
     value(this: LazyRequest) {
-      return directBody(this[kReq])?.then((b) => new Uint8Array(b.buffer, b.byteOffset, b.byteLength)) ?? (getReal(this[kReq]) as unknown as { bytes(): Promise<Uint8Array> }).bytes();
+      return (
+        directBody(this[kReq])?.then((b) => new Uint8Array(b.buffer, b.byteOffset, b.byteLength)) ??
+        (getReal(this[kReq]) as unknown as { bytes(): Promise<Uint8Array> }).bytes()
+      );
     },
     configurable: true,
     writable: true,
@@ -439,7 +478,12 @@ function noBodyStatus(status: number): boolean {
   return status < 200 || status === 204 || status === 304;
 }
 
-function headText(status: number, statusText: string, headers: Headers | HeadersInit | undefined, typeFor: string | null): { text: string; length: string | null } {
+function headText(
+  status: number,
+  statusText: string,
+  headers: Headers | HeadersInit | undefined,
+  typeFor: string | null,
+): { text: string; length: string | null } {
   const reason = statusText || STATUS_CODES[status] || 'Unknown';
   checkValue('Status', reason);
   let text = `Status: ${status} ${reason}\r\n`;
@@ -477,7 +521,7 @@ function endWhole(client: ScgiClient, head: string, body: string | Uint8Array | 
   if (body === null || body.length === 0) {
     client.end(head, 'latin1');
   } else if (typeof body === 'string') {
-    // eslint-disable-next-line no-control-regex
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: the ASCII range, to pick the one-string write
     if (!/[^\x00-\x7f]/.test(head)) client.end(head + body);
     else client.end(Buffer.concat([Buffer.from(head, 'latin1'), Buffer.from(body)]));
   } else {
@@ -596,8 +640,7 @@ const BAD_REQUEST = 'Status: 400 Bad Request\r\nContent-Type: text/plain; charse
  * Accepts the handler function or an object with a `fetch` method (a Hono app).
  */
 export function fromFetch(app: FetchHandler | { fetch: FetchHandler }, options: FromFetchOptions = {}): Handler {
-  const handler: FetchHandler | null =
-    typeof app === 'function' ? app : typeof app?.fetch === 'function' ? app.fetch.bind(app) : null;
+  const handler: FetchHandler | null = typeof app === 'function' ? app : typeof app?.fetch === 'function' ? app.fetch.bind(app) : null;
   if (handler === null) throw new ScgiError('ERR_SCGI_INVALID_APP', 'fromFetch: expected a fetch handler or an object with a fetch method');
   if (options.overrideGlobalObjects !== false) overrideGlobals();
   const finish = (response: unknown, request: Request, client: ScgiClient): Promise<void> | void => {

@@ -124,7 +124,7 @@ class CgiSocket extends Duplex {
   _flushHeld(): void {
     if (!this.#flushScheduled) return;
     const res = this.res;
-    if (res !== null && res.writableEnded && this.writableLength === 0 && !this.#client.destroyed && !this.#client.writableEnded) {
+    if (res?.writableEnded && this.writableLength === 0 && !this.#client.destroyed && !this.#client.writableEnded) {
       // The whole response is here (the common case: a head and a body given
       // to res.end()): the client's end, one socket write with the FIN.
       this.#flushScheduled = false;
@@ -227,7 +227,10 @@ function makeRequest(headers: ScgiHeaders, client: ScgiClient, socket: CgiSocket
  */
 export function fromNodeListener(listener: NodeListener): Handler {
   if (typeof listener !== 'function') {
-    throw new ScgiError('ERR_SCGI_INVALID_APP', `fromNodeListener: expected a (req, res) listener, got ${listener === null ? 'null' : typeof listener} (a Koa app: app.callback(); a Fastify app: see the README)`);
+    throw new ScgiError(
+      'ERR_SCGI_INVALID_APP',
+      `fromNodeListener: expected a (req, res) listener, got ${listener === null ? 'null' : typeof listener} (a Koa app: app.callback(); a Fastify app: see the README)`,
+    );
   }
   const handler: Handler = (headers, client) => {
     const target = requestTarget(headers);
