@@ -223,9 +223,21 @@ describe('scgi/fetch details', () => {
     expect(JSON.parse(res.body.toString())).toEqual({ n: body.length, sha: createHash('sha256').update(body).digest('hex') });
   });
 
-  it('a handler returning something else than a Response → 500', async () => {
+  it('a handler returning something else than a Response → 500, onError gets ERR_SCGI_INVALID_APP', async () => {
     const handler = fromFetch((() => 'not a response') as never);
-    expect((await inject(handler, {}, { onError: () => {} })).status).toBe(500);
+    const errors: unknown[] = [];
+    expect((await inject(handler, {}, { onError: (err) => errors.push(err) })).status).toBe(500);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatchObject({ name: 'ScgiError', code: 'ERR_SCGI_INVALID_APP' });
+  });
+});
+
+describe("the adapters' own errors are ScgiErrors", () => {
+  it('fromFetch and fromNodeListener of something that is no app: ERR_SCGI_INVALID_APP', () => {
+    for (const bad of [42, null, {}, 'app']) {
+      expect(() => fromFetch(bad as never)).toThrow(expect.objectContaining({ name: 'ScgiError', code: 'ERR_SCGI_INVALID_APP' }));
+      expect(() => fromNodeListener(bad as never)).toThrow(expect.objectContaining({ name: 'ScgiError', code: 'ERR_SCGI_INVALID_APP' }));
+    }
   });
 });
 
