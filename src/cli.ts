@@ -11,7 +11,7 @@ import { resolve as resolvePath } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { formatAddress, resolveAddress } from './address.ts';
-import { request, type ClientRequest } from './client.ts';
+import { request, type ClientRequest } from './requester.ts';
 import type { Handler } from './scgi-client.ts';
 import type { NodeListener } from './adapters/http.ts';
 import { ScgiError } from './errors.ts';

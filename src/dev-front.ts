@@ -8,7 +8,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { STATUS_CODES } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { connectTo } from './client.ts';
+import { connectTo } from './requester.ts';
 
 export interface DevFrontOptions {
   /** SCGI address of the app (same rules as `serve`). */

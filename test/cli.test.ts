@@ -155,7 +155,7 @@ os.execvp(sys.argv[1], sys.argv[1:])`,
       child.once('exit', (code) => reject(new Error(`exited ${code}: ${out}`)));
     });
     const port = Number(out.split('\n')[0]);
-    const { request } = await import('../src/client.ts');
+    const { request } = await import('../src/requester.ts');
     const res = await request(`127.0.0.1:${port}`, { uri: '/sd' });
     expect(res.body.toString()).toMatch(/GET \/sd/);
     expect(run(['serve', 'examples/hello.js', '--socket', 'nope']).status).toBe(2);

@@ -3,7 +3,7 @@ import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { encodeRequest, parseResponse, type ClientRequest, type ClientResponse } from '../src/client.ts';
+import { encodeRequest, parseResponse, type ClientRequest, type ClientResponse } from '../src/requester.ts';
 
 export const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url));
 

@@ -9,7 +9,7 @@ import { parse, outSize, Status } from '../src/parser/index.ts';
 import type { Handler } from '../src/scgi-client.ts';
 import { InProcessServer } from '../src/server.ts';
 import type { Transport, TransportEvents, TransportSocket } from '../src/transport/types.ts';
-import { encodeRequest } from '../src/client.ts';
+import { encodeRequest } from '../src/requester.ts';
 
 /** A transport that records what the lifecycle asks of it. */
 class RecordingTransport implements Transport {

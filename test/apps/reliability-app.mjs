@@ -3,7 +3,8 @@
 // pid in X-Pid; /slow?ms=N waits N ms first and, when SCGI_TEST_ARRIVALS=1,
 // prints {"arrived": uri, "pid": pid} when the request reaches the handler (so
 // a test knows a request is in flight without guessing a delay). /__mem answers
-// process.memoryUsage() as JSON, after gc() when run with --expose-gc.
+// process.memoryUsage() as JSON, after gc() when run with --expose-gc; /__stats
+// answers server.stats; /crash throws in a timer after answering (kills the process).
 import cluster from 'node:cluster';
 import { serve } from 'scgi';
 
@@ -18,6 +19,17 @@ const server = await serve(async (headers, client) => {
     client.writeHead(200, { 'Content-Type': 'application/json' });
     client.end(JSON.stringify({ ...process.memoryUsage(), gc: typeof globalThis.gc === 'function' }));
     return;
+  }
+  if (uri === '/__stats') {
+    client.writeHead(200, { 'Content-Type': 'application/json' });
+    client.end(JSON.stringify(server.stats));
+    return;
+  }
+  if (uri === '/crash') {
+    // an app bug outside the request: an uncaught throw in a timer kills the worker
+    setTimeout(() => {
+      throw new Error('app bug');
+    }, 10);
   }
   if (uri.startsWith('/slow')) {
     if (arrivals) process.stdout.write(`${JSON.stringify({ arrived: uri, pid: process.pid })}\n`);

@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { request } from '../../src/client.ts';
+import { request } from '../../src/requester.ts';
 import { tempDir, waitFor } from '../helpers.ts';
 import { EXAMPLES } from './matrix.ts';
 

@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { request } from '../../src/client.ts';
+import { request } from '../../src/requester.ts';
 import { tempDir } from '../helpers.ts';
 import { fdCount, rssOf, spyOnProcessErrors } from './util.ts';
 
