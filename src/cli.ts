@@ -10,8 +10,9 @@ import { readFileSync, readlinkSync, realpathSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { pipeline } from 'node:stream/promises';
 import { formatAddress, resolveAddress } from './address.ts';
-import { request, type ClientRequest } from './requester.ts';
+import { request, requestStream, type ClientRequest } from './requester.ts';
 import type { Handler } from './scgi-client.ts';
 import type { NodeListener } from './adapters/http.ts';
 import { ScgiError } from './errors.ts';
@@ -368,13 +369,14 @@ async function cmdRequest(args: string[]): Promise<void> {
   const [address = defaultAddress(), uri = '/'] = positionals;
   const body = bodyArg(values.data);
   const req: ClientRequest = { uri, method: values.method, headers: parseHeaderArgs(values.header), body };
-  const res = await connecting(address, () => request(address, req));
+  // Streamed: a large (or endless) body is not buffered in memory.
+  const res = await connecting(address, () => requestStream(address, req));
   // As curl -i: an HTTP status line, the fields, a blank line, the body.
   const out = process.stdout;
   out.write(`HTTP/1.1 ${res.status} ${res.statusText}\r\n`);
   for (const [n, v] of res.rawHeaders) out.write(`${n}: ${v}\r\n`);
   out.write('\r\n');
-  out.write(res.body);
+  await pipeline(res.body, out, { end: false });
 }
 
 /** Mark a failure to reach `address` so main() adds the "nothing listens there" hint, and only then. */

@@ -8,7 +8,9 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { STATUS_CODES } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { ScgiError } from './errors.ts';
 import { connectTo } from './requester.ts';
+import { encodeScgiRequest, parseResponseHead, type CgiVariable, type ResponseHead } from './wire.ts';
 
 export interface DevFrontOptions {
   /** SCGI address of the app (same rules as `serve`). */
@@ -19,18 +21,34 @@ export interface DevFrontOptions {
   maxBodySize?: number;
 }
 
-const NUL = Buffer.from([0]);
+/**
+ * The request target as nginx reads it: origin-form `/path?query` as it is;
+ * absolute-form `http://host[:port]/path?query` gives the path (and query)
+ * and the host, which replaces the Host header (nginx's `$host`). Anything
+ * else is not a request we forward (null: 400).
+ */
+function splitTarget(url: string): { target: string; host: string | null } | null {
+  if (url.startsWith('/')) return { target: url, host: null };
+  const abs = /^https?:\/\/([^/?#]+)([^#]*)/i.exec(url);
+  if (abs === null) return null;
+  let target = abs[2]!;
+  if (!target.startsWith('/')) target = `/${target}`;
+  return { target, host: abs[1]!.toLowerCase() };
+}
 
-function cgiVars(req: IncomingMessage, bodyLength: number, local: AddressInfo): Buffer {
-  const url = req.url ?? '/';
-  const q = url.indexOf('?');
+/** The CGI variables for a request, as nginx's scgi_params sends them. Null: not a request target we forward. */
+function cgiVars(req: IncomingMessage, bodyLength: number, local: AddressInfo): CgiVariable[] | null {
+  const split = splitTarget(req.url ?? '/');
+  if (split === null) return null;
+  const { target, host } = split;
+  const q = target.indexOf('?');
   const pairs: [string, string][] = [
     ['CONTENT_LENGTH', String(bodyLength)],
     ['SCGI', '1'],
     ['REQUEST_METHOD', req.method ?? 'GET'],
-    ['REQUEST_URI', url],
-    ['QUERY_STRING', q === -1 ? '' : url.slice(q + 1)],
-    ['DOCUMENT_URI', decodeURIComponentSafe(q === -1 ? url : url.slice(0, q))],
+    ['REQUEST_URI', target],
+    ['QUERY_STRING', q === -1 ? '' : target.slice(q + 1)],
+    ['DOCUMENT_URI', decodeURIComponentSafe(q === -1 ? target : target.slice(0, q))],
     ['SERVER_PROTOCOL', `HTTP/${req.httpVersion}`],
     ['REQUEST_SCHEME', 'http'],
     ['GATEWAY_INTERFACE', 'CGI/1.1'],
@@ -43,17 +61,19 @@ function cgiVars(req: IncomingMessage, bodyLength: number, local: AddressInfo): 
   ];
   const ct = req.headers['content-type'];
   if (ct !== undefined) pairs.push(['CONTENT_TYPE', ct]);
+  if (host !== null) pairs.push(['HTTP_HOST', host]);
   const raw = req.rawHeaders;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toUpperCase().replace(/-/g, '_');
     if (name === 'CONTENT_LENGTH' || name === 'CONTENT_TYPE' || name === 'TRANSFER_ENCODING' || name === 'CONNECTION') continue;
+    if (name === 'HOST' && host !== null) continue;
     pairs.push([`HTTP_${name}`, raw[i + 1]!]);
   }
-  const parts: Buffer[] = [];
-  for (const [k, v] of pairs) parts.push(Buffer.from(k, 'latin1'), NUL, Buffer.from(v, 'latin1'), NUL);
-  const block = Buffer.concat(parts);
-  return Buffer.concat([Buffer.from(`${block.length}:`), block, Buffer.from(',')]);
+  return pairs;
 }
+
+/** Largest response head the front reads from the app. */
+const MAX_RESPONSE_HEAD = 64 * 1024;
 
 function decodeURIComponentSafe(s: string): string {
   try {
@@ -82,57 +102,38 @@ async function forward(req: IncomingMessage, res: ServerResponse, opts: DevFront
     if (size > limit) return fail(res, 413, `request body over ${limit} bytes`);
     chunks.push(chunk as Buffer);
   }
+  // Node's http decodes header bytes as latin1: latin1 sends the same bytes on.
+  const vars = cgiVars(req, size, local);
+  if (vars === null) return fail(res, 400, 'the request target is neither /path nor http://host/path');
+  let request: Buffer;
+  try {
+    request = encodeScgiRequest(vars, Buffer.concat(chunks, size), 'latin1');
+  } catch (err) {
+    // A NUL (%00 in the path) would end the variable and start a forged one.
+    if (err instanceof ScgiError && err.code === 'ERR_SCGI_INVALID_VARIABLE') return fail(res, 400, err.message);
+    throw err;
+  }
   const socket = connectTo(opts.app);
   let head: Buffer | null = Buffer.alloc(0);
-  socket.on('connect', () => {
-    socket.cork();
-    socket.write(cgiVars(req, size, local));
-    for (const c of chunks) socket.write(c);
-    socket.uncork();
-  });
+  socket.on('connect', () => socket.write(request));
   socket.on('data', (chunk: Buffer) => {
     if (head === null) {
       if (!res.write(chunk)) socket.pause();
       return;
     }
     head = Buffer.concat([head, chunk]);
-    let end = head.indexOf('\r\n\r\n');
-    let sep = 4;
-    const lf = head.indexOf('\n\n');
-    if (lf !== -1 && (end === -1 || lf < end)) {
-      end = lf;
-      sep = 2;
+    let parsed: ResponseHead | null;
+    try {
+      parsed = parseResponseHead(head, MAX_RESPONSE_HEAD);
+    } catch (err) {
+      socket.destroy();
+      return fail(res, 502, `the app sent a bad response head: ${(err as Error).message}`);
     }
-    if (end === -1) {
-      if (head.length > 64 * 1024) {
-        socket.destroy();
-        fail(res, 502, 'the app sent a response head over 64 KiB');
-      }
-      return;
-    }
-    let status = 200;
-    let reason: string | undefined;
-    const fields: [string, string][] = [];
-    for (const line of head.toString('latin1', 0, end).split(/\r?\n/)) {
-      const m = /^HTTP\/\d\.\d (\d{3}) ?(.*)$/.exec(line);
-      const i = line.indexOf(':');
-      if (m) {
-        status = Number(m[1]);
-        reason = m[2] || undefined;
-      } else if (i > 0 && line.slice(0, i).toLowerCase() === 'status') {
-        const s = /^\s*(\d{3}) ?(.*)$/.exec(line.slice(i + 1));
-        if (s) {
-          status = Number(s[1]);
-          reason = s[2] || undefined;
-        }
-      } else if (i > 0) {
-        fields.push([line.slice(0, i), line.slice(i + 1).trim()]);
-      }
-    }
-    if (!fields.some(([n]) => n.toLowerCase() === 'status') && status === 200 && fields.some(([n]) => n.toLowerCase() === 'location')) {
-      status = 302;
-    }
-    const rest = head.subarray(end + sep);
+    if (parsed === null) return;
+    const status = parsed.status;
+    const reason = parsed.statusText || undefined;
+    const fields = parsed.rawHeaders;
+    const rest = head.subarray(parsed.bodyStart);
     head = null;
     const flat: string[] = [];
     for (const [n, v] of fields) flat.push(n, v);

@@ -4,7 +4,8 @@
  * connection lifecycle the server uses (over an in-memory `Transport`), and
  * get the parsed response. For tests.
  */
-import { encodeRequest, parseResponse, type ClientRequest, type ClientResponse } from './requester.ts';
+import { encodeRequest, type ClientRequest, type ClientResponse } from './requester.ts';
+import { parseResponse } from './wire.ts';
 import { ScgiError } from './errors.ts';
 import { normalizeOptions, type ServeOptions } from './options.ts';
 import type { Handler } from './scgi-client.ts';

@@ -85,7 +85,7 @@ const rejected: Rejected[] = [
   { what: 'block not NUL-terminated', bytes: netstring('CONTENT_LENGTH\x000\x00SCGI\x001'), code: 'ERR_SCGI_BAD_HEADERS' },
   { what: 'block of NULs only', bytes: netstring(Buffer.alloc(32, 0)), code: 'ERR_SCGI_BAD_HEADERS' },
   { what: 'block of 0xFF only', bytes: netstring(Buffer.alloc(32, 0xff)), code: 'ERR_SCGI_BAD_HEADERS' },
-  { what: 'more pairs than maxHeadersCount', bytes: netstring(block([['CONTENT_LENGTH', '0'], ...Array.from({ length: 8 }, (_, i) => [`H${i}`, 'v'] as [string, string])])), code: 'ERR_SCGI_TOO_MANY_HEADERS', options: { maxHeadersCount: 8 } },
+  { what: 'more pairs than maxHeadersCount', bytes: netstring(block([['CONTENT_LENGTH', '0'], ...Array.from({ length: 32 }, (_, i) => [`H${i}`, 'v'] as [string, string])])), code: 'ERR_SCGI_TOO_MANY_HEADERS', options: { maxHeadersCount: 32 } },
   // CONTENT_LENGTH
   { what: 'first pair not CONTENT_LENGTH', bytes: netstring(block([['SCGI', '1'], ['CONTENT_LENGTH', '0']])), code: 'ERR_SCGI_MISSING_CONTENT_LENGTH' },
   { what: 'content_length in lower case', bytes: netstring(block([['content_length', '0']])), code: 'ERR_SCGI_MISSING_CONTENT_LENGTH' },
@@ -336,7 +336,7 @@ describe('memory', () => {
     const bad: { bytes: Buffer | Buffer[]; end?: boolean }[] = [
       ...rejected.filter((c) => c.options === undefined),
       { bytes: encodeRequest({ body: Buffer.alloc(200) }) }, // 413
-      { bytes: encodeRequest({ body: Buffer.alloc(50) }).subarray(0, 150), end: true }, // truncated body
+      { bytes: encodeRequest({ body: Buffer.alloc(50) }).subarray(0, -20), end: true }, // truncated body
     ];
     let sent = 0;
     let expectRejected = 0;
