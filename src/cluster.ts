@@ -8,9 +8,13 @@
  * which triples the CPU per SCGI request. The primary owns the unix socket
  * file (`UnixSocketFile`: stale socket removed, a live one or a non-socket
  * refused, bound under a umask that gives exactly `socketMode`), restarts
- * crashed workers with backoff, replaces workers one by one on SIGHUP, and on
+ * crashed workers with backoff for as long as it runs (even when every
+ * worker died at once: the pending restart keeps the process alive), replaces
+ * workers one by one on SIGHUP, and on
  * SIGTERM/SIGINT lets every worker finish its requests, removes the socket
- * file and exits 0.
+ * file and exits 0. If a worker fails before it listens while `serve()` is
+ * starting, `serve()` rejects and nothing of the cluster keeps running: the
+ * other workers are stopped and no replacement is forked.
  *
  * A worker (`isClusterWorker()`; `serve` in a forked worker) serves in
  * process and runs `runWorker`: it reports its counters to the primary and
@@ -21,7 +25,7 @@ import { EventEmitter } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { resolveAddress } from './address.ts';
 import { ScgiError } from './errors.ts';
-import type { NormalizedOptions, ServeOptions } from './options.ts';
+import { MAX_TIMEOUT, type NormalizedOptions, type ServeOptions } from './options.ts';
 import { trackForSignals } from './signals.ts';
 import { zeroStats, type ScgiServer, type ScgiStats } from './types.ts';
 import { UnixSocketFile } from './unix-socket.ts';
@@ -105,6 +109,8 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
   #crashes = 0;
   #untrack: () => void = () => {};
   #reloading = false;
+  /** Restarts waiting out their backoff (ref'd: they keep the primary alive while no worker runs). */
+  readonly #restarts = new Set<NodeJS.Timeout>();
 
   constructor(size: number, shutdownTimeout: number) {
     super();
@@ -126,7 +132,14 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
     cluster.setupPrimary({ silent: false });
     const ready: Promise<void>[] = [];
     for (let i = 0; i < this.#size; i++) ready.push(this.#fork());
-    await Promise.all(ready);
+    try {
+      await Promise.all(ready);
+    } catch (err) {
+      // A worker failed before listening: serve() rejects, and nothing of it
+      // may keep running (no restarts, no other workers, no socket file).
+      await this.close();
+      throw err;
+    }
     this.#untrack = trackForSignals(this, opts.handleSignals);
     if (opts.handleSignals) process.on('SIGHUP', this.#onHup);
   }
@@ -190,11 +203,23 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
         const delay = Math.min(MAX_BACKOFF, 100 * 2 ** this.#crashes);
         this.#crashes++;
         this.emit('workerExit', { pid: worker.process.pid, code, signal });
-        setTimeout(() => {
-          if (this.#closing === null) this.#fork().catch((err) => this.#failed(err));
-        }, delay).unref();
+        this.#restartAfter(delay);
       });
     });
+  }
+
+  /**
+   * Fork a replacement after `delay` ms. The timer is ref'd: when every worker
+   * died at once it is what keeps the primary running (an unref'd one let the
+   * process end, exit 0, with the socket gone). A replacement that fails is
+   * itself replaced, with the backoff growing: the primary never gives up.
+   */
+  #restartAfter(delay: number): void {
+    const timer = setTimeout(() => {
+      this.#restarts.delete(timer);
+      if (this.#closing === null) this.#fork().catch((err) => this.#failed(err));
+    }, delay);
+    this.#restarts.add(timer);
   }
 
   #afterBind(address: { address: string; port: number; addressType: number | string }): void {
@@ -229,7 +254,8 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
     this.#retiring.add(worker);
     return new Promise<void>((resolve) => {
       if (worker.isDead()) return resolve();
-      const timer = setTimeout(() => worker.process.kill('SIGKILL'), this.#shutdownTimeout + 1000);
+      // Within the timer range: shutdownTimeout may be up to 2^31-1 itself.
+      const timer = setTimeout(() => worker.process.kill('SIGKILL'), Math.min(this.#shutdownTimeout + 1000, MAX_TIMEOUT));
       worker.once('exit', () => {
         clearTimeout(timer);
         resolve();
@@ -283,6 +309,8 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
   async #close(): Promise<void> {
     this.#untrack();
     process.off('SIGHUP', this.#onHup);
+    for (const t of this.#restarts) clearTimeout(t);
+    this.#restarts.clear();
     await Promise.all([...this.#workers].map((w) => this.#retire(w)));
     this.#socketFile?.release();
     this.emit('close');

@@ -73,6 +73,16 @@ export class Lifecycle implements TransportEvents, ClientPort {
   #responded = false;
   #eofPushed = false;
   #drainCallback: ((err?: Error | null) => void) | null = null;
+  /**
+   * The body is being received and `bodyTimeout` is on: the server's sweep
+   * calls `onBodyTick` (read by the sweep; no timer per connection).
+   */
+  bodyWatch = false;
+  /** We paused the transport because the handler's body stream is full: that wait is not the front's. */
+  #paused = false;
+  /** ms spent waiting for body bytes in the current `bodyTimeout` window, and `bodyLeft` when it began. */
+  #bodyClock = 0;
+  #bodyMark = 0;
 
   constructor(transport: Transport, host: LifecycleHost, now: number) {
     this.transport = transport;
@@ -96,6 +106,42 @@ export class Lifecycle implements TransportEvents, ClientPort {
   /** Close now (the server's close after shutdownTimeout). */
   destroy(): void {
     this.transport.destroy();
+  }
+
+  /**
+   * The body watch, once per sweep tick (`elapsed` ms since the last): while
+   * the body is awaited (not paused by us), the window's clock runs; when it
+   * reaches `bodyTimeout`, the window must have brought at least one byte and
+   * `minBodyRate` bytes/s, else the connection is closed. A slow body from a
+   * slow front (1 byte/s) cannot hold a connection for long; an honest slow
+   * upload, or a handler that reads late, is not cut.
+   */
+  onBodyTick(elapsed: number): void {
+    if (this.#bodyLeft === 0 || this.#phase !== Phase.BODY) {
+      this.bodyWatch = false;
+      return;
+    }
+    if (this.#paused) return;
+    const o = this.#host.options;
+    const clock = (this.#bodyClock += elapsed);
+    if (clock < o.bodyTimeout) return;
+    const got = this.#bodyMark - this.#bodyLeft;
+    if (got > 0 && got * 1000 >= o.minBodyRate * clock) {
+      this.#bodyMark = this.#bodyLeft;
+      this.#bodyClock = 0;
+      return;
+    }
+    this.bodyWatch = false;
+    const err = new ScgiError(
+      'ERR_SCGI_BODY_TIMEOUT',
+      got === 0
+        ? `no request body byte within bodyTimeout (${o.bodyTimeout} ms)`
+        : `the request body came at ${Math.round((got * 1000) / clock)} bytes/s, under minBodyRate (${o.minBodyRate})`,
+    );
+    this.#host.record('timeouts', err, this.transport.socket);
+    this.#phase = Phase.CLOSED;
+    this.transport.reset();
+    this.#client?.destroy(err);
   }
 
   // ---- transport events ----
@@ -219,6 +265,8 @@ export class Lifecycle implements TransportEvents, ClientPort {
     this.#phase = Phase.BODY;
     this.deadline = opts.requestTimeout > 0 ? now + opts.requestTimeout : 0;
     this.#bodyLeft = contentLength;
+    this.#bodyMark = contentLength;
+    this.bodyWatch = contentLength > 0 && opts.bodyTimeout > 0;
     const client = new ScgiClient(this, headers);
     this.#client = client;
     // An empty body's EOF is pushed when someone reads (readBody): a handler
@@ -284,14 +332,20 @@ export class Lifecycle implements TransportEvents, ClientPort {
     if (this.#bodyLeft === 0) {
       this.#eofPushed = true;
       client.push(null);
-    } else if (!more) this.transport.pause();
+    } else if (!more) {
+      this.#paused = true;
+      this.transport.pause();
+    }
   }
 
   // ---- ClientPort: what the handler's stream asks ----
 
   readBody(): void {
     if (this.#bodyLeft > 0) {
-      if (this.#phase === Phase.BODY) this.transport.resume();
+      if (this.#phase === Phase.BODY) {
+        this.#paused = false;
+        this.transport.resume();
+      }
     } else if (!this.#eofPushed) {
       this.#eofPushed = true;
       this.#client!.push(null);

@@ -60,7 +60,22 @@ export interface ServeOptions {
   headerTimeout?: number;
   /** ms for the handler to finish its response. Default 0 = none. */
   requestTimeout?: number;
-  /** ms that close() (and SIGTERM) waits for requests in progress. Default 30000. */
+  /**
+   * The request body must keep coming (like nginx's `client_body_timeout`):
+   * in each `bodyTimeout` ms spent waiting for body bytes (time when the
+   * handler is not reading does not count), at least one byte and
+   * `minBodyRate` bytes/s on average, else the connection is closed
+   * (`ERR_SCGI_BODY_TIMEOUT`, counted in `stats.timeouts`). Default 30000;
+   * 0 = off.
+   */
+  bodyTimeout?: number;
+  /** Bytes/s a request body must average over each `bodyTimeout` window. Default 256; 0 = only the idle check. */
+  minBodyRate?: number;
+  /**
+   * ms that close() (and SIGTERM, and each SIGHUP reload step) waits for
+   * requests in progress; connections with no request in progress are closed
+   * at once. Default 30000.
+   */
   shutdownTimeout?: number;
   /** ms to keep reading (and discarding) after the response, so the front sees no reset. Default 5000. */
   drainTimeout?: number;
@@ -85,11 +100,19 @@ export const DEFAULTS = {
   maxHeadersCount: 2000,
   headerTimeout: 10_000,
   requestTimeout: 0,
+  bodyTimeout: 30_000,
+  minBodyRate: 256,
   shutdownTimeout: 30_000,
   drainTimeout: 5_000,
   maxDrainSize: 16 * 1024 * 1024,
   socketMode: 0o660,
 } as const;
+
+/**
+ * The longest a Node timer can wait: a larger delay fires after 1 ms (with a
+ * TimeoutOverflowWarning), so every millisecond option is checked against it.
+ */
+export const MAX_TIMEOUT = 2 ** 31 - 1;
 
 /** Ranges of the header limits: both parsers take them as unsigned 32-bit integers. */
 const MAX_HEADERS_COUNT = 1_000_000;
@@ -102,6 +125,8 @@ export interface LifecycleOptions {
   maxBodySize: number;
   headerTimeout: number;
   requestTimeout: number;
+  bodyTimeout: number;
+  minBodyRate: number;
   drainTimeout: number;
   maxDrainSize: number;
   allowHalfOpen: boolean;
@@ -130,6 +155,11 @@ function checkInt(name: string, value: unknown, min: number, max = Number.MAX_SA
   return value;
 }
 
+/** A millisecond option: an integer from 0 to `MAX_TIMEOUT` (2^31−1). Throws `ERR_SCGI_INVALID_OPTION`. */
+export function checkTimeout(name: string, value: unknown): number {
+  return checkInt(name, value, 0, MAX_TIMEOUT);
+}
+
 /** `maxHeaderSize`, `maxHeadersCount`: defaults and ranges (shared by `serve` and `readHeader`). Throws `ERR_SCGI_INVALID_OPTION`. */
 export function headerLimits(o: { maxHeaderSize?: number | undefined; maxHeadersCount?: number | undefined }): {
   maxHeaderSize: number;
@@ -144,7 +174,7 @@ export function headerLimits(o: { maxHeaderSize?: number | undefined; maxHeaders
 const KNOWN_OPTIONS = new Set([
   'address', 'port', 'socket', 'parallelism', 'catchErrors', 'onError', 'listen', 'createServer', 'socketMode',
   'socketGroup', 'maxHeaderSize', 'maxHeadersCount', 'strict', 'maxBodySize', 'maxConnections', 'headerTimeout',
-  'requestTimeout', 'shutdownTimeout', 'drainTimeout', 'maxDrainSize', 'headerEncoding', 'handleSignals', 'allowHalfOpen',
+  'requestTimeout', 'bodyTimeout', 'minBodyRate', 'shutdownTimeout', 'drainTimeout', 'maxDrainSize', 'headerEncoding', 'handleSignals', 'allowHalfOpen',
 ]);
 
 /** Check `options` and fill in the defaults. Throws `ERR_SCGI_INVALID_OPTION`. */
@@ -168,9 +198,11 @@ export function normalizeOptions(options: ServeOptions): NormalizedOptions {
     ...headerLimits(o),
     strict: o.strict ?? false,
     maxBodySize: o.maxBodySize === undefined ? Infinity : checkInt('maxBodySize', o.maxBodySize, 0),
-    headerTimeout: checkInt('headerTimeout', o.headerTimeout ?? DEFAULTS.headerTimeout, 0),
-    requestTimeout: checkInt('requestTimeout', o.requestTimeout ?? DEFAULTS.requestTimeout, 0),
-    drainTimeout: checkInt('drainTimeout', o.drainTimeout ?? DEFAULTS.drainTimeout, 0),
+    headerTimeout: checkTimeout('headerTimeout', o.headerTimeout ?? DEFAULTS.headerTimeout),
+    requestTimeout: checkTimeout('requestTimeout', o.requestTimeout ?? DEFAULTS.requestTimeout),
+    bodyTimeout: checkTimeout('bodyTimeout', o.bodyTimeout ?? DEFAULTS.bodyTimeout),
+    minBodyRate: checkInt('minBodyRate', o.minBodyRate ?? DEFAULTS.minBodyRate, 0),
+    drainTimeout: checkTimeout('drainTimeout', o.drainTimeout ?? DEFAULTS.drainTimeout),
     maxDrainSize: checkInt('maxDrainSize', o.maxDrainSize ?? DEFAULTS.maxDrainSize, 0),
     allowHalfOpen: o.allowHalfOpen ?? false,
     headerEncoding,
@@ -181,7 +213,7 @@ export function normalizeOptions(options: ServeOptions): NormalizedOptions {
     conn,
     parallelism,
     maxConnections: o.maxConnections === undefined ? Infinity : checkInt('maxConnections', o.maxConnections, 1),
-    shutdownTimeout: checkInt('shutdownTimeout', o.shutdownTimeout ?? DEFAULTS.shutdownTimeout, 0),
+    shutdownTimeout: checkTimeout('shutdownTimeout', o.shutdownTimeout ?? DEFAULTS.shutdownTimeout),
     socketMode: checkInt('socketMode', o.socketMode ?? DEFAULTS.socketMode, 0, 0o777),
     socketGroup: o.socketGroup === undefined ? undefined : resolveGroup(o.socketGroup),
     handleSignals: o.handleSignals ?? true,

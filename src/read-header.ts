@@ -6,7 +6,7 @@ import { Readable } from 'node:stream';
 import { ScgiError } from './errors.ts';
 import { HeaderReader, type HeaderParse } from './header-reader.ts';
 import { errorFromParse, headersFromParse, type ScgiHeaders, type HeaderEncoding } from './headers.ts';
-import { headerLimits } from './options.ts';
+import { checkTimeout, DEFAULTS, headerLimits } from './options.ts';
 import { FLAG_STRICT, OUT_HEADER_END, Status, outSize, parse } from './parser/index.ts';
 
 /** The header options of `serve`, with the same defaults and ranges (`src/options.ts`). */
@@ -15,6 +15,12 @@ export interface ReadHeaderOptions {
   maxHeadersCount?: number;
   strict?: boolean;
   headerEncoding?: HeaderEncoding;
+  /**
+   * ms for the whole header to arrive, as `serve`'s: then the promise rejects
+   * with `ERR_SCGI_HEADER_TIMEOUT` (the stream is left to the caller, as on
+   * every other rejection). Default 10000; 0 = none.
+   */
+  headerTimeout?: number;
 }
 
 /**
@@ -27,18 +33,36 @@ export interface ReadHeaderOptions {
  */
 export function readHeader(stream: Readable, options: ReadHeaderOptions = {}): Promise<{ headers: ScgiHeaders; body: Readable }> {
   let cfg: HeaderParse;
+  let timeout: number;
   try {
     const limits = headerLimits(options);
     cfg = { parse, out: new Uint32Array(outSize(limits.maxHeadersCount)), ...limits, flags: options.strict ? FLAG_STRICT : 0 };
+    timeout = checkTimeout('headerTimeout', options.headerTimeout ?? DEFAULTS.headerTimeout);
   } catch (err) {
     return Promise.reject(err);
   }
   return new Promise((resolve, reject) => {
     const reader = new HeaderReader();
+    // One timer per call: readHeader is for streams the caller manages, not the server's hot path.
+    const timer =
+      timeout > 0
+        ? setTimeout(() => {
+            cleanup();
+            reject(new ScgiError('ERR_SCGI_HEADER_TIMEOUT', `no complete SCGI header within headerTimeout (${timeout} ms)`));
+          }, timeout)
+        : null;
+    timer?.unref();
     const cleanup = () => {
+      if (timer !== null) clearTimeout(timer);
       stream.off('data', onData);
       stream.off('end', onEnd);
       stream.off('error', onError);
+      stream.off('close', onClose);
+    };
+    // Destroyed without an error (no 'end', no 'error'): only 'close' says so.
+    const onClose = () => {
+      cleanup();
+      reject(new ScgiError('ERR_SCGI_INCOMPLETE_HEADER', 'the stream closed before the SCGI header was complete'));
     };
     const onError = (err: Error) => {
       cleanup();
@@ -65,6 +89,8 @@ export function readHeader(stream: Readable, options: ReadHeaderOptions = {}): P
     stream.on('data', onData);
     stream.once('end', onEnd);
     stream.once('error', onError);
+    stream.once('close', onClose);
+    if (stream.destroyed) onClose();
   });
 }
 

@@ -11,6 +11,7 @@ import { connect, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { resolveAddress } from './address.ts';
 import { ScgiError } from './errors.ts';
+import { checkTimeout } from './options.ts';
 import { encodeScgiRequest, parseResponseHead, type CgiVariable, type ResponseHead } from './wire.ts';
 
 export { parseResponse } from './wire.ts';
@@ -60,9 +61,6 @@ export interface StreamingResponse extends Omit<ClientResponse, 'body'> {
   body: Readable;
 }
 
-/** The most a Node timer can wait (larger values fire after 1 ms). */
-const MAX_TIMER = 2 ** 31 - 1;
-
 const DEFAULTS = {
   timeout: 30_000,
   connectTimeout: 10_000,
@@ -82,7 +80,7 @@ function checkInt(name: string, value: unknown, min: number, max: number): numbe
 type Limits = Required<Pick<ClientRequest, 'timeout' | 'connectTimeout' | 'headersTimeout' | 'bodyTimeout' | 'maxHeaderSize' | 'maxResponseSize'>>;
 
 function limitsOf(req: ClientRequest): Limits {
-  const ms = (k: 'timeout' | 'connectTimeout' | 'headersTimeout' | 'bodyTimeout') => checkInt(k, req[k] ?? DEFAULTS[k], 0, MAX_TIMER);
+  const ms = (k: 'timeout' | 'connectTimeout' | 'headersTimeout' | 'bodyTimeout') => checkTimeout(k, req[k] ?? DEFAULTS[k]);
   return {
     timeout: ms('timeout'),
     connectTimeout: ms('connectTimeout'),

@@ -13,7 +13,8 @@ import { resolveAddress, defaultAddress, formatAddress, type ResolvedAddress } f
 import { isClusterWorker, runWorker, startCluster } from './cluster.ts';
 import { ScgiError } from './errors.ts';
 import type { HeaderParse } from './header-reader.ts';
-import { Lifecycle, type LifecycleHost } from './lifecycle.ts';
+import { FD_RESERVE, openFileLimit, socketFd } from './fd-limit.ts';
+import { Lifecycle, Phase, type LifecycleHost } from './lifecycle.ts';
 import { normalizeOptions, type LifecycleOptions, type NormalizedOptions, type ServeOptions } from './options.ts';
 import { parse as activeParse, FLAG_STRICT, outSize } from './parser/index.ts';
 import type { Handler } from './scgi-client.ts';
@@ -27,8 +28,13 @@ export type { ServeOptions } from './options.ts';
 export type { ScgiServer } from './types.ts';
 
 function onNetConnection(this: InProcessServer, socket: Socket): void {
-  this.accept(new NetTransport(socket));
+  const transport = new NetTransport(socket);
+  if (socketFd(socket) >= this.fdCeiling) this.acceptNearFdLimit(transport);
+  else this.accept(transport);
 }
+
+/** At most one fd-limit report per this many ms (with the count since the last). */
+const FD_REPORT_INTERVAL = 10_000;
 
 export class InProcessServer extends EventEmitter implements ScgiServer, LifecycleHost {
   readonly handler: Handler;
@@ -45,6 +51,14 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
   /** The unix socket file we created: removed on close if it is still ours. */
   #socketFile: UnixSocketFile | null = null;
   #untrack: () => void = () => {};
+  /** The soft `ulimit -n` (null: unknown) and the descriptor number from which connections are refused. */
+  readonly #fdLimit: number | null;
+  readonly fdCeiling: number;
+  /** Connections refused near the fd limit since the last report, and when that was. */
+  #fdPending = 0;
+  #fdReportedAt = -Infinity;
+  /** When the sweep last ran (for the body watch's clock). */
+  #lastSweep = 0;
 
   constructor(handler: Handler, opts: NormalizedOptions, server: NetServer | null, create?: ServeOptions['createServer']) {
     super();
@@ -60,6 +74,8 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
     };
     this.#maxConnections = opts.maxConnections;
     this.#shutdownTimeout = opts.shutdownTimeout;
+    this.#fdLimit = openFileLimit();
+    this.fdCeiling = this.#fdLimit === null ? Infinity : Math.max(this.#fdLimit - FD_RESERVE, 3);
     const onConnection = onNetConnection.bind(this);
     if (server !== null) {
       server.on('connection', onConnection);
@@ -71,8 +87,14 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
     }
     // Errors after listening (listen errors reject serve() instead): to
     // 'error' listeners if there are any, else one line on stderr, never a crash.
-    this.server.on('error', (err) => {
+    this.server.on('error', (err: NodeJS.ErrnoException) => {
       if (!this.server.listening) return;
+      if (err.code === 'EMFILE' || err.code === 'ENFILE') {
+        // libuv could not even accept-and-close (its reserve descriptor was gone)
+        this.stats.fdExhausted++;
+        this.#reportFdLimit();
+        return;
+      }
       if (this.listenerCount('error') > 0) this.emit('error', err);
       else console.error(`scgi: server error: ${err.message}`);
     });
@@ -90,6 +112,36 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
     }
     this.#ensureSweep();
     return conn;
+  }
+
+  /** A connection whose descriptor is within FD_RESERVE of `ulimit -n`: answered 503 while we still can (`src/fd-limit.ts`). */
+  acceptNearFdLimit(transport: Transport): void {
+    const now = Date.now();
+    this.record('connections');
+    const conn = new Lifecycle(transport, this, now);
+    this.connections.add(conn);
+    this.record('fdExhausted');
+    conn.refuse(503, 'Service Unavailable\n', now);
+    this.#ensureSweep();
+    this.#reportFdLimit();
+  }
+
+  /** One line (or one 'error' event, ERR_SCGI_FD_LIMIT) at most every FD_REPORT_INTERVAL ms. */
+  #reportFdLimit(): void {
+    this.#fdPending++;
+    const now = Date.now();
+    if (now - this.#fdReportedAt < FD_REPORT_INTERVAL) return;
+    this.#fdReportedAt = now;
+    const n = this.#fdPending;
+    this.#fdPending = 0;
+    const limit = this.#fdLimit === null ? '' : ` ${this.#fdLimit}`;
+    const err = new ScgiError(
+      'ERR_SCGI_FD_LIMIT',
+      `${n} connection${n === 1 ? '' : 's'} refused with 503: the process is at its file descriptor limit (ulimit -n${limit}); ` +
+        'raise it (systemd: LimitNOFILE=) or set maxConnections below it (docs/security.md)',
+    );
+    if (this.listenerCount('error') > 0) this.emit('error', err);
+    else console.error(`scgi: ${err.message}`);
   }
 
   record(kind: keyof ScgiStats, err?: ScgiError, socket?: TransportSocket): void {
@@ -117,12 +169,16 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
   #ensureSweep(): void {
     if (this.#sweep !== null) return;
     const o = this.options;
-    const shortest = Math.min(...[o.headerTimeout, o.requestTimeout, o.drainTimeout].filter((t) => t > 0), 10_000);
+    const shortest = Math.min(...[o.headerTimeout, o.requestTimeout, o.drainTimeout, o.bodyTimeout].filter((t) => t > 0), 10_000);
     const tick = Math.max(5, Math.min(1000, Math.floor(shortest / 5)));
+    this.#lastSweep = Date.now();
     this.#sweep = setInterval(() => {
       const now = Date.now();
+      const elapsed = now - this.#lastSweep;
+      this.#lastSweep = now;
       for (const conn of this.connections) {
         if (conn.deadline !== 0 && now >= conn.deadline) conn.onDeadline();
+        else if (conn.bodyWatch) conn.onBodyTick(elapsed);
       }
     }, tick);
     this.#sweep.unref();
@@ -206,9 +262,18 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
       if (!this.server.listening) resolve();
       else this.server.close(() => resolve());
     });
-    // Connections that have not started a request and are past it get closed now;
-    // requests in progress get shutdownTimeout to finish.
+    // Connections with no request in progress (nothing sent yet, or part of a
+    // header) are closed at once, as Node's http does on close
+    // (closeIdleConnections); after one more poll of the event loop, so a
+    // request whose bytes have already arrived is read and served. Requests in
+    // progress get shutdownTimeout to finish; a response being drained
+    // finishes by itself (drainTimeout).
     if (this.connections.size > 0) {
+      setImmediate(() =>
+        setImmediate(() => {
+          for (const conn of this.connections) if (conn.phase === Phase.HEADER) conn.destroy();
+        }),
+      );
       const idle = new Promise<void>((resolve) => (this.#idle = resolve));
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<void>((resolve) => {

@@ -13,17 +13,22 @@ export interface ScgiStats {
   requests: number;
   /** Connections closed for bad input (malformed or over a limit) without a handler call. */
   rejected: number;
-  /** Connections closed by headerTimeout or requestTimeout. */
+  /** Connections closed by headerTimeout, bodyTimeout/minBodyRate or requestTimeout. */
   timeouts: number;
   /** Handler errors caught (thrown, rejected, or emitted on the client). */
   errors: number;
   /** Connections answered 503 because maxConnections were open. */
   overloaded: number;
+  /**
+   * Connections answered 503 because the process was near its file
+   * descriptor limit (`ulimit -n`), and accepts that failed with EMFILE/ENFILE.
+   */
+  fdExhausted: number;
 }
 
 /** All counters at zero. */
 export function zeroStats(): ScgiStats {
-  return { connections: 0, requests: 0, rejected: 0, timeouts: 0, errors: 0, overloaded: 0 };
+  return { connections: 0, requests: 0, rejected: 0, timeouts: 0, errors: 0, overloaded: 0, fdExhausted: 0 };
 }
 
 /** A listening SCGI server. */

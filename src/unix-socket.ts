@@ -2,8 +2,8 @@
  * Ownership of a unix socket file, for the in-process server (`server.ts`)
  * and the cluster primary (`cluster.ts`) alike:
  *
- * 1. `prepare()`: create the parent directory (the default one
- *    private-but-traversable), refuse a path that is not a socket, refuse a
+ * 1. `prepare()`: create the default socket's directory (private but
+ *    traversable; any other directory must exist), refuse a path that is not a socket, refuse a
  *    socket a live server answers on, remove a stale one;
  * 2. `narrowUmask()` around the bind: the socket is created with exactly
  *    `mode`, never wider, even for a moment;
@@ -35,13 +35,19 @@ export function probeUnixSocket(path: string, timeoutMs = 1000): Promise<boolean
   });
 }
 
-/** Run a file-system call; an errno error becomes `ERR_SCGI_SOCKET_FILE` with it as `cause`. */
+/** Run a file-system call; an errno error becomes `ERR_SCGI_SOCKET_FILE` with it as `cause`, and a hint. */
 function fsCall<T>(what: string, fn: () => T): T {
   try {
     return fn();
   } catch (err) {
     if (err instanceof ScgiError) throw err;
-    throw new ScgiError('ERR_SCGI_SOCKET_FILE', `${what}: ${(err as Error).message}`, { cause: err });
+    const code = (err as NodeJS.ErrnoException).code;
+    const who = typeof process.getuid === 'function' ? ` (uid ${process.getuid()})` : '';
+    const hint =
+      code === 'EACCES' || code === 'EPERM'
+        ? `: permission denied for this user${who}: use a directory it owns, e.g. /run/<app>/ (systemd: RuntimeDirectory=)`
+        : '';
+    throw new ScgiError('ERR_SCGI_SOCKET_FILE', `${what}: ${(err as Error).message}${hint}`, { cause: err });
   }
 }
 
@@ -80,7 +86,16 @@ export class UnixSocketFile {
         );
       }
     } else {
-      fsCall(`cannot create ${dir}`, () => mkdirSync(dir, { recursive: true }));
+      // Only the default socket's directory is ours to create; a missing
+      // directory elsewhere is a typo or a missing deployment step.
+      const st = fsCall(`cannot stat ${dir}`, () => statSync(dir, { throwIfNoEntry: false }));
+      if (st === undefined) {
+        throw new ScgiError(
+          'ERR_SCGI_INVALID_ADDRESS',
+          `the directory ${dir} does not exist: create it first (systemd: RuntimeDirectory=), or fix the path ${path}`,
+        );
+      }
+      if (!st.isDirectory()) throw new ScgiError('ERR_SCGI_INVALID_ADDRESS', `${dir} is not a directory: fix the path ${path}`);
     }
     const st = fsCall(`cannot stat ${path}`, () => lstatSync(path, { throwIfNoEntry: false }));
     if (st === undefined) return;
