@@ -153,11 +153,10 @@ describe('unix socket files', () => {
     expect(readFileSync(path, 'utf8')).toBe('precious');
   });
 
-  it('creates the parent directory', async () => {
+  it('does not create a missing parent directory (only the default one): ERR_SCGI_INVALID_ADDRESS', async () => {
     const path = join(dir.path, 'a', 'b', 'c.sock');
-    const server = await serve(hello, { address: path, handleSignals: false });
-    running.push(server);
-    expect(lstatSync(path).isSocket()).toBe(true);
+    await expect(serve(hello, { address: path, handleSignals: false })).rejects.toMatchObject({ code: 'ERR_SCGI_INVALID_ADDRESS' });
+    expect(existsSync(join(dir.path, 'a'))).toBe(false);
   });
 });
 

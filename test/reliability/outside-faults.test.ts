@@ -263,6 +263,8 @@ describe('6. addresses and options that used to reach the OS raw', () => {
     ['an IPv4 address with an octet over 255', { address: '999.1.1.1:6000' }, /0.?255|IPv4/],
     ['a ListenOptions port over 65535', { address: { port: 70000 } }, /65535/],
     ['a NUL byte in the path', { address: '/tmp/a\0b.sock' }, /NUL/],
+    ['a NUL byte in a host', { address: 'local\0host:6000' }, /NUL/],
+    ['a NUL byte in a ListenOptions path', { address: { path: '/tmp/x\0y.sock' } }, /NUL/],
   ];
   for (const [name, options, hint] of cases) {
     it(`${name}: ERR_SCGI_INVALID_ADDRESS saying what to write instead`, async () => {
