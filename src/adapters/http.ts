@@ -16,6 +16,7 @@ import { httpHeaders, requestTarget } from '../cgi.ts';
 import type { Handler, ScgiClient } from '../scgi-client.ts';
 import type { ScgiHeaders } from '../headers.ts';
 import { ScgiError } from '../errors.ts';
+import { STATUS_LINE } from '../wire.ts';
 
 /** Marks a handler made by an adapter (the CLI serves it as it is). */
 const HANDLER_TAG = Symbol.for('scgi.handler');
@@ -180,7 +181,7 @@ function toCgiHead(head: string): string {
   const eol = head.indexOf('\r\n');
   const first = eol === -1 ? head : head.slice(0, eol);
   const rest = eol === -1 ? '' : head.slice(eol).replace(HOP_BY_HOP, '');
-  const m = /^HTTP\/\d\.\d (\d{3})(?: (.*))?$/.exec(first);
+  const m = STATUS_LINE.exec(first);
   return (m ? `Status: ${m[1]} ${m[2] ?? ''}`.trimEnd() : first) + rest;
 }
 
