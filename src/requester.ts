@@ -298,7 +298,12 @@ export function request(address: string, req: ClientRequest = {}): Promise<Clien
       size += chunk.length;
       if (size > limits.maxResponseSize) {
         if (idle !== null) clearTimeout(idle);
-        settle(new ScgiError('ERR_SCGI_RESPONSE_TOO_LARGE', `the response body from ${address} is over maxResponseSize (${limits.maxResponseSize} bytes): use requestStream() for large bodies`));
+        settle(
+          new ScgiError(
+            'ERR_SCGI_RESPONSE_TOO_LARGE',
+            `the response body from ${address} is over maxResponseSize (${limits.maxResponseSize} bytes): use requestStream() for large bodies`,
+          ),
+        );
         return false;
       }
       if (chunk.length > 0) chunks.push(chunk);

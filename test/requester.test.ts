@@ -32,7 +32,9 @@ let n = 0;
  * A raw server on a unix socket that reads the request, then runs `behave`
  * on the socket. Returns the address and how many bytes it managed to write.
  */
-async function rawServer(behave: (socket: Socket, stats: { written: number }) => void): Promise<{ address: string; stats: { written: number; closed: number } }> {
+async function rawServer(
+  behave: (socket: Socket, stats: { written: number }) => void,
+): Promise<{ address: string; stats: { written: number; closed: number } }> {
   const stats = { written: 0, closed: 0 };
   const server = createServer((socket) => {
     socket.on('error', () => {});
@@ -62,7 +64,10 @@ const HEAD_LINE = Buffer.from(`X-Padding: ${'a'.repeat(1000)}\r\n`);
 describe('limits: a hostile server cannot make the requester buffer without bound', () => {
   it('an endless head (header lines, no blank line) is refused at maxHeaderSize', async () => {
     const { address, stats } = await rawServer((s, st) => endless(s, st, HEAD_LINE));
-    const err = await request(address, { maxHeaderSize: 16 * 1024 }).then(() => null, (e) => e);
+    const err = await request(address, { maxHeaderSize: 16 * 1024 }).then(
+      () => null,
+      (e) => e,
+    );
     expect(err?.code).toBe('ERR_SCGI_RESPONSE_TOO_LARGE');
     expect(err.message).toMatch(/maxHeaderSize/);
     await waitFor(() => stats.closed === 1);
@@ -72,7 +77,10 @@ describe('limits: a hostile server cannot make the requester buffer without boun
 
   it('the default head limit is 64 KiB', async () => {
     const { address } = await rawServer((s, st) => endless(s, st, HEAD_LINE));
-    const err = await request(address).then(() => null, (e) => e);
+    const err = await request(address).then(
+      () => null,
+      (e) => e,
+    );
     expect(err?.code).toBe('ERR_SCGI_RESPONSE_TOO_LARGE');
     expect(err.message).toMatch(/65536/);
   });
@@ -82,7 +90,10 @@ describe('limits: a hostile server cannot make the requester buffer without boun
       s.write('Status: 200 OK\r\nContent-Type: application/octet-stream\r\n\r\n');
       endless(s, st, Buffer.alloc(64 * 1024, 7));
     });
-    const err = await request(address, { maxResponseSize: 1024 * 1024 }).then(() => null, (e) => e);
+    const err = await request(address, { maxResponseSize: 1024 * 1024 }).then(
+      () => null,
+      (e) => e,
+    );
     expect(err?.code).toBe('ERR_SCGI_RESPONSE_TOO_LARGE');
     expect(err.message).toMatch(/maxResponseSize/);
     await waitFor(() => stats.closed === 1);
@@ -94,7 +105,10 @@ describe('limits: a hostile server cannot make the requester buffer without boun
       s.write('Status: 200 OK\r\n\r\n');
       endless(s, st, Buffer.alloc(64 * 1024, 7));
     });
-    const err = await request(address).then(() => null, (e) => e);
+    const err = await request(address).then(
+      () => null,
+      (e) => e,
+    );
     expect(err?.code).toBe('ERR_SCGI_RESPONSE_TOO_LARGE');
     expect(err.message).toMatch(/16777216/);
     await waitFor(() => stats.closed === 1);
@@ -125,14 +139,20 @@ describe('limits: a hostile server cannot make the requester buffer without boun
 
   it('a server that closes without a byte gives "empty response"', async () => {
     const { address } = await rawServer((s) => s.end());
-    const err = await request(address).then(() => null, (e) => e);
+    const err = await request(address).then(
+      () => null,
+      (e) => e,
+    );
     expect(err?.code).toBe('ERR_SCGI_NO_RESPONSE');
     expect(err.message).toMatch(/empty response/);
   });
 
   it('a head cut off before its blank line is a bad response, not an empty one', async () => {
     const { address } = await rawServer((s) => s.end('Status: 200 OK\r\nX-A: b\r\n'));
-    const err = await request(address).then(() => null, (e) => e);
+    const err = await request(address).then(
+      () => null,
+      (e) => e,
+    );
     expect(err?.code).toBe('ERR_SCGI_BAD_RESPONSE');
   });
 });
@@ -141,7 +161,10 @@ describe('timeouts', () => {
   it('headersTimeout: a server that accepts, reads, and never answers', async () => {
     const { address } = await rawServer(() => {});
     const t0 = Date.now();
-    const err = await request(address, { headersTimeout: 300, timeout: 20_000 }).then(() => null, (e) => e);
+    const err = await request(address, { headersTimeout: 300, timeout: 20_000 }).then(
+      () => null,
+      (e) => e,
+    );
     expect(err?.code).toBe('ERR_SCGI_RESPONSE_TIMEOUT');
     expect(err.message).toMatch(/headersTimeout/);
     expect(Date.now() - t0).toBeLessThan(10_000);
@@ -149,13 +172,19 @@ describe('timeouts', () => {
 
   it('bodyTimeout: a body that stops arriving (buffered and streamed)', async () => {
     const { address } = await rawServer((s) => s.write('Status: 200 OK\r\n\r\npart of a body'));
-    const err = await request(address, { bodyTimeout: 300, timeout: 20_000 }).then(() => null, (e) => e);
+    const err = await request(address, { bodyTimeout: 300, timeout: 20_000 }).then(
+      () => null,
+      (e) => e,
+    );
     expect(err?.code).toBe('ERR_SCGI_RESPONSE_TIMEOUT');
     expect(err.message).toMatch(/bodyTimeout/);
     const res = await requestStream(address, { bodyTimeout: 300 });
     const streamErr = await (async () => {
       for await (const _ of res.body) void _;
-    })().then(() => null, (e) => e);
+    })().then(
+      () => null,
+      (e) => e,
+    );
     expect(streamErr?.code).toBe('ERR_SCGI_RESPONSE_TIMEOUT');
   });
 
@@ -179,7 +208,11 @@ describe('timeouts', () => {
   it('connectTimeout: a TCP listener whose accept queue is full', async () => {
     // Python listens with backlog 0 and never accepts; two connections fill
     // the queue, after which the kernel drops SYNs and connect() hangs.
-    const py = spawn('python3', ['-c', "import socket,time\ns=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(0)\nprint(s.getsockname()[1], flush=True)\ntime.sleep(60)"], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const py = spawn(
+      'python3',
+      ['-c', "import socket,time\ns=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(0)\nprint(s.getsockname()[1], flush=True)\ntime.sleep(60)"],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     children.push(py);
     const port = await new Promise<number>((r) => py.stdout!.once('data', (d) => r(Number(String(d).trim()))));
     const { connect } = await import('node:net');
@@ -187,23 +220,32 @@ describe('timeouts', () => {
     try {
       await new Promise((r) => setTimeout(r, 200));
       const t0 = Date.now();
-      const err = await request(`127.0.0.1:${port}`, { connectTimeout: 300, timeout: 20_000 }).then(() => null, (e) => e);
+      const err = await request(`127.0.0.1:${port}`, { connectTimeout: 300, timeout: 20_000 }).then(
+        () => null,
+        (e) => e,
+      );
       expect(err?.code).toBe('ERR_SCGI_RESPONSE_TIMEOUT');
       expect(err.message).toMatch(/connect/);
       expect(Date.now() - t0).toBeLessThan(10_000);
     } finally {
-      fillers.forEach((s) => s.destroy());
+      for (const s of fillers) s.destroy();
     }
   });
 
   it('every ms option is checked against the timer range (2^31-1)', async () => {
     for (const key of ['timeout', 'connectTimeout', 'headersTimeout', 'bodyTimeout']) {
-      const err = await request('/nonexistent.sock', { [key]: 2 ** 31 }).then(() => null, (e) => e);
+      const err = await request('/nonexistent.sock', { [key]: 2 ** 31 }).then(
+        () => null,
+        (e) => e,
+      );
       expect(err?.code, key).toBe('ERR_SCGI_INVALID_OPTION');
       expect(err.message, key).toMatch(/2147483647/);
     }
     for (const key of ['maxHeaderSize', 'maxResponseSize']) {
-      const err = await request('/nonexistent.sock', { [key]: -1 }).then(() => null, (e) => e);
+      const err = await request('/nonexistent.sock', { [key]: -1 }).then(
+        () => null,
+        (e) => e,
+      );
       expect(err?.code, key).toBe('ERR_SCGI_INVALID_OPTION');
     }
   });
@@ -299,7 +341,11 @@ describe('the CGI variables it sends (what nginx scgi_params sends, derived from
     expect(w.get('SCRIPT_NAME')).toBe('/mount');
     expect(w.get('HTTP_HOST')).toBe('app.test:8080');
     // overridden, not sent twice
-    expect(encodeRequest({ uri: '/x', headers: { SERVER_NAME: 'a' } }).toString('latin1').match(/SERVER_NAME\0/g)).toHaveLength(1);
+    expect(
+      encodeRequest({ uri: '/x', headers: { SERVER_NAME: 'a' } })
+        .toString('latin1')
+        .match(/SERVER_NAME\0/g),
+    ).toHaveLength(1);
   });
 
   it('a Host header without an absolute URI gives SERVER_NAME and SERVER_PORT', async () => {
@@ -325,14 +371,16 @@ describe('the CGI variables it sends (what nginx scgi_params sends, derived from
     const check = spawnSync('python3', ['-c', 'import scgi.scgi_server'], { encoding: 'utf8' });
     if (check.status !== 0) throw new Error(`the reference SCGI server is not installed: python3 -m pip install scgi==2.2\n${check.stderr}`);
     const port = await freePort();
-    const py = spawn('python3', [fileURLToPath(new URL('./apps/python-wsgi-scgi.py', import.meta.url)), String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const py = spawn('python3', [fileURLToPath(new URL('./apps/python-wsgi-scgi.py', import.meta.url)), String(port)], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     children.push(py);
     await new Promise<void>((resolve, reject) => {
       py.stdout!.once('data', () => resolve());
       py.once('exit', (code) => reject(new Error(`python exited ${code}`)));
     });
     const address = `127.0.0.1:${port}`;
-    let res;
+    let res: Awaited<ReturnType<typeof request>> | undefined;
     for (let i = 0; i < 50; i++) {
       try {
         res = await request(address, { uri: '/hello/world?x=1', timeout: 2000 });

@@ -48,7 +48,11 @@ async function start(handler: Parameters<typeof serve>[0], options: Parameters<t
   return { server, address };
 }
 
-const errOf = (p: Promise<unknown>) => p.then(() => null, (e: ScgiError) => e);
+const errOf = (p: Promise<unknown>) =>
+  p.then(
+    () => null,
+    (e: ScgiError) => e,
+  );
 const alive = (pid: number) => existsSync(`/proc/${pid}`) && !/^State:\s+Z/m.test(safeRead(`/proc/${pid}/status`));
 function safeRead(p: string): string {
   try {
@@ -115,7 +119,10 @@ describe('1. cluster: every worker dying at once', () => {
 describe('2. cluster: a worker that fails before listening', () => {
   it('serve() rejects, and nothing of it keeps running: no more forks, the started worker stopped, the primary exits by itself', async () => {
     const address = sockPath();
-    const child = spawn(process.execPath, [DOOMED], { env: { ...process.env, SCGI_TEST_OPTIONS: JSON.stringify({ address }) }, stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [DOOMED], {
+      env: { ...process.env, SCGI_TEST_OPTIONS: JSON.stringify({ address }) },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     children.push(child);
     const lines: Record<string, unknown>[] = [];
     createInterface({ input: child.stdout! }).on('line', (l) => lines.push(JSON.parse(l)));
@@ -428,17 +435,19 @@ describe('11. accepting past the fd limit', () => {
     });
     const got: string[] = [];
     const conns = await Promise.all(
-      Array.from({ length: 400 }, () =>
-        new Promise<Socket>((resolve) => {
-          const s = connect({ path: address });
-          sockets.push(s);
-          let data = '';
-          s.on('data', (c) => (data += c));
-          s.on('error', () => {});
-          s.on('close', () => got.push(data));
-          s.once('connect', () => resolve(s));
-          s.once('error', () => resolve(s));
-        }),
+      Array.from(
+        { length: 400 },
+        () =>
+          new Promise<Socket>((resolve) => {
+            const s = connect({ path: address });
+            sockets.push(s);
+            let data = '';
+            s.on('data', (c) => (data += c));
+            s.on('error', () => {});
+            s.on('close', () => got.push(data));
+            s.once('connect', () => resolve(s));
+            s.once('error', () => resolve(s));
+          }),
       ),
     );
     await waitFor(() => got.length >= 100, 10_000).catch(() => {});
