@@ -14,14 +14,22 @@ import type { Socket } from 'node:net';
 /** Descriptors kept free below the limit: the app's own files, and the 503s being written. */
 export const FD_RESERVE = 32;
 
-/** The soft `ulimit -n` of this process (Linux: /proc/self/limits); null where it cannot be read. */
+let cached: number | null | undefined;
+
+/**
+ * The soft `ulimit -n` of this process (Linux: /proc/self/limits, read once
+ * per process: every server and every `inject` asks); null where it cannot
+ * be read.
+ */
 export function openFileLimit(): number | null {
+  if (cached !== undefined) return cached;
   try {
     const m = /^Max open files\s+(\d+|unlimited)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
-    return m && m[1] !== 'unlimited' ? Number(m[1]) : null;
+    cached = m && m[1] !== 'unlimited' ? Number(m[1]) : null;
   } catch {
-    return null;
+    cached = null;
   }
+  return cached;
 }
 
 /** The descriptor number of an accepted socket (POSIX), or -1 when there is none to read. */
