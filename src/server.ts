@@ -91,7 +91,7 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
       if (!this.server.listening) return;
       if (err.code === 'EMFILE' || err.code === 'ENFILE') {
         // libuv could not even accept-and-close (its reserve descriptor was gone)
-        this.stats.fdExhausted++;
+        this.record('fdExhausted');
         this.#reportFdLimit();
         return;
       }
