@@ -6,7 +6,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { serve, type ScgiServer } from '../src/index.ts';
-import { request } from '../src/client.ts';
+import { request } from '../src/requester.ts';
 import { tempDir } from './helpers.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
