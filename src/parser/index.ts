@@ -8,7 +8,7 @@
  */
 import { ScgiError } from '../errors.ts';
 import { jsBackend } from './js.ts';
-import { loadNative } from './native.ts';
+import { loadNative, locateAddon } from './native.ts';
 import type { ParserBackend } from './types.ts';
 
 export interface ParserInfo {
@@ -18,6 +18,11 @@ export interface ParserInfo {
   readonly forced: 'js' | 'native' | null;
   /** Why the addon did not load, when it did not (null when it loaded or was not tried). */
   readonly loadError: Error | null;
+  /**
+   * The addon file that was loaded: `scgi.<triple>.node` at the package root
+   * (a local build) or in the `scgi-<triple>` package; null for the TS parser.
+   */
+  readonly file: string | null;
 }
 
 function select(): { backend: ParserBackend; info: ParserInfo } {
@@ -26,10 +31,10 @@ function select(): { backend: ParserBackend; info: ParserInfo } {
     throw new ScgiError('ERR_SCGI_INVALID_OPTION', `SCGI_PARSER must be js, native or auto, not ${JSON.stringify(want)}`);
   }
   const forced = want === 'js' || want === 'native' ? want : null;
-  if (forced === 'js') return { backend: jsBackend, info: { backend: 'js', forced, loadError: null } };
+  if (forced === 'js') return { backend: jsBackend, info: { backend: 'js', forced, loadError: null, file: null } };
   try {
     const native = loadNative();
-    return { backend: native, info: { backend: 'native', forced, loadError: null } };
+    return { backend: native, info: { backend: 'native', forced, loadError: null, file: locateAddon().file } };
   } catch (err) {
     const loadError = err instanceof Error ? err : new Error(String(err));
     if (forced === 'native') {
@@ -37,7 +42,7 @@ function select(): { backend: ParserBackend; info: ParserInfo } {
         cause: loadError,
       });
     }
-    return { backend: jsBackend, info: { backend: 'js', forced, loadError } };
+    return { backend: jsBackend, info: { backend: 'js', forced, loadError, file: null } };
   }
 }
 
