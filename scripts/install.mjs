@@ -30,10 +30,10 @@ import { addonFileName, platformPackageName, platformTriple } from './platform.m
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(join(root, 'package.json'));
-const HOW = 'for the native one install Rust (https://rustup.rs) and run `npm rebuild scgi`';
+const HOW = 'for the native one: install Rust from https://rustup.rs, then `npm rebuild scgi`';
 
 function fallback(reason) {
-  console.log(`scgi: ${reason}; the pure-TypeScript parser will be used (${HOW}).`);
+  console.log(`scgi: ${reason}; the pure-TypeScript parser will be used (${HOW})`);
   process.exit(0);
 }
 
