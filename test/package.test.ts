@@ -2,9 +2,9 @@
 // release workflow's build matrix, the tarball's contents. Fast: no build, no
 // install (test/install.test.ts installs the tarballs).
 import { execFileSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { addonFileName, platformPackageName, platformTriple, tripleOfRustTarget } from '../scripts/platform.mjs';
@@ -111,6 +111,35 @@ describe('per-platform packages', () => {
       expect(readJson(join(dir, 'npm', triple, 'package.json')).version).toBe('9.8.7');
       expect(lock.packages[`node_modules/scgi-${triple}`].version).toBe('9.8.7');
     }
+  });
+});
+
+describe('scripts/install.mjs: a checkout and an installed package', () => {
+  // A copy of what the install script looks at, with a per-platform package
+  // installed (a stub: only resolved, never loaded) and no local build, run
+  // with cargo off PATH: a checkout must build its own addon (the tests run
+  // the addon of its sources), an installed package must use the prebuilt one.
+  function run(withTest: boolean) {
+    const dir = mkdtempSync(join(tmpdir(), 'scgi-installscript-'));
+    temps.push(dir);
+    for (const p of ['package.json', 'scripts', 'crates', 'Cargo.toml', 'Cargo.lock']) cpSync(join(root, p), join(dir, p), { recursive: true });
+    if (withTest) mkdirSync(join(dir, 'test'));
+    const sub = join(dir, 'node_modules', platformPackageName());
+    mkdirSync(sub, { recursive: true });
+    writeFileSync(join(sub, 'package.json'), JSON.stringify({ name: platformPackageName(), version: pkg.version, main: addonFileName() }));
+    writeFileSync(join(sub, addonFileName()), '');
+    const PATH = (process.env.PATH ?? '').split(delimiter).filter((d) => d !== '' && !existsSync(join(d, 'cargo'))).join(delimiter);
+    const out = execFileSync(process.execPath, [join(dir, 'scripts', 'install.mjs')], { env: { ...process.env, PATH }, encoding: 'utf8' });
+    return { out, built: existsSync(join(dir, addonFileName())) };
+  }
+
+  it('in a checkout (test/ present) it builds even when scgi-<platform> is installed', () => {
+    const { out } = run(true);
+    expect(out).toMatch(/^scgi: no cargo on PATH, the native parser was not built; the pure-TypeScript parser will be used/);
+  });
+
+  it('in an installed package (no test/) it uses scgi-<platform>: no build, nothing printed', () => {
+    expect(run(false)).toEqual({ out: '', built: false });
   });
 });
 
