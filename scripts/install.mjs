@@ -51,6 +51,7 @@ function hasCargo() {
 
 function devBuild(triple, target) {
   if (existsSync(target)) return;
+  if (process.env.SCGI_SKIP_NATIVE_BUILD) fallback('SCGI_SKIP_NATIVE_BUILD is set, the native parser was not built');
   if (!hasCargo()) fallback('no cargo on PATH, the native parser was not built');
   const pkg = require.resolve('@napi-rs/cli/package.json');
   const bin = JSON.parse(readFileSync(pkg, 'utf8')).bin;

@@ -19,6 +19,9 @@ const ci = Boolean(process.env.CI);
 const totals = { passed: 0, failed: 0, skipped: 0 };
 const failedSteps = [];
 const work = mkdtempSync(join(tmpdir(), 'scgi-test-all-'));
+// test/install.test.ts (slow: packs the package and installs it) runs once per
+// test:all, in the native run when there is one: it skips the js run then.
+process.env.SCGI_TEST_ALL = '1';
 
 function step(name, cmd, args, env = {}) {
   console.log(`\n==> ${name}: ${cmd} ${args.join(' ')}`);
