@@ -122,7 +122,9 @@ describe.skipIf(nativePassRanThem)('npm install from the packed tarballs', () =>
       const packed = spawnSync(process.execPath, [join(root, 'scripts', 'pack-native.mjs'), '--out', work], { cwd: root, encoding: 'utf8' });
       expect(packed.status, packed.stderr).toBe(0);
       const last = packed.stdout.trimEnd().split('\n').at(-1)!;
-      expect(last).toBe(join(work, `${platformPackageName(triple)}-${JSON.parse(spawnSync('npm', ['pkg', 'get', 'version'], { cwd: root, encoding: 'utf8' }).stdout)}.tgz`));
+      expect(last).toBe(
+        join(work, `${platformPackageName(triple)}-${JSON.parse(spawnSync('npm', ['pkg', 'get', 'version'], { cwd: root, encoding: 'utf8' }).stdout)}.tgz`),
+      );
       expect(existsSync(last)).toBe(true);
 
       const a = install('a', [last, mainTgz], false);
@@ -161,7 +163,9 @@ describe.skipIf(nativePassRanThem)('npm install from the packed tarballs', () =>
       const c = install('c', [mainTgz], false);
       expect(c.r.status, c.output).toBe(0);
       expect(c.lines).toHaveLength(1);
-      expect(c.lines[0]).toMatch(/no cargo on PATH; the pure-TypeScript parser will be used \(for the native one: install Rust from https:\/\/rustup.rs, then `npm rebuild scgi`\)$/);
+      expect(c.lines[0]).toMatch(
+        /no cargo on PATH; the pure-TypeScript parser will be used \(for the native one: install Rust from https:\/\/rustup.rs, then `npm rebuild scgi`\)$/,
+      );
       expect(c.files.map(([f]) => f).filter((f) => f.endsWith('.node') || f.startsWith('target/'))).toEqual([]);
       const info = parserInfo(c.project, c.env);
       expect(info.backend).toBe('js');

@@ -128,7 +128,10 @@ describe('scripts/install.mjs: a checkout and an installed package', () => {
     mkdirSync(sub, { recursive: true });
     writeFileSync(join(sub, 'package.json'), JSON.stringify({ name: platformPackageName(), version: pkg.version, main: addonFileName() }));
     writeFileSync(join(sub, addonFileName()), '');
-    const PATH = (process.env.PATH ?? '').split(delimiter).filter((d) => d !== '' && !existsSync(join(d, 'cargo'))).join(delimiter);
+    const PATH = (process.env.PATH ?? '')
+      .split(delimiter)
+      .filter((d) => d !== '' && !existsSync(join(d, 'cargo')))
+      .join(delimiter);
     const out = execFileSync(process.execPath, [join(dir, 'scripts', 'install.mjs')], { env: { ...process.env, PATH }, encoding: 'utf8' });
     return { out, built: existsSync(join(dir, addonFileName())) };
   }
@@ -148,7 +151,7 @@ describe('.github/workflows/release.yml', () => {
   const job = (name: string) => {
     const start = yml.indexOf(`\n  ${name}:\n`);
     expect(start, `job ${name}`).toBeGreaterThan(0);
-    const next = yml.slice(start + 1).search(/\n  [a-z-]+:\n/);
+    const next = yml.slice(start + 1).search(/\n {2}[a-z-]+:\n/);
     return next === -1 ? yml.slice(start) : yml.slice(start, start + 1 + next);
   };
 
@@ -198,7 +201,10 @@ describe('the tarball (npm pack)', () => {
     expect(named.size).toBeGreaterThan(3);
     for (const path of named) {
       // a name may be a prefix (`examples/systemd/scgi-app.{socket,service}`)
-      expect(files.some((f) => f.startsWith(path)), `${path} is named but not in the tarball`).toBe(true);
+      expect(
+        files.some((f) => f.startsWith(path)),
+        `${path} is named but not in the tarball`,
+      ).toBe(true);
     }
   });
 
