@@ -50,7 +50,9 @@ function hasCargo() {
 }
 
 function devBuild(triple, target) {
-  if (existsSync(target)) return;
+  // Always run the build in a checkout: cargo rebuilds only what changed
+  // (about a second when nothing did), so a stale addon never survives
+  // `npm ci` after the Rust sources moved on.
   if (process.env.SCGI_SKIP_NATIVE_BUILD) fallback('SCGI_SKIP_NATIVE_BUILD is set, the native parser was not built');
   if (!hasCargo()) fallback('no cargo on PATH, the native parser was not built');
   const pkg = require.resolve('@napi-rs/cli/package.json');

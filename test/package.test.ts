@@ -119,11 +119,12 @@ describe('scripts/install.mjs: a checkout and an installed package', () => {
   // installed (a stub: only resolved, never loaded) and no local build, run
   // with cargo off PATH: a checkout must build its own addon (the tests run
   // the addon of its sources), an installed package must use the prebuilt one.
-  function run(withTest: boolean) {
+  function run(withTest: boolean, staleAddon = false) {
     const dir = mkdtempSync(join(tmpdir(), 'scgi-installscript-'));
     temps.push(dir);
     for (const p of ['package.json', 'scripts', 'crates', 'Cargo.toml', 'Cargo.lock']) cpSync(join(root, p), join(dir, p), { recursive: true });
     if (withTest) mkdirSync(join(dir, 'test'));
+    if (staleAddon) writeFileSync(join(dir, addonFileName()), 'an addon built from older sources');
     const sub = join(dir, 'node_modules', platformPackageName());
     mkdirSync(sub, { recursive: true });
     writeFileSync(join(sub, 'package.json'), JSON.stringify({ name: platformPackageName(), version: pkg.version, main: addonFileName() }));
@@ -139,6 +140,12 @@ describe('scripts/install.mjs: a checkout and an installed package', () => {
   it('in a checkout (test/ present) it builds even when scgi-<platform> is installed', () => {
     const { out } = run(true);
     expect(out).toMatch(/^scgi: no cargo on PATH, the native parser was not built; the pure-TypeScript parser will be used/);
+  });
+
+  it('in a checkout with an addon already built it still runs the build (cargo decides what is stale)', () => {
+    const { out, built } = run(true, true);
+    expect(out).toMatch(/^scgi: no cargo on PATH, the native parser was not built/);
+    expect(built).toBe(true);
   });
 
   it('in an installed package (no test/) it uses scgi-<platform>: no build, nothing printed', () => {
