@@ -44,6 +44,11 @@ export class HeaderReader {
     if (gathering) {
       buf = (this.#bytes ??= new HeaderBuffer()).append(chunk, this.#need);
       if (buf.length < this.#need) return Status.Partial;
+    } else if (chunk.buffer instanceof SharedArrayBuffer) {
+      // The addon refuses memory another thread could write while it parses
+      // (crates/scgi-napi/src/lib.rs): parse a private copy, as the TS parser
+      // would read the same bytes.
+      buf = Buffer.from(chunk);
     }
     const out = cfg.out;
     const status = cfg.parse(buf, out, cfg.maxHeaderSize, cfg.maxHeadersCount, cfg.flags);
