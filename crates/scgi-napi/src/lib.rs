@@ -20,6 +20,9 @@ use scgi_parser::{out_size, parse_raw};
 use std::ffi::CStr;
 use std::ptr::null_mut;
 
+#[cfg(target_os = "linux")]
+mod transport;
+
 /// Throws a TypeError (`ERR_INVALID_ARG_TYPE`) or, when `range`, a RangeError
 /// (`ERR_OUT_OF_RANGE`) with message `msg`, and returns the null `napi_value`
 /// a callback returns after throwing. If the throw itself fails (an exception
@@ -232,5 +235,8 @@ pub fn init(mut exports: Object) -> Result<()> {
     exports.set_named_property(NAME, unsafe {
         Unknown::from_raw_unchecked(exports.env(), func)
     })?;
+    #[cfg(target_os = "linux")]
+    transport::register(exports.env(), exports.raw())
+        .map_err(|e| Error::new(Status::GenericFailure, e))?;
     Ok(())
 }

@@ -1,0 +1,234 @@
+/**
+ * Thin binding of the addon's native transport engine
+ * (`crates/scgi-napi/src/transport/`, Linux only): one listening socket and
+ * its connections in one epoll set, watched by one `uv_poll` on this thread's
+ * loop. Once per loop wake-up the engine calls back with one Buffer and one
+ * Uint32Array holding every event of that wake-up; this file decodes them
+ * into calls on a `NativeEngineEvents` object (no per-request objects are
+ * made here; `onRequest` gets offsets into the batch).
+ *
+ * Batch layout (`engine.rs` is the other half): `recs[0..4]` are counters
+ * (accepted, answered 503, accept errors, 0); then records
+ * `[type, slot, generation, n, payload × n]`. A connection's id is
+ * `generation * 2^22 + slot`; ids of closed connections are refused by every
+ * call (the generation moved on), so a late response can never reach another
+ * connection.
+ */
+import { loadAddon } from '../parser/native.ts';
+
+export const EV_REQUEST = 1;
+export const EV_DATA = 2;
+export const EV_REJECT = 3;
+export const EV_CLOSE = 4;
+export const EV_DRAIN = 5;
+
+/** Reject codes above the parser's 1-8 (`Code` in src/parser/types.ts). */
+export const REJECT_INCOMPLETE_HEADER = 9;
+export const REJECT_HEADER_TIMEOUT = 10;
+export const REJECT_BODY_TOO_LARGE = 11;
+
+/** Why a dispatched connection closed. */
+export const CLOSE_DONE = 0;
+export const CLOSE_ABORTED = 1;
+export const CLOSE_BODY_TRUNCATED = 2;
+export const CLOSE_REQUEST_TIMEOUT = 3;
+
+/** Results of respond/write/control. */
+export const R_STALE = 0;
+export const R_OK = 1;
+export const R_FULL = 2;
+export const R_CLOSED = 3;
+
+const SLOT_FACTOR = 4194304; // 2^22
+
+interface TransportAddon {
+  transportCreate(options: Float64Array, onBatch: (buf: Buffer, recs: Uint32Array) => void, resp503: Uint8Array, resp413: Uint8Array): object;
+  transportListenUnix(t: object, path: string, backlog: number): number;
+  transportListenTcp(t: object, ip: string, port: number, backlog: number): number;
+  transportAdopt(t: object, fd: number): number;
+  transportRespond(t: object, id: number, data: Uint8Array | string): number;
+  transportWrite(t: object, id: number, data: Uint8Array | string): number;
+  transportControl(t: object, id: number, op: number): number;
+  transportServer(t: object, op: number): number;
+}
+
+let addon: TransportAddon | null = null;
+let addonError: Error | null = null;
+
+/** The addon's transport functions, or null (with `nativeTransportError()`) when unavailable. */
+export function transportAddon(): TransportAddon | null {
+  if (addon !== null || addonError !== null) return addon;
+  try {
+    if (process.platform !== 'linux') throw new Error(`the native transport is Linux-only (this is ${process.platform})`);
+    const a = loadAddon() as unknown as Partial<TransportAddon>;
+    if (typeof a.transportCreate !== 'function') throw new Error('the loaded addon has no native transport (rebuild it)');
+    addon = a as TransportAddon;
+  } catch (err) {
+    addonError = err instanceof Error ? err : new Error(String(err));
+  }
+  return addon;
+}
+
+/** Why the native transport is unavailable (null when it loaded or was not tried). */
+export function nativeTransportError(): Error | null {
+  return addonError;
+}
+
+export interface NativeEngineOptions {
+  maxHeaderSize: number;
+  maxHeadersCount: number;
+  strict: boolean;
+  maxBodySize: number;
+  /** Bodies up to this many bytes are read before the request is handed over. */
+  bodyPreread: number;
+  maxConnections: number;
+  headerTimeout: number;
+  requestTimeout: number;
+  drainTimeout: number;
+  maxDrainSize: number;
+  /** Unwritten bytes kept natively before `write` reports full. */
+  writeHighWaterMark: number;
+  allowHalfOpen: boolean;
+  /** Period of the native deadline sweep, ms. */
+  sweepInterval: number;
+  /** The whole response for a connection over maxConnections. */
+  overloadResponse: Uint8Array;
+  /** The whole response for CONTENT_LENGTH over maxBodySize. */
+  tooLargeResponse: Uint8Array;
+}
+
+/** What the engine tells its owner. `buf` is the batch's bytes (shared by its records). */
+export interface NativeEngineEvents {
+  /**
+   * A request: header pairs at `recs[pairs .. pairs + count * 5]` (offsets into
+   * `buf`), body bytes read so far at `buf[headerEnd..bodyEnd]`; `complete`
+   * when that is the whole body.
+   */
+  onRequest(id: number, buf: Buffer, recs: Uint32Array, pairs: number, count: number, headerEnd: number, bodyEnd: number, contentLength: number, complete: boolean): void;
+  /** Body bytes of a streamed request; `last` when the body is complete. */
+  onData(id: number, chunk: Buffer, last: boolean): void;
+  /** A connection refused before dispatch (closed, or answered 413 and draining). */
+  onReject(code: number): void;
+  /** A dispatched connection is gone (`CLOSE_*`). */
+  onClose(id: number, reason: number): void;
+  /** The unwritten bytes after a full `write` are out. */
+  onDrain(id: number): void;
+  /** Counters of the batch: accepted connections, 503s, accept errors. */
+  onAccepted(accepted: number, overloaded: number, acceptErrors: number): void;
+}
+
+export class NativeEngine {
+  readonly #a: TransportAddon;
+  readonly #t: object;
+  #closed = false;
+
+  constructor(options: NativeEngineOptions, events: NativeEngineEvents) {
+    const a = transportAddon();
+    if (a === null) throw addonError ?? new Error('native transport unavailable');
+    this.#a = a;
+    const o = options;
+    const opts = new Float64Array([
+      o.maxHeaderSize,
+      o.maxHeadersCount,
+      o.strict ? 1 : 0,
+      o.maxBodySize,
+      o.bodyPreread,
+      o.maxConnections,
+      o.headerTimeout,
+      o.requestTimeout,
+      o.drainTimeout,
+      o.maxDrainSize,
+      o.writeHighWaterMark,
+      o.allowHalfOpen ? 1 : 0,
+      o.sweepInterval,
+    ]);
+    this.#t = a.transportCreate(opts, (buf, recs) => dispatchBatch(events, buf, recs), o.overloadResponse, o.tooLargeResponse);
+  }
+
+  listenUnix(path: string, backlog = 511): void {
+    this.#a.transportListenUnix(this.#t, path, backlog);
+  }
+  /** Binds an IP literal; returns the port (useful with port 0). */
+  listenTcp(ip: string, port: number, backlog = 511): number {
+    return this.#a.transportListenTcp(this.#t, ip, port, backlog);
+  }
+  /** Listens on a duplicate of an inherited listening socket; returns its port (0 for unix). */
+  adopt(fd: number): number {
+    return this.#a.transportAdopt(this.#t, fd);
+  }
+  /** The response's last bytes; the engine half-closes, drains and closes. */
+  respond(id: number, data: Uint8Array | string): number {
+    return this.#a.transportRespond(this.#t, id, data);
+  }
+  /** Part of the response; `R_FULL` means wait for `onDrain`. */
+  write(id: number, data: Uint8Array | string): number {
+    return this.#a.transportWrite(this.#t, id, data);
+  }
+  pause(id: number): number {
+    return this.#a.transportControl(this.#t, id, 0);
+  }
+  resume(id: number): number {
+    return this.#a.transportControl(this.#t, id, 1);
+  }
+  /** Close with RST on TCP (an incomplete response must not look complete). */
+  reset(id: number): number {
+    return this.#a.transportControl(this.#t, id, 2);
+  }
+  destroy(id: number): number {
+    return this.#a.transportControl(this.#t, id, 3);
+  }
+  closeListener(): void {
+    if (!this.#closed) this.#a.transportServer(this.#t, 0);
+  }
+  /** Closes connections that have sent nothing yet; returns how many. */
+  closeIdle(): number {
+    return this.#closed ? 0 : this.#a.transportServer(this.#t, 1);
+  }
+  get openConnections(): number {
+    return this.#closed ? 0 : this.#a.transportServer(this.#t, 2);
+  }
+  ref(): void {
+    if (!this.#closed) this.#a.transportServer(this.#t, 3);
+  }
+  unref(): void {
+    if (!this.#closed) this.#a.transportServer(this.#t, 4);
+  }
+  /** Closes the listener and every connection at once; the engine is unusable after. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#a.transportServer(this.#t, 5);
+  }
+  get closed(): boolean {
+    return this.#closed;
+  }
+}
+
+function dispatchBatch(ev: NativeEngineEvents, buf: Buffer, recs: Uint32Array): void {
+  if (recs[0]! !== 0 || recs[1]! !== 0 || recs[2]! !== 0) ev.onAccepted(recs[0]!, recs[1]!, recs[2]!);
+  const len = recs.length;
+  for (let i = 4; i < len; i += 4 + recs[i + 3]!) {
+    const type = recs[i]!;
+    const id = recs[i + 2]! * SLOT_FACTOR + recs[i + 1]!;
+    const p = i + 4;
+    switch (type) {
+      case EV_REQUEST: {
+        const flags = recs[p + 5]!;
+        ev.onRequest(id, buf, recs, p + 6, flags >>> 1, recs[p + 1]!, recs[p + 2]!, recs[p + 4]! * 4294967296 + recs[p + 3]!, (flags & 1) === 1);
+        break;
+      }
+      case EV_DATA:
+        ev.onData(id, buf.subarray(recs[p]!, recs[p + 1]!), recs[p + 2] === 1);
+        break;
+      case EV_REJECT:
+        ev.onReject(recs[p]!);
+        break;
+      case EV_CLOSE:
+        ev.onClose(id, recs[p]!);
+        break;
+      case EV_DRAIN:
+        ev.onDrain(id);
+        break;
+    }
+  }
+}
