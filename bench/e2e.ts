@@ -187,6 +187,18 @@ async function runMode(nginxWorkers: '1' | 'auto'): Promise<Map<string, Sample[]
     targets.push({ name: 'floor: minimal SCGI server, unix', location: '/floor', pids: () => [floor.pid!] });
   }
 
+  // the native transport engine alone, no request lifecycle (bench/apps/native-engine-hello.mjs)
+  if (nativeBuilt && process.platform === 'linux' && (!args.only || args.only.includes('engine'))) {
+    for (const kind of ['unix', 'tcp'] as const) {
+      const address = kind === 'unix' ? join(dir.path, 'engine.sock') : `127.0.0.1:${await freePort()}`;
+      const engine = await startProcess(pin([process.execPath, 'bench/apps/native-engine-hello.mjs'], nodeCpu), { ADDRESS: address }, /ready/);
+      if (kind === 'unix') chmodSync(address, 0o666);
+      const loc = `/engine-${kind}`;
+      locations.push(`location = ${loc} { include scgi_params; scgi_pass ${kind === 'unix' ? `unix:${address}` : address}; }`);
+      targets.push({ name: `engine: native transport alone, ${kind}`, location: loc, pids: () => [engine.pid!] });
+    }
+  }
+
   // scgi variants
   const variants: { name: string; transport: 'unix' | 'tcp'; parallelism: number; parser: 'native' | 'js'; dist?: string }[] = [];
   for (const parser of nativeBuilt ? (['native', 'js'] as const) : (['js'] as const)) {

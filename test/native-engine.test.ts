@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { spawn } from 'node:child_process';
-import { ScgiHeaders } from '../src/headers.ts';
+import { headersFromParse, type ScgiHeaders } from '../src/headers.ts';
 import {
   CLOSE_ABORTED,
   CLOSE_BODY_TRUNCATED,
@@ -32,7 +32,7 @@ import {
 } from '../src/transport/native-engine.ts';
 import { plainResponse } from '../src/response.ts';
 import { platformTriple } from '../src/parser/native.ts';
-import { Code } from '../src/parser/types.ts';
+import { Code, OUT_HEADER_END } from '../src/parser/types.ts';
 import { bigBody, block, exchange, netstring, tempDir, waitFor, type Target } from './helpers.ts';
 
 const available = transportAddon() !== null;
@@ -91,9 +91,9 @@ function defaults(): NativeEngineOptions {
 function rig(kind: 'tcp' | 'unix', opts: Partial<NativeEngineOptions> = {}, onRequest?: (r: Req, rig: Rig) => void): Rig {
   const r = {} as Rig;
   const events: NativeEngineEvents = {
-    onRequest(id, buf, recs, pairs, count, headerEnd, bodyEnd, contentLength, complete) {
-      const headers = new ScgiHeaders(buf, recs.subarray(pairs, pairs + count * 5), contentLength);
-      const req = { id, headers, body: Buffer.from(buf.subarray(headerEnd, bodyEnd)), complete };
+    onRequest(id, bytes, out, complete) {
+      const headers = headersFromParse(bytes, out);
+      const req = { id, headers, body: Buffer.from(bytes.subarray(out[OUT_HEADER_END]!)), complete };
       r.requests.push(req);
       r.onRequest(req);
     },

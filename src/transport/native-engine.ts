@@ -9,7 +9,9 @@
  *
  * Batch layout (`engine.rs` is the other half): `recs[0..4]` are counters
  * (accepted, answered 503, accept errors, 0); then records
- * `[type, slot, generation, n, payload × n]`. A connection's id is
+ * `[type, slot, generation, n, payload × n]`; a request's payload is
+ * `[start, end, complete, out...]` with `out` the parser's array for
+ * `buf[start..end]`. A connection's id is
  * `generation * 2^22 + slot`; ids of closed connections are refused by every
  * call (the generation moved on), so a late response can never reach another
  * connection.
@@ -100,11 +102,13 @@ export interface NativeEngineOptions {
 /** What the engine tells its owner. `buf` is the batch's bytes (shared by its records). */
 export interface NativeEngineEvents {
   /**
-   * A request: header pairs at `recs[pairs .. pairs + count * 5]` (offsets into
-   * `buf`), body bytes read so far at `buf[headerEnd..bodyEnd]`; `complete`
-   * when that is the whole body.
+   * A request: `req` holds the header (up to `out[OUT_HEADER_END]`) and the
+   * body bytes read so far; `out` is the parser's array for `req` (as
+   * `parse` fills it). Both are views into the batch: copy what must outlive
+   * it only when needed (`headersFromParse` copies the offsets).
+   * `complete` when `req` holds the whole body.
    */
-  onRequest(id: number, buf: Buffer, recs: Uint32Array, pairs: number, count: number, headerEnd: number, bodyEnd: number, contentLength: number, complete: boolean): void;
+  onRequest(id: number, req: Buffer, out: Uint32Array, complete: boolean): void;
   /** Body bytes of a streamed request; `last` when the body is complete. */
   onData(id: number, chunk: Buffer, last: boolean): void;
   /** A connection refused before dispatch (closed, or answered 413 and draining). */
@@ -212,11 +216,9 @@ function dispatchBatch(ev: NativeEngineEvents, buf: Buffer, recs: Uint32Array): 
     const id = recs[i + 2]! * SLOT_FACTOR + recs[i + 1]!;
     const p = i + 4;
     switch (type) {
-      case EV_REQUEST: {
-        const flags = recs[p + 5]!;
-        ev.onRequest(id, buf, recs, p + 6, flags >>> 1, recs[p + 1]!, recs[p + 2]!, recs[p + 4]! * 4294967296 + recs[p + 3]!, (flags & 1) === 1);
+      case EV_REQUEST:
+        ev.onRequest(id, buf.subarray(recs[p]!, recs[p + 1]!), recs.subarray(p + 3, i + 4 + recs[i + 3]!), recs[p + 2] === 1);
         break;
-      }
       case EV_DATA:
         ev.onData(id, buf.subarray(recs[p]!, recs[p + 1]!), recs[p + 2] === 1);
         break;

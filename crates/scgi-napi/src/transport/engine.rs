@@ -926,25 +926,15 @@ impl Conn {
         let end = self.header_end + included;
         sh.batch.bytes.extend_from_slice(&self.buf[..end]);
         let pairs = sh.out[OUT_PAIR_COUNT] as usize;
-        let recs = &mut sh.batch.recs;
-        recs.extend_from_slice(&[
-            EV_REQUEST,
-            id.slot,
-            id.gen,
-            (6 + pairs * PAIR_STRIDE) as u32,
-        ]);
+        let words = OUT_PAIRS + pairs * PAIR_STRIDE;
         let flag = u32::from(included as u64 == self.content_length);
-        recs.extend_from_slice(&[
-            base,
-            base + self.header_end as u32,
-            base + end as u32,
-            sh.out[OUT_CL_LOW],
-            sh.out[OUT_CL_HIGH],
-            flag | ((pairs as u32) << 1),
-        ]);
-        for p in sh.out[OUT_PAIRS..OUT_PAIRS + pairs * PAIR_STRIDE].chunks_exact(PAIR_STRIDE) {
-            recs.extend_from_slice(&[p[0] + base, p[1] + base, p[2] + base, p[3] + base, p[4]]);
-        }
+        let recs = &mut sh.batch.recs;
+        // [start, end, complete, out...]: the request's bytes are
+        // `bytes[start..end]` and `out` is the parser's array for them, as is
+        // (offsets relative to `start`), so JS passes both views straight on.
+        recs.extend_from_slice(&[EV_REQUEST, id.slot, id.gen, (3 + words) as u32]);
+        recs.extend_from_slice(&[base, base + end as u32, flag]);
+        recs.extend_from_slice(&sh.out[..words]);
         self.body_left = self.content_length - included as u64;
         self.phase = Phase::Open;
         self.dispatched = true;
