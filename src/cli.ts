@@ -314,7 +314,7 @@ async function cmdServe(args: string[]): Promise<void> {
   const shown = where === null ? `the socket on fd ${socket === 'systemd' ? 3 : socket?.fd}` : isUnix ? (where as string) : formatAddress(where);
   const pass = where === null ? 'unix:/path/of/the/socket (the ListenStream= of the .socket unit)' : isUnix ? `unix:${where}` : formatAddress(where);
   const out = process.stdout;
-  out.write(`scgi: serving ${file} (${detected.label}, parser ${parserInfo.backend}) on ${shown}${inherited}`);
+  out.write(`scgi: serving ${file} (${detected.label}, parser ${parserInfo.backend}, transport ${server.transport}) on ${shown}${inherited}`);
   out.write(parallelism && parallelism !== 1 ? ` with ${(server as unknown as { workers: number[] }).workers.length} workers\n` : '\n');
   out.write(`\nnginx (inside a server { } block):\n\n    location / {\n        include scgi_params;\n        scgi_pass ${pass};\n    }\n\n`);
   if (isUnix && socket === undefined) {

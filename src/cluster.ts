@@ -95,6 +95,8 @@ export function runWorker(server: WorkerServer): void {
 
 class ClusterPrimary extends EventEmitter implements ScgiServer {
   readonly server = null;
+  /** Workers accept on the shared socket with net.Server (the native transport is not used in cluster workers yet). */
+  readonly transport = 'net' as const;
   /** Last counters each live worker reported, and the sums of the workers that are gone. */
   readonly #reported = new Map<Worker, { stats: ScgiStats; open: number }>();
   readonly #gone: ScgiStats = zeroStats();

@@ -30,6 +30,16 @@ export interface ServeOptions {
   /** Worker processes (node:cluster, each accepting on the shared socket). `true` = available cores. Default 1: in process. */
   parallelism?: number | true;
   /**
+   * What carries the connections: `'native'` (the addon accepts, reads and
+   * writes on Linux; src/transport/native.ts) or `'net'` (`net.Socket`).
+   * Default: the `SCGI_TRANSPORT` environment variable, else `'net'`.
+   * `'native'` falls back to `'net'` where sockets are handed to us (`socket`
+   * as a `net.Server`, `listen`/`createServer` hooks) and in cluster workers;
+   * it throws `ERR_SCGI_NATIVE_UNAVAILABLE` when the addon has no native
+   * transport. `server.transport` says which is in use.
+   */
+  transport?: 'native' | 'net';
+  /**
    * Catch handler errors (sync throws, rejected promises): report to
    * `onError`, answer `Status: 500` if nothing was written, keep serving.
    * `false`, or a predicate returning false, rethrows (the process crashes).
@@ -146,6 +156,8 @@ export interface NormalizedOptions {
   /** Numeric gid, if a group was asked for. */
   socketGroup: number | undefined;
   handleSignals: boolean;
+  /** The transport asked for (option, else SCGI_TRANSPORT), or null for the default. */
+  transport: 'native' | 'net' | null;
 }
 
 function checkInt(name: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number {
@@ -175,6 +187,7 @@ const KNOWN_OPTIONS = new Set([
   'address', 'port', 'socket', 'parallelism', 'catchErrors', 'onError', 'listen', 'createServer', 'socketMode',
   'socketGroup', 'maxHeaderSize', 'maxHeadersCount', 'strict', 'maxBodySize', 'maxConnections', 'headerTimeout',
   'requestTimeout', 'bodyTimeout', 'minBodyRate', 'shutdownTimeout', 'drainTimeout', 'maxDrainSize', 'headerEncoding', 'handleSignals', 'allowHalfOpen',
+  'transport',
 ]);
 
 /** Check `options` and fill in the defaults. Throws `ERR_SCGI_INVALID_OPTION`. */
@@ -217,7 +230,22 @@ export function normalizeOptions(options: ServeOptions): NormalizedOptions {
     socketMode: checkInt('socketMode', o.socketMode ?? DEFAULTS.socketMode, 0, 0o777),
     socketGroup: o.socketGroup === undefined ? undefined : resolveGroup(o.socketGroup),
     handleSignals: o.handleSignals ?? true,
+    transport: transportOption(o.transport),
   };
+}
+
+/** The `transport` option, else `SCGI_TRANSPORT` ('' or 'auto': the default). */
+function transportOption(value: unknown): 'native' | 'net' | null {
+  if (value !== undefined) {
+    if (value !== 'native' && value !== 'net') throw new ScgiError('ERR_SCGI_INVALID_OPTION', `transport must be 'native' or 'net'`);
+    return value;
+  }
+  const env = (process.env.SCGI_TRANSPORT ?? '').trim().toLowerCase();
+  if (env === '' || env === 'auto') return null;
+  if (env !== 'native' && env !== 'net') {
+    throw new ScgiError('ERR_SCGI_INVALID_OPTION', `SCGI_TRANSPORT must be native, net or auto, not ${JSON.stringify(env)}`);
+  }
+  return env;
 }
 
 function defaultOnError(err: Error, client: ScgiClient | null): void {

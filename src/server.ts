@@ -8,7 +8,8 @@
  */
 import { EventEmitter } from 'node:events';
 import cluster from 'node:cluster';
-import { createServer as netCreateServer, Server as NetServer, type AddressInfo, type ListenOptions, type Socket } from 'node:net';
+import { lookup } from 'node:dns/promises';
+import { createServer as netCreateServer, isIP, Server as NetServer, type AddressInfo, type ListenOptions, type Socket } from 'node:net';
 import { resolveAddress, defaultAddress, formatAddress, type ResolvedAddress } from './address.ts';
 import { isClusterWorker, runWorker, startCluster } from './cluster.ts';
 import { ScgiError } from './errors.ts';
@@ -20,6 +21,7 @@ import { parse as activeParse, FLAG_STRICT, outSize } from './parser/index.ts';
 import type { Handler } from './scgi-client.ts';
 import { trackForSignals } from './signals.ts';
 import { NetTransport } from './transport/net.ts';
+import { NativeListener, nativeUnavailableReason } from './transport/native.ts';
 import type { Transport, TransportSocket } from './transport/types.ts';
 import { zeroStats, type ScgiServer, type ScgiStats } from './types.ts';
 import { UnixSocketFile } from './unix-socket.ts';
@@ -42,7 +44,14 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
   readonly headerParse: HeaderParse;
   readonly stats: ScgiStats = zeroStats();
   readonly connections = new Set<Lifecycle>();
-  readonly server: NetServer;
+  /** The `net.Server` (null when the native transport owns the listening socket). */
+  readonly server: NetServer | null;
+  /** Which transport carries the connections. */
+  readonly transport: 'native' | 'net';
+  /** The native transport's engine and connections (null on net). */
+  readonly native: NativeListener | null = null;
+  /** Where the native transport listens (what `address()` says). */
+  #nativeAddress: string | AddressInfo | null = null;
   readonly #maxConnections: number;
   readonly #shutdownTimeout: number;
   #sweep: NodeJS.Timeout | null = null;
@@ -60,7 +69,13 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
   /** When the sweep last ran (for the body watch's clock). */
   #lastSweep = 0;
 
-  constructor(handler: Handler, opts: NormalizedOptions, server: NetServer | null, create?: ServeOptions['createServer']) {
+  constructor(
+    handler: Handler,
+    opts: NormalizedOptions,
+    server: NetServer | null,
+    create?: ServeOptions['createServer'],
+    transport: 'native' | 'net' = 'net',
+  ) {
     super();
     this.handler = handler;
     const o = opts.conn;
@@ -76,6 +91,12 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
     this.#shutdownTimeout = opts.shutdownTimeout;
     this.#fdLimit = openFileLimit();
     this.fdCeiling = this.#fdLimit === null ? Infinity : Math.max(this.#fdLimit - FD_RESERVE, 3);
+    this.transport = transport;
+    if (transport === 'native') {
+      this.server = null;
+      this.native = new NativeListener(this, opts.maxConnections);
+      return;
+    }
     const onConnection = onNetConnection.bind(this);
     if (server !== null) {
       server.on('connection', onConnection);
@@ -88,7 +109,7 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
     // Errors after listening (listen errors reject serve() instead): to
     // 'error' listeners if there are any, else one line on stderr, never a crash.
     this.server.on('error', (err: NodeJS.ErrnoException) => {
-      if (!this.server.listening) return;
+      if (!this.server!.listening) return;
       if (err.code === 'EMFILE' || err.code === 'ENFILE') {
         // libuv could not even accept-and-close (its reserve descriptor was gone)
         this.record('fdExhausted');
@@ -144,6 +165,17 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
     else console.error(`scgi: ${err.message}`);
   }
 
+  /**
+   * Take over a connection the native transport already counted and admitted
+   * (it answers 503 over maxConnections itself): only its lifecycle is made here.
+   */
+  acceptCounted(transport: Transport): Lifecycle {
+    const conn = new Lifecycle(transport, this, Date.now());
+    this.connections.add(conn);
+    this.#ensureSweep();
+    return conn;
+  }
+
   record(kind: keyof ScgiStats, err?: ScgiError, socket?: TransportSocket): void {
     this.stats[kind]++;
     if (err !== undefined && this.listenerCount('clientError') > 0) this.emit('clientError', err, socket);
@@ -186,6 +218,10 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
 
   /** Listen on `resolved`; a unix socket path is prepared, bound under the umask, and owned (`UnixSocketFile`). */
   async listenOn(resolved: ResolvedAddress, mode: number, group: number | undefined, hook: ServeOptions['listen'], isDefault: boolean): Promise<void> {
+    if (this.native !== null) {
+      await this.#listenNative(resolved, mode, group, isDefault);
+      return;
+    }
     if (resolved.kind !== 'unix') {
       await this.#listen(resolved.listen, hook);
       return;
@@ -204,9 +240,57 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
     this.#socketFile = file;
   }
 
+  /** The native transport binds (or adopts) the listening socket itself, synchronously. */
+  async #listenNative(resolved: ResolvedAddress, mode: number, group: number | undefined, isDefault: boolean): Promise<void> {
+    const engine = this.native!.engine;
+    const fail = (err: NodeJS.ErrnoException, what: string): ScgiError => {
+      if (err.code === 'EADDRINUSE') return new ScgiError('ERR_SCGI_ADDRESS_IN_USE', `address in use: ${what}`, { cause: err });
+      if (err.code === 'EACCES') return new ScgiError('ERR_SCGI_INVALID_ADDRESS', `permission denied listening on ${what}`, { cause: err });
+      return new ScgiError('ERR_SCGI_LISTEN_FAILED', `cannot listen on ${what}: ${err.message}`, { cause: err });
+    };
+    if (resolved.kind === 'unix') {
+      const file = new UnixSocketFile(resolved.path, mode, group);
+      await file.prepare(isDefault);
+      const bound = file.narrowUmask();
+      try {
+        engine.listenUnix(resolved.path, resolved.listen.backlog ?? 511);
+      } catch (err) {
+        throw fail(err as NodeJS.ErrnoException, resolved.path);
+      } finally {
+        bound();
+      }
+      file.claim();
+      this.#socketFile = file;
+      this.#nativeAddress = resolved.path;
+      return;
+    }
+    if (resolved.kind === 'tcp') {
+      let ip = resolved.host;
+      if (isIP(ip) === 0) ip = (await lookup(ip, { family: resolved.family })).address;
+      let port: number;
+      try {
+        port = engine.listenTcp(ip, resolved.port, resolved.listen.backlog ?? 511);
+      } catch (err) {
+        throw fail(err as NodeJS.ErrnoException, formatAddress({ address: ip, port: resolved.port }));
+      }
+      const v6 = isIP(ip) === 6;
+      this.#nativeAddress = { address: ip, family: v6 ? 'IPv6' : 'IPv4', port };
+      return;
+    }
+    const fd = (resolved.listen as { fd?: number }).fd;
+    if (fd === undefined) throw new ScgiError('ERR_SCGI_INVALID_OPTION', 'the native transport listens on a path, a host and port, or an fd');
+    let port: number;
+    try {
+      port = engine.adopt(fd);
+    } catch (err) {
+      throw fail(err as NodeJS.ErrnoException, `fd ${fd}`);
+    }
+    this.#nativeAddress = port === 0 ? `fd:${fd}` : { address: '0.0.0.0', family: 'IPv4', port };
+  }
+
   /** Listen; `bound` runs as soon as the bind has happened (listen() binds synchronously), before 'listening'. */
   #listen(options: ListenOptions, hook: ServeOptions['listen'], bound: () => void = () => {}): Promise<void> {
-    const server = this.server;
+    const server = this.server!;
     return new Promise<void>((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException) => {
         server.off('listening', onListening);
@@ -244,6 +328,7 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
   }
 
   address(): string | AddressInfo | null {
+    if (this.server === null) return this.#nativeAddress;
     return this.server.address();
   }
 
@@ -258,10 +343,16 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
 
   async #close(): Promise<void> {
     this.#untrack();
+    const server = this.server;
+    const native = this.native;
     const closed = new Promise<void>((resolve) => {
-      if (!this.server.listening) resolve();
-      else this.server.close(() => resolve());
+      if (server === null || !server.listening) resolve();
+      else server.close(() => resolve());
     });
+    if (native !== null) {
+      native.engine.closeListener();
+      native.engine.closeIdle();
+    }
     // Connections with no request in progress (nothing sent yet, or part of a
     // header) are closed at once, as Node's http does on close
     // (closeIdleConnections); after one more poll of the event loop, so a
@@ -284,6 +375,8 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
       for (const conn of this.connections) conn.destroy();
     }
     await closed;
+    // Connections without a request yet (a partial header) and draining ones go now.
+    native?.engine.close();
     this.#socketFile?.release();
     this.#socketFile = null;
     this.emit('close');
@@ -298,6 +391,20 @@ function describe(options: ListenOptions & { fd?: number }): string {
   if (options.path !== undefined) return options.path;
   if (options.fd !== undefined) return `fd ${options.fd}`;
   return formatAddress({ address: options.host ?? '0.0.0.0', port: options.port ?? 0 });
+}
+
+/**
+ * The transport for this `serve()`: net unless native was asked for; native
+ * falls back to net where sockets are handed to us or in a cluster worker
+ * (the shared listening socket is the primary's net handle).
+ */
+function chooseTransport(want: 'native' | 'net' | null, handedSockets: boolean, inWorker: boolean): 'native' | 'net' {
+  if (want !== 'native' || handedSockets || inWorker) return 'net';
+  const reason = nativeUnavailableReason();
+  if (reason !== null) {
+    throw new ScgiError('ERR_SCGI_NATIVE_UNAVAILABLE', `transport 'native' asked for, but: ${reason}`);
+  }
+  return 'native';
 }
 
 /** fd 3.. from systemd socket activation. */
@@ -321,7 +428,8 @@ export async function serve(handler: Handler, options: ServeOptions = {}): Promi
   if (opts.parallelism > 1 && cluster.isPrimary) return startCluster(options, opts);
   const inWorker = isClusterWorker();
   const existing = options.socket instanceof NetServer ? options.socket : null;
-  const server = new InProcessServer(handler, opts, existing, options.createServer);
+  const transport = chooseTransport(opts.transport, existing !== null || options.listen !== undefined || options.createServer !== undefined, inWorker);
+  const server = new InProcessServer(handler, opts, existing, options.createServer, transport);
 
   if (existing !== null) {
     if (!existing.listening) {

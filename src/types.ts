@@ -43,6 +43,8 @@ export interface ScgiServer extends EventEmitter {
   readonly stats: Readonly<ScgiStats>;
   /** The underlying `net.Server` (null in a cluster primary). */
   readonly server: NetServer | null;
+  /** Which transport carries the connections (a cluster primary: its workers'). */
+  readonly transport: 'native' | 'net';
   /** Cluster primary only (`parallelism` > 1): pids of the live workers. */
   readonly workers?: number[];
   /** Cluster primary only: replace the workers one by one (what SIGHUP does). */

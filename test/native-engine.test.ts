@@ -375,6 +375,14 @@ describeNative.each(['tcp', 'unix'] as const)('native engine over %s', (kind) =>
     socket.destroy();
   });
 
+  it('reports a FIN that came together with the request', async () => {
+    const held: Req[] = [];
+    const r = rig(kind, {}, (req) => held.push(req));
+    await exchange(r.target, request([]), { end: true });
+    await waitFor(() => r.closes.length === 1);
+    expect(r.closes[0]).toEqual([held[0]!.id, CLOSE_ABORTED]);
+  });
+
   it('keeps answering after a half-close with allowHalfOpen', async () => {
     const held: Req[] = [];
     const r = rig(kind, { allowHalfOpen: true }, (req) => held.push(req));

@@ -1,0 +1,282 @@
+/**
+ * The native transport (Linux, the addon's engine in
+ * `crates/scgi-napi/src/transport/`, bound by `native-engine.ts`): the addon
+ * owns the listening socket and its connections, reads and validates each
+ * header natively, and hands ready requests over in batches. Each request
+ * becomes a `NativeTransport` (this file's `Transport`) and a `Lifecycle`
+ * entered through `startRequest`; everything after that (body stream,
+ * response, handler errors, requestTimeout, drain) is the same lifecycle as
+ * on the net transport. What the engine refuses or times out before a
+ * request exists is reported to the server's `record` (`NativeHost`).
+ *
+ * Differences from the net transport that a user can see are listed in
+ * docs/ARCHITECTURE.md ("The native transport").
+ */
+import { ScgiError, type ScgiErrorCode } from '../errors.ts';
+import type { Lifecycle } from '../lifecycle.ts';
+import type { LifecycleOptions } from '../options.ts';
+import { CODE_NAMES } from '../parser/types.ts';
+import { plainResponse } from '../response.ts';
+import type { ScgiStats } from '../types.ts';
+import {
+  CLOSE_ABORTED,
+  CLOSE_BODY_TRUNCATED,
+  NativeEngine,
+  R_CLOSED,
+  R_FULL,
+  REJECT_HEADER_TIMEOUT,
+  REJECT_INCOMPLETE_HEADER,
+  transportAddon,
+  nativeTransportError,
+  type NativeEngineEvents,
+} from './native-engine.ts';
+import type { Transport, TransportEvents, TransportSocket } from './types.ts';
+
+/** The server, as the native transport sees it (`InProcessServer`). */
+export interface NativeHost {
+  readonly options: LifecycleOptions;
+  /** A request's connection: make its lifecycle (already counted and admitted by the engine). */
+  acceptCounted(transport: Transport): Lifecycle;
+  record(kind: keyof ScgiStats, err?: ScgiError, socket?: TransportSocket): void;
+}
+
+/** What `client.socket` and `'clientError'` show for a native connection. */
+export class NativeSocket implements TransportSocket {
+  readonly #destroy: () => void;
+  constructor(destroy: () => void) {
+    this.#destroy = destroy;
+  }
+  /** Not tracked natively (the peer is the front; its address is in REMOTE_ADDR). */
+  get remoteAddress(): undefined {
+    return undefined;
+  }
+  get remotePort(): undefined {
+    return undefined;
+  }
+  destroy(): void {
+    this.#destroy();
+  }
+}
+
+const noop = (): void => {};
+const REFUSED_SOCKET = new NativeSocket(noop);
+
+/** One dispatched connection of the engine. */
+export class NativeTransport implements Transport {
+  readonly id: number;
+  readonly #owner: NativeListener;
+  events: TransportEvents | null = null;
+  /** Body bytes still to come from the engine (then `resume` must ask for them). */
+  bodyPending = false;
+  /** Our side ended or the connection is gone. */
+  #ended = false;
+  /** `onClose` delivered or scheduled. */
+  closed = false;
+  #corked: (string | Uint8Array)[] | null = null;
+  #socket: NativeSocket | null = null;
+
+  constructor(owner: NativeListener, id: number) {
+    this.#owner = owner;
+    this.id = id;
+  }
+
+  get socket(): NativeSocket {
+    return (this.#socket ??= new NativeSocket(() => this.destroy()));
+  }
+
+  get writable(): boolean {
+    return !this.#ended && !this.closed;
+  }
+
+  attach(events: TransportEvents): void {
+    this.events = events;
+  }
+
+  pause(): void {
+    if (this.bodyPending && !this.closed) this.#owner.engine.pause(this.id);
+  }
+
+  resume(): void {
+    if (this.bodyPending && !this.closed) this.#owner.engine.resume(this.id);
+  }
+
+  write(data: string | Uint8Array, encoding?: BufferEncoding): boolean {
+    if (!this.writable) return false;
+    const bytes = toWire(data, encoding);
+    if (this.#corked !== null) {
+      this.#corked.push(bytes);
+      return true;
+    }
+    const r = this.#owner.engine.write(this.id, bytes);
+    if (r === R_CLOSED) {
+      this.#owner.closedNow(this);
+      return false;
+    }
+    return r !== R_FULL;
+  }
+
+  end(data?: string | Uint8Array | null, encoding?: BufferEncoding): void {
+    if (!this.writable) return;
+    this.#ended = true;
+    let bytes: string | Uint8Array = data == null ? '' : toWire(data, encoding);
+    const corked = this.#corked;
+    if (corked !== null) {
+      this.#corked = null;
+      corked.push(bytes);
+      bytes = Buffer.concat(corked.map((c) => (typeof c === 'string' ? Buffer.from(c) : c)));
+    }
+    if (this.#owner.engine.respond(this.id, bytes) === R_CLOSED) this.#owner.closedNow(this);
+  }
+
+  cork(): void {
+    this.#corked ??= [];
+  }
+
+  uncork(): void {
+    const corked = this.#corked;
+    if (corked === null) return;
+    this.#corked = null;
+    if (corked.length > 0) this.write(Buffer.concat(corked.map((c) => (typeof c === 'string' ? Buffer.from(c) : c))));
+  }
+
+  reset(): void {
+    if (this.closed) return;
+    this.#owner.engine.reset(this.id);
+    this.#owner.closedNow(this);
+  }
+
+  destroy(): void {
+    if (this.closed) return;
+    this.#owner.engine.destroy(this.id);
+    this.#owner.closedNow(this);
+  }
+}
+
+/** Strings go to the addon as UTF-8; other encodings are converted here. */
+function toWire(data: string | Uint8Array, encoding?: BufferEncoding): string | Uint8Array {
+  if (typeof data !== 'string') return data;
+  if (encoding === undefined || encoding === 'utf8' || encoding === 'utf-8') return data;
+  // latin1 that is ASCII is the same bytes in UTF-8 (response heads are ASCII).
+  if (encoding === 'latin1' && isAscii(data)) return data;
+  return Buffer.from(data, encoding);
+}
+
+// eslint-disable-next-line no-control-regex
+const NON_ASCII = /[^\x00-\x7f]/;
+function isAscii(s: string): boolean {
+  return !NON_ASCII.test(s);
+}
+
+/** Why the native transport cannot serve this `serve()` call, or null when it can. */
+export function nativeUnavailableReason(): string | null {
+  if (transportAddon() === null) return nativeTransportError()?.message ?? 'the addon did not load';
+  return null;
+}
+
+/** The engine of one server and the map from its ids to live transports. */
+export class NativeListener implements NativeEngineEvents {
+  readonly engine: NativeEngine;
+  readonly #host: NativeHost;
+  readonly #live = new Map<number, NativeTransport>();
+  #toClose: NativeTransport[] = [];
+  #flushQueued = false;
+  readonly #flush = (): void => {
+    this.#flushQueued = false;
+    const list = this.#toClose;
+    this.#toClose = [];
+    for (const t of list) t.events?.onClose();
+  };
+
+  constructor(host: NativeHost, maxConnections: number) {
+    this.#host = host;
+    const o = host.options;
+    this.engine = new NativeEngine(
+      {
+        maxHeaderSize: o.maxHeaderSize,
+        maxHeadersCount: o.maxHeadersCount,
+        strict: o.strict,
+        // The lifecycle answers 413 (startRequest) with the same message as on net.
+        maxBodySize: Infinity,
+        bodyPreread: 64 * 1024,
+        maxConnections,
+        headerTimeout: o.headerTimeout,
+        // requestTimeout and drainTimeout are the lifecycle's (the server's sweep).
+        requestTimeout: 0,
+        drainTimeout: o.drainTimeout,
+        maxDrainSize: o.maxDrainSize,
+        writeHighWaterMark: 64 * 1024,
+        allowHalfOpen: o.allowHalfOpen,
+        sweepInterval: Math.max(5, Math.min(1000, Math.floor(Math.min(o.headerTimeout || 10_000, o.drainTimeout || 10_000, 10_000) / 5))),
+        overloadResponse: Buffer.from(plainResponse(503, 'Service Unavailable\n'), 'latin1'),
+        tooLargeResponse: Buffer.from(plainResponse(413, 'Payload Too Large\n'), 'latin1'),
+      },
+      this,
+    );
+  }
+
+  /** Connections handed to JS and not yet closed. */
+  get live(): number {
+    return this.#live.size;
+  }
+
+  /** `t` closed inside a call (respond/reset/destroy): its `onClose` runs after the current call stack. */
+  closedNow(t: NativeTransport): void {
+    if (t.closed) return;
+    t.closed = true;
+    this.#live.delete(t.id);
+    this.#toClose.push(t);
+    if (!this.#flushQueued) {
+      this.#flushQueued = true;
+      queueMicrotask(this.#flush);
+    }
+  }
+
+  onRequest(id: number, req: Buffer, out: Uint32Array, complete: boolean): void {
+    const t = new NativeTransport(this, id);
+    t.bodyPending = !complete;
+    this.#live.set(id, t);
+    const lifecycle = this.#host.acceptCounted(t);
+    lifecycle.startRequest(req, out, Date.now());
+  }
+
+  onData(id: number, chunk: Buffer, last: boolean): void {
+    const t = this.#live.get(id);
+    if (t === undefined) return;
+    if (last) t.bodyPending = false;
+    t.events!.onData(chunk);
+  }
+
+  onReject(code: number): void {
+    if (code === REJECT_HEADER_TIMEOUT) {
+      this.#host.record('timeouts', new ScgiError('ERR_SCGI_HEADER_TIMEOUT', 'no complete SCGI header within headerTimeout'), REFUSED_SOCKET);
+    } else if (code === REJECT_INCOMPLETE_HEADER) {
+      this.#host.record('rejected', new ScgiError('ERR_SCGI_INCOMPLETE_HEADER', 'the front closed before the SCGI header was complete'), REFUSED_SOCKET);
+    } else {
+      const name = (CODE_NAMES[code] ?? 'ERR_SCGI_BAD_HEADERS') as ScgiErrorCode;
+      this.#host.record('rejected', new ScgiError(name, `bad SCGI request: ${name}`), REFUSED_SOCKET);
+    }
+  }
+
+  onClose(id: number, reason: number): void {
+    const t = this.#live.get(id);
+    if (t === undefined) return;
+    this.#live.delete(id);
+    t.closed = true;
+    const events = t.events!;
+    // The engine closed it: a FIN or reset before the response ended
+    // (ABORTED), or before the whole body came (BODY_TRUNCATED). The
+    // lifecycle takes both as the net transport's 'end' (onFin), then 'close'.
+    if (reason === CLOSE_ABORTED || reason === CLOSE_BODY_TRUNCATED) events.onFin();
+    events.onClose();
+  }
+
+  onDrain(id: number): void {
+    this.#live.get(id)?.events!.onDrain();
+  }
+
+  onAccepted(accepted: number, overloaded: number): void {
+    const host = this.#host;
+    for (let i = 0; i < accepted; i++) host.record('connections');
+    for (let i = 0; i < overloaded; i++) host.record('overloaded');
+  }
+}
