@@ -6,7 +6,9 @@
 //      targets for 60 s each (scripts/fuzz.mjs; when nightly and cargo-fuzz
 //      are present, required in CI),
 //   2. the vitest suite with SCGI_PARSER=native (fails if the addon did not load),
-//   3. the vitest suite again with SCGI_PARSER=js (the pure-TS fallback).
+//   3. the vitest suite again with SCGI_PARSER=js (the pure-TS fallback),
+//   4. on Linux, the server, reliability, adapter and front suites again with
+//      SCGI_TRANSPORT=native (the addon's transport; src/transport/native.ts).
 // Without cargo (a machine with no Rust), steps 1 and 2 are reported as not
 // run and the command fails in CI, passes with a warning elsewhere.
 import { spawnSync } from 'node:child_process';
@@ -30,19 +32,20 @@ function step(name, cmd, args, env = {}) {
   return r.status === 0;
 }
 
-function vitest(parser) {
-  const out = join(work, `vitest-${parser}.json`);
-  step(`vitest (SCGI_PARSER=${parser})`, 'npx', ['vitest', 'run', '--reporter=default', '--reporter=json', `--outputFile.json=${out}`], {
-    SCGI_PARSER: parser,
-  });
+function vitest(parser, transport = null, files = []) {
+  const label = transport === null ? `SCGI_PARSER=${parser}` : `SCGI_PARSER=${parser} SCGI_TRANSPORT=${transport}`;
+  const out = join(work, `vitest-${parser}-${transport ?? 'default'}.json`);
+  const env = { SCGI_PARSER: parser };
+  if (transport !== null) env.SCGI_TRANSPORT = transport;
+  step(`vitest (${label})`, 'npx', ['vitest', 'run', '--reporter=default', '--reporter=json', `--outputFile.json=${out}`, ...files], env);
   try {
     const j = JSON.parse(readFileSync(out, 'utf8'));
     totals.passed += j.numPassedTests;
     totals.failed += j.numFailedTests;
     totals.skipped += j.numPendingTests + j.numTodoTests;
-    console.log(`    SCGI_PARSER=${parser}: ${j.numPassedTests} passed, ${j.numFailedTests} failed`);
+    console.log(`    ${label}: ${j.numPassedTests} passed, ${j.numFailedTests} failed`);
   } catch {
-    failedSteps.push(`vitest (SCGI_PARSER=${parser}) wrote no results`);
+    failedSteps.push(`vitest (${label}) wrote no results`);
   }
 }
 
@@ -64,6 +67,19 @@ if (hasCargo) {
   if (ci) failedSteps.push('no cargo in CI');
 }
 vitest('js');
+if (hasCargo && process.platform === 'linux') {
+  // The suites that go through serve(): on the native transport too.
+  vitest('native', 'native', [
+    'test/server.test.ts',
+    'test/reliability',
+    'test/adapters.test.ts',
+    'test/interop.test.ts',
+    'test/transport.test.ts',
+    'test/cli.test.ts',
+    'test/process.test.ts',
+    'test/unix-socket.test.ts',
+  ]);
+}
 rmSync(work, { recursive: true, force: true });
 
 console.log(`\nsteps failed: ${failedSteps.length ? failedSteps.join('; ') : 'none'}`);

@@ -790,23 +790,35 @@ impl Conn {
             return Act::Keep;
         }
         match self.phase {
-            Phase::Header | Phase::Preread => self.read_request(sh, id),
-            Phase::Open => {
-                if self.body_left > 0 {
-                    if self.want_read {
-                        return self.read_body(sh, id);
-                    }
-                    Act::Keep
-                } else if err || (self.rdhup && !sh.cfg.allow_half_open) {
-                    // No front half-closes after its request: a FIN (or a
-                    // reset) before the response ends means the client went away.
-                    Act::Close(Some(CLOSE_ABORTED), false)
-                } else {
-                    Act::Keep
+            Phase::Header | Phase::Preread => {
+                let act = self.read_request(sh, id);
+                // Dispatched by this read, with a FIN already seen (it came
+                // with the request): no further edge will report it.
+                if matches!(act, Act::Keep) && self.phase == Phase::Open && self.rdhup {
+                    return self.open_step(sh, err);
                 }
+                act
             }
+            Phase::Open if self.body_left > 0 && self.want_read => self.read_body(sh, id),
+            Phase::Open => self.open_step(sh, err),
             Phase::Draining => self.discard(sh),
         }
+    }
+
+    /// A dispatched connection became readable (or saw its peer's FIN/reset).
+    fn open_step(&mut self, sh: &mut Shared, err: bool) -> Act {
+        if self.body_left > 0 {
+            // Body bytes are read when JS wants them (`read_body`); a FIN
+            // behind them shows up as the end of stream there.
+            return Act::Keep;
+        }
+        if err || (self.rdhup && !sh.cfg.allow_half_open) {
+            // No front half-closes after its request: a FIN (or a reset)
+            // before the response ends means the client went away. Reset,
+            // as the lifecycle does on net: the response is incomplete.
+            return Act::Close(Some(CLOSE_ABORTED), true);
+        }
+        Act::Keep
     }
 
     fn read_request(&mut self, sh: &mut Shared, id: Id) -> Act {
@@ -951,7 +963,7 @@ impl Conn {
             Phase::Preread => {
                 // As on the net transport, the handler sees the request, then the truncation.
                 self.dispatch(sh, id, true);
-                Act::Close(Some(CLOSE_BODY_TRUNCATED), false)
+                Act::Close(Some(CLOSE_BODY_TRUNCATED), true)
             }
             _ if self.got_bytes => {
                 sh.batch.rec(EV_REJECT, id, &[REJECT_INCOMPLETE_HEADER]);
@@ -972,7 +984,7 @@ impl Conn {
                     return Act::Keep;
                 }
                 Err(e) if interrupted(&e) => continue,
-                Err(_) | Ok(0) => return Act::Close(Some(CLOSE_BODY_TRUNCATED), false),
+                Err(_) | Ok(0) => return Act::Close(Some(CLOSE_BODY_TRUNCATED), true),
                 Ok(n) => {
                     let base = sh.batch.bytes.len() as u32;
                     sh.batch.bytes.extend_from_slice(&sh.scratch[..n]);

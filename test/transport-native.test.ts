@@ -1,0 +1,230 @@
+/**
+ * serve() on the native transport: selection (`transport`, SCGI_TRANSPORT,
+ * the fallbacks to net), and a differential test that feeds the same byte
+ * streams (captured front requests, split at every point, truncated,
+ * oversized, byte by byte) to a server on each transport and compares what
+ * the handler saw, what the front got back, and what the server counted and
+ * reported.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createServer as netServer } from 'node:net';
+import { join } from 'node:path';
+import { serve, type ScgiServer } from '../src/index.ts';
+import type { ScgiError } from '../src/errors.ts';
+import { transportAddon } from '../src/transport/native-engine.ts';
+import { bigBody, block, exchange, fixture, netstring, targetOf, tempDir, vectors, type Target } from './helpers.ts';
+
+const available = process.platform === 'linux' && transportAddon() !== null;
+const describeNative = available ? describe : describe.skip;
+
+describe('transport selection', () => {
+  it('rejects an unknown transport, from the option or the environment', async () => {
+    await expect(serve(() => {}, { transport: 'uv' as never })).rejects.toMatchObject({ code: 'ERR_SCGI_INVALID_OPTION' });
+    const old = process.env.SCGI_TRANSPORT;
+    process.env.SCGI_TRANSPORT = 'epoll';
+    try {
+      await expect(serve(() => {}, { address: '127.0.0.1:0' })).rejects.toMatchObject({ code: 'ERR_SCGI_INVALID_OPTION' });
+    } finally {
+      if (old === undefined) delete process.env.SCGI_TRANSPORT;
+      else process.env.SCGI_TRANSPORT = old;
+    }
+  });
+
+  it('uses net when asked, whatever the environment says', async () => {
+    const server = await serve(() => {}, { address: '127.0.0.1:0', transport: 'net', handleSignals: false });
+    expect(server.transport).toBe('net');
+    expect(server.server).not.toBe(null);
+    await server.close();
+  });
+});
+
+describeNative('transport selection (Linux, addon built)', () => {
+  it("transport: 'native' serves with the addon; SCGI_TRANSPORT=native does too", async () => {
+    const a = await serve((_h, c) => c.end('Status: 200 OK\r\n\r\nA'), { address: '127.0.0.1:0', transport: 'native', handleSignals: false });
+    expect(a.transport).toBe('native');
+    expect(a.server).toBe(null);
+    expect((await exchange(targetOf(a.address() as never), netstring(block([['CONTENT_LENGTH', '0']])))).data.toString()).toContain('A');
+    await a.close();
+    const old = process.env.SCGI_TRANSPORT;
+    process.env.SCGI_TRANSPORT = 'native';
+    try {
+      const b = await serve(() => {}, { address: '127.0.0.1:0', handleSignals: false });
+      expect(b.transport).toBe('native');
+      await b.close();
+    } finally {
+      if (old === undefined) delete process.env.SCGI_TRANSPORT;
+      else process.env.SCGI_TRANSPORT = old;
+    }
+  });
+
+  it('falls back to net where sockets are handed to us (createServer, listen hooks, a net.Server)', async () => {
+    const viaHook = await serve(() => {}, {
+      address: '127.0.0.1:0',
+      transport: 'native',
+      handleSignals: false,
+      createServer: (onConnection) => netServer(onConnection),
+    });
+    expect(viaHook.transport).toBe('net');
+    await viaHook.close();
+    const given = netServer();
+    const pending = serve(() => {}, { socket: given, transport: 'native', handleSignals: false });
+    given.listen(0, '127.0.0.1');
+    const viaServer = await pending;
+    expect(viaServer.transport).toBe('net');
+    await viaServer.close();
+  });
+
+  it('listens natively on a unix socket with socketMode, and removes it on close', async () => {
+    const dir = tempDir('scgi-native-unix-');
+    try {
+      const path = join(dir.path, 'n.sock');
+      const server = await serve((_h, c) => c.end('Status: 200 OK\r\n\r\nU'), { address: path, transport: 'native', socketMode: 0o600, handleSignals: false });
+      expect(server.address()).toBe(path);
+      const { statSync, existsSync } = await import('node:fs');
+      expect(statSync(path).mode & 0o777).toBe(0o600);
+      expect((await exchange({ path }, netstring(block([['CONTENT_LENGTH', '0']])))).data.toString()).toContain('U');
+      await server.close();
+      expect(existsSync(path)).toBe(false);
+    } finally {
+      dir.cleanup();
+    }
+  });
+
+  it('takes an inherited listening descriptor ({ fd })', async () => {
+    const holder = netServer();
+    await new Promise<void>((r) => holder.listen(0, '127.0.0.1', r));
+    const fd = (holder as unknown as { _handle: { fd: number } })._handle.fd;
+    const port = (holder.address() as { port: number }).port;
+    const server = await serve((_h, c) => c.end('Status: 200 OK\r\n\r\nFD'), { socket: { fd }, transport: 'native', handleSignals: false });
+    expect(server.transport).toBe('native');
+    holder.close();
+    expect((await exchange({ host: '127.0.0.1', port }, netstring(block([['CONTENT_LENGTH', '0']])))).data.toString()).toContain('FD');
+    await server.close();
+  });
+});
+
+interface Seen {
+  data: string;
+  closed: boolean;
+  reset: boolean;
+  handler: string[];
+  clientErrors: string[];
+  stats: Record<string, number>;
+}
+
+describeNative('differential: the same bytes through both transports', () => {
+  const servers: Record<'net' | 'native', { server: ScgiServer; target: Target; log: string[]; errors: string[] }> = {} as never;
+
+  beforeAll(async () => {
+    for (const transport of ['net', 'native'] as const) {
+      const log: string[] = [];
+      const errors: string[] = [];
+      const server = await serve(
+        async (headers, client) => {
+          const chunks: Buffer[] = [];
+          for await (const c of client) chunks.push(c as Buffer);
+          const body = Buffer.concat(chunks);
+          const line = `${[...headers].map(([k, v]) => `${k}=${v}`).join('&')} body=${body.length}:${body.subarray(0, 32).toString('hex')}`;
+          log.push(line);
+          client.writeHead(200, { 'Content-Type': 'text/plain' });
+          client.end(line);
+        },
+        {
+          address: '127.0.0.1:0',
+          transport,
+          handleSignals: false,
+          maxHeaderSize: 4096,
+          maxBodySize: 200_000,
+          headerTimeout: 2000,
+        },
+      );
+      server.on('clientError', (err: ScgiError) => errors.push(err.code));
+      servers[transport] = { server, target: targetOf(server.address() as never), log, errors };
+    }
+  });
+  afterAll(async () => {
+    for (const s of Object.values(servers)) await s.server.close();
+  });
+
+  async function through(transport: 'net' | 'native', chunks: Buffer[], opts: { end?: boolean; delay?: number } = {}): Promise<Seen> {
+    const s = servers[transport];
+    const logFrom = s.log.length;
+    const errFrom = s.errors.length;
+    const before = { ...s.server.stats };
+    const ex = await exchange(s.target, chunks, { ...opts, timeout: 5000 });
+    // What the server records for this connection is final once it closed on both sides.
+    await new Promise((r) => setTimeout(r, 30));
+    const after = s.server.stats;
+    const stats: Record<string, number> = {};
+    for (const k of Object.keys(after) as (keyof typeof after)[]) stats[k] = after[k] - before[k];
+    return {
+      data: ex.data.toString('latin1'),
+      closed: ex.closed,
+      reset: ex.error === 'ECONNRESET',
+      handler: s.log.slice(logFrom),
+      clientErrors: s.errors.slice(errFrom),
+      stats,
+    };
+  }
+
+  async function same(chunks: Buffer[], opts: { end?: boolean; delay?: number } = {}): Promise<Seen> {
+    const net = await through('net', chunks, opts);
+    const native = await through('native', chunks, opts);
+    expect(native).toEqual(net);
+    return net;
+  }
+
+  it('every captured front request (nginx, Apache, lighttpd vectors)', async () => {
+    let served = 0;
+    for (const v of vectors) {
+      const bytes = fixture(v.file);
+      const seen = await same([bytes], { end: v.bytes === 0 });
+      if (seen.handler.length === 1) served++;
+    }
+    expect(served).toBeGreaterThan(20);
+  });
+
+  const request = Buffer.concat([
+    netstring(block([['CONTENT_LENGTH', '11'], ['SCGI', '1'], ['REQUEST_METHOD', 'POST'], ['REQUEST_URI', '/diff']])),
+    Buffer.from('hello world'),
+  ]);
+
+  it('a request split in two at every point', async () => {
+    for (let i = 1; i < request.length; i++) {
+      const seen = await same([request.subarray(0, i), request.subarray(i)], { delay: 3 });
+      expect(seen.handler).toHaveLength(1);
+    }
+  });
+
+  it('a request cut short at every point (then FIN)', async () => {
+    for (let i = 0; i < request.length; i++) await same([request.subarray(0, i)], { end: true });
+  });
+
+  it('byte by byte', async () => {
+    const seen = await same([...request].map((b) => Buffer.from([b])), { delay: 1 });
+    expect(seen.handler).toHaveLength(1);
+  });
+
+  it('oversized header, oversized body, bad netstrings, bad headers', async () => {
+    const cases = [
+      netstring(block([['CONTENT_LENGTH', '0'], ['X', 'y'.repeat(5000)]])),
+      Buffer.concat([netstring(block([['CONTENT_LENGTH', '300000'], ['SCGI', '1']])), bigBody(300_000)]),
+      Buffer.from('0005:abcde,'),
+      Buffer.from('5:abcde;'),
+      netstring(Buffer.from('CONTENT_LENGTH\x00x1\x00')),
+      netstring(Buffer.from('SCGI\x001\x00CONTENT_LENGTH\x000\x00')),
+      netstring(Buffer.from('CONTENT_LENGTH\x000\x00\x00v\x00')),
+    ];
+    for (const c of cases) {
+      const seen = await same([c]);
+      expect(seen.handler).toHaveLength(0);
+    }
+  });
+
+  it('a body that streams in pieces, larger than what is read before dispatch', async () => {
+    const body = bigBody(150_000);
+    const bytes = Buffer.concat([netstring(block([['CONTENT_LENGTH', String(body.length)]])), body]);
+    const seen = await same([bytes.subarray(0, 1000), bytes.subarray(1000, 90_000), bytes.subarray(90_000)], { delay: 5 });
+    expect(seen.handler).toHaveLength(1);
+  });
+});
