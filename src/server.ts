@@ -194,7 +194,9 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
 
   /** Open connections now. */
   get openConnections(): number {
-    return this.connections.size;
+    // Native: every connection the engine holds, including those still
+    // sending their header (which have no lifecycle yet).
+    return this.native !== null ? this.native.engine.openConnections : this.connections.size;
   }
 
   /** One timer for all connections' deadlines. */
@@ -333,7 +335,7 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
   }
 
   getConnections(): Promise<number> {
-    return Promise.resolve(this.connections.size);
+    return Promise.resolve(this.openConnections);
   }
 
   close(): Promise<void> {
