@@ -200,12 +200,17 @@ async function runMode(nginxWorkers: '1' | 'auto'): Promise<Map<string, Sample[]
   }
 
   // scgi variants
-  const variants: { name: string; transport: 'unix' | 'tcp'; parallelism: number; parser: 'native' | 'js'; dist?: string }[] = [];
+  const variants: { name: string; transport: 'unix' | 'tcp'; parallelism: number; parser: 'native' | 'js'; dist?: string; conn?: 'native' | 'net' }[] = [];
   for (const parser of nativeBuilt ? (['native', 'js'] as const) : (['js'] as const)) {
     variants.push({ name: `scgi unix p1 ${parser}`, transport: 'unix', parallelism: 1, parser });
     variants.push({ name: `scgi tcp p1 ${parser}`, transport: 'tcp', parallelism: 1, parser });
   }
   const best = nativeBuilt ? 'native' : 'js';
+  if (nativeBuilt && process.platform === 'linux') {
+    // serve() on the native transport (src/transport/native.ts); in process only (cluster workers use net).
+    variants.push({ name: 'scgi unix p1 native-transport', transport: 'unix', parallelism: 1, parser: 'native', conn: 'native' });
+    variants.push({ name: 'scgi tcp p1 native-transport', transport: 'tcp', parallelism: 1, parser: 'native', conn: 'native' });
+  }
   variants.push({ name: `scgi unix p2 ${best}`, transport: 'unix', parallelism: 2, parser: best });
   variants.push({ name: `scgi tcp p2 ${best}`, transport: 'tcp', parallelism: 2, parser: best });
   if (args.baseline) {
@@ -251,7 +256,7 @@ async function runMode(nginxWorkers: '1' | 'auto'): Promise<Map<string, Sample[]
     const address = v.transport === 'unix' ? join(dir.path, `s${i}.sock`) : `127.0.0.1:${await freePort()}`;
     const child = await startProcess(
       pin([process.execPath, 'bench/apps/scgi-hello.mjs'], v.parallelism === 1 ? nodeCpu : null),
-      { ADDRESS: address, PARALLELISM: String(v.parallelism), SCGI_PARSER: v.parser, SOCKET_GROUP: 'nogroup', SCGI_DIST: v.dist ?? '' },
+      { ADDRESS: address, PARALLELISM: String(v.parallelism), SCGI_PARSER: v.parser, SOCKET_GROUP: 'nogroup', SCGI_DIST: v.dist ?? '', SCGI_TRANSPORT: v.conn ?? 'net' },
       /ready/,
     );
     const loc = `/s${i}`;

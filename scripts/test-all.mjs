@@ -8,7 +8,9 @@
 //   2. the vitest suite with SCGI_PARSER=native (fails if the addon did not load),
 //   3. the vitest suite again with SCGI_PARSER=js (the pure-TS fallback),
 //   4. on Linux, the server, reliability, adapter and front suites again with
-//      SCGI_TRANSPORT=native (the addon's transport; src/transport/native.ts).
+//      SCGI_TRANSPORT=net: step 2 ran them on the native transport (the
+//      default where the addon has it; src/transport/native.ts), step 3 on
+//      net with the TS parser, this one on net with the native parser.
 // Without cargo (a machine with no Rust), steps 1 and 2 are reported as not
 // run and the command fails in CI, passes with a warning elsewhere.
 import { spawnSync } from 'node:child_process';
@@ -68,8 +70,8 @@ if (hasCargo) {
 }
 vitest('js');
 if (hasCargo && process.platform === 'linux') {
-  // The suites that go through serve(): on the native transport too.
-  vitest('native', 'native', [
+  // The suites that go through serve(): on net with the native parser too.
+  vitest('native', 'net', [
     'test/server.test.ts',
     'test/reliability',
     'test/adapters.test.ts',

@@ -32,7 +32,8 @@ export interface ServeOptions {
   /**
    * What carries the connections: `'native'` (the addon accepts, reads and
    * writes on Linux; src/transport/native.ts) or `'net'` (`net.Socket`).
-   * Default: the `SCGI_TRANSPORT` environment variable, else `'net'`.
+   * Default: the `SCGI_TRANSPORT` environment variable, else `'native'` where
+   * the addon has it (Linux; not with `SCGI_PARSER=js`), else `'net'`.
    * `'native'` falls back to `'net'` where sockets are handed to us (`socket`
    * as a `net.Server`, `listen`/`createServer` hooks) and in cluster workers;
    * it throws `ERR_SCGI_NATIVE_UNAVAILABLE` when the addon has no native

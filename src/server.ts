@@ -17,7 +17,7 @@ import type { HeaderParse } from './header-reader.ts';
 import { FD_RESERVE, openFileLimit, socketFd } from './fd-limit.ts';
 import { Lifecycle, Phase, type LifecycleHost } from './lifecycle.ts';
 import { normalizeOptions, type LifecycleOptions, type NormalizedOptions, type ServeOptions } from './options.ts';
-import { parse as activeParse, FLAG_STRICT, outSize } from './parser/index.ts';
+import { parse as activeParse, parserInfo, FLAG_STRICT, outSize } from './parser/index.ts';
 import type { Handler } from './scgi-client.ts';
 import { trackForSignals } from './signals.ts';
 import { NetTransport } from './transport/net.ts';
@@ -396,12 +396,17 @@ function describe(options: ListenOptions & { fd?: number }): string {
 }
 
 /**
- * The transport for this `serve()`: net unless native was asked for; native
- * falls back to net where sockets are handed to us or in a cluster worker
- * (the shared listening socket is the primary's net handle).
+ * The transport for this `serve()`. Net where sockets are handed to us or in
+ * a cluster worker (the shared listening socket is the primary's net handle).
+ * Unset: native where the addon has it, except with SCGI_PARSER=js (which
+ * promises not to touch the addon). Asked for and unavailable: an error.
  */
 function chooseTransport(want: 'native' | 'net' | null, handedSockets: boolean, inWorker: boolean): 'native' | 'net' {
-  if (want !== 'native' || handedSockets || inWorker) return 'net';
+  if (want === 'net' || handedSockets || inWorker) return 'net';
+  if (want === null) {
+    if (parserInfo.forced === 'js') return 'net';
+    return nativeUnavailableReason() === null ? 'native' : 'net';
+  }
   const reason = nativeUnavailableReason();
   if (reason !== null) {
     throw new ScgiError('ERR_SCGI_NATIVE_UNAVAILABLE', `transport 'native' asked for, but: ${reason}`);

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { serve, type ScgiServer } from '../src/index.ts';
 import type { ScgiError } from '../src/errors.ts';
 import { transportAddon } from '../src/transport/native-engine.ts';
+import { parserInfo } from '../src/parser/index.ts';
 import { bigBody, block, exchange, fixture, netstring, targetOf, tempDir, vectors, type Target } from './helpers.ts';
 
 const available = process.platform === 'linux' && transportAddon() !== null;
@@ -39,6 +40,18 @@ describe('transport selection', () => {
 });
 
 describeNative('transport selection (Linux, addon built)', () => {
+  it('is native by default where the addon has it, net with SCGI_PARSER=js', async () => {
+    const old = process.env.SCGI_TRANSPORT;
+    delete process.env.SCGI_TRANSPORT;
+    try {
+      const server = await serve(() => {}, { address: '127.0.0.1:0', handleSignals: false });
+      expect(server.transport).toBe(parserInfo.forced === 'js' ? 'net' : 'native');
+      await server.close();
+    } finally {
+      if (old !== undefined) process.env.SCGI_TRANSPORT = old;
+    }
+  });
+
   it("transport: 'native' serves with the addon; SCGI_TRANSPORT=native does too", async () => {
     const a = await serve((_h, c) => c.end('Status: 200 OK\r\n\r\nA'), { address: '127.0.0.1:0', transport: 'native', handleSignals: false });
     expect(a.transport).toBe('native');
