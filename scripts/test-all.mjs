@@ -74,11 +74,15 @@ if (hasCargo && process.platform === 'linux') {
   vitest('native', 'net', [
     'test/server.test.ts',
     'test/reliability',
+    'test/fronts',
     'test/adapters.test.ts',
+    'test/backpressure.test.ts',
     'test/interop.test.ts',
     'test/transport.test.ts',
+    'test/transport-native.test.ts',
     'test/cli.test.ts',
     'test/process.test.ts',
+    'test/socket-mode.test.ts',
     'test/unix-socket.test.ts',
   ]);
 }

@@ -69,13 +69,7 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
   /** When the sweep last ran (for the body watch's clock). */
   #lastSweep = 0;
 
-  constructor(
-    handler: Handler,
-    opts: NormalizedOptions,
-    server: NetServer | null,
-    create?: ServeOptions['createServer'],
-    transport: 'native' | 'net' = 'net',
-  ) {
+  constructor(handler: Handler, opts: NormalizedOptions, server: NetServer | null, create?: ServeOptions['createServer'], transport: 'native' | 'net' = 'net') {
     super();
     this.handler = handler;
     const o = opts.conn;

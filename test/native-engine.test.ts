@@ -191,7 +191,16 @@ function pyExchange(port: number, bytes: Buffer): Promise<{ data: Buffer; reset:
 describeNative.each(['tcp', 'unix'] as const)('native engine over %s', (kind) => {
   it('hands a request over with its headers and body, and answers with FIN after the response', async () => {
     const r = rig(kind);
-    const ex = await exchange(r.target, request([['REQUEST_METHOD', 'POST'], ['REQUEST_URI', '/x?y']], 'hello'));
+    const ex = await exchange(
+      r.target,
+      request(
+        [
+          ['REQUEST_METHOD', 'POST'],
+          ['REQUEST_URI', '/x?y'],
+        ],
+        'hello',
+      ),
+    );
     expect(ex.error).toBe(null);
     expect(ex.closed).toBe(true);
     expect(ex.data.toString()).toBe('Status: 200 OK\r\nContent-Type: text/plain\r\n\r\nok');
@@ -231,10 +240,42 @@ describeNative.each(['tcp', 'unix'] as const)('native engine over %s', (kind) =>
 
   it.each([
     ['a bad netstring', Buffer.from('x5:abcde,'), {}, Code.BadNetstring],
-    ['a header over maxHeaderSize', netstring(block([['CONTENT_LENGTH', '0'], ['X', 'y'.repeat(200)]])), { maxHeaderSize: 100 }, Code.HeaderTooLarge],
-    ['too many headers', netstring(block([['CONTENT_LENGTH', '0'], ['A', '1'], ['B', '2']])), { maxHeadersCount: 2 }, Code.TooManyHeaders],
+    [
+      'a header over maxHeaderSize',
+      netstring(
+        block([
+          ['CONTENT_LENGTH', '0'],
+          ['X', 'y'.repeat(200)],
+        ]),
+      ),
+      { maxHeaderSize: 100 },
+      Code.HeaderTooLarge,
+    ],
+    [
+      'too many headers',
+      netstring(
+        block([
+          ['CONTENT_LENGTH', '0'],
+          ['A', '1'],
+          ['B', '2'],
+        ]),
+      ),
+      { maxHeadersCount: 2 },
+      Code.TooManyHeaders,
+    ],
     ['a missing SCGI in strict mode', netstring(block([['CONTENT_LENGTH', '0']])), { strict: true }, Code.MissingScgi],
-    ['a duplicate in strict mode', netstring(block([['CONTENT_LENGTH', '0'], ['SCGI', '1'], ['SCGI', '1']])), { strict: true }, Code.DuplicateHeader],
+    [
+      'a duplicate in strict mode',
+      netstring(
+        block([
+          ['CONTENT_LENGTH', '0'],
+          ['SCGI', '1'],
+          ['SCGI', '1'],
+        ]),
+      ),
+      { strict: true },
+      Code.DuplicateHeader,
+    ],
   ] as const)('rejects %s with the parser code and closes', async (_name, bytes, opts, code) => {
     const r = rig(kind, opts);
     const ex = await exchange(r.target, bytes);
@@ -560,9 +601,13 @@ describeNative('native engine: instances and threads', () => {
           process.stdout.write(JSON.stringify({ cpu: (now.user + now.system) / 1000, errors }) + '\\n');
         });
       });`;
-    const child = spawn('/bin/sh', ['-c', `ulimit -n 64 && exec "${process.execPath}" --import ./scripts/ts-loader.mjs --input-type=module -e '${script.replace(/'/g, `'\\''`)}'`], {
-      stdio: ['pipe', 'pipe', 'inherit'],
-    });
+    const child = spawn(
+      '/bin/sh',
+      ['-c', `ulimit -n 64 && exec "${process.execPath}" --import ./scripts/ts-loader.mjs --input-type=module -e '${script.replace(/'/g, `'\\''`)}'`],
+      {
+        stdio: ['pipe', 'pipe', 'inherit'],
+      },
+    );
     try {
       const lines: string[] = [];
       let buffered = '';

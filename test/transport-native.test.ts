@@ -198,7 +198,14 @@ describeNative('differential: the same bytes through both transports', () => {
   });
 
   const request = Buffer.concat([
-    netstring(block([['CONTENT_LENGTH', '11'], ['SCGI', '1'], ['REQUEST_METHOD', 'POST'], ['REQUEST_URI', '/diff']])),
+    netstring(
+      block([
+        ['CONTENT_LENGTH', '11'],
+        ['SCGI', '1'],
+        ['REQUEST_METHOD', 'POST'],
+        ['REQUEST_URI', '/diff'],
+      ]),
+    ),
     Buffer.from('hello world'),
   ]);
 
@@ -214,14 +221,30 @@ describeNative('differential: the same bytes through both transports', () => {
   });
 
   it('byte by byte', async () => {
-    const seen = await same([...request].map((b) => Buffer.from([b])), { delay: 1 });
+    const seen = await same(
+      [...request].map((b) => Buffer.from([b])),
+      { delay: 1 },
+    );
     expect(seen.handler).toHaveLength(1);
   });
 
   it('oversized header, oversized body, bad netstrings, bad headers', async () => {
     const cases = [
-      netstring(block([['CONTENT_LENGTH', '0'], ['X', 'y'.repeat(5000)]])),
-      Buffer.concat([netstring(block([['CONTENT_LENGTH', '300000'], ['SCGI', '1']])), bigBody(300_000)]),
+      netstring(
+        block([
+          ['CONTENT_LENGTH', '0'],
+          ['X', 'y'.repeat(5000)],
+        ]),
+      ),
+      Buffer.concat([
+        netstring(
+          block([
+            ['CONTENT_LENGTH', '300000'],
+            ['SCGI', '1'],
+          ]),
+        ),
+        bigBody(300_000),
+      ]),
       Buffer.from('0005:abcde,'),
       Buffer.from('5:abcde;'),
       netstring(Buffer.from('CONTENT_LENGTH\x00x1\x00')),

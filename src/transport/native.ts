@@ -161,7 +161,7 @@ function toWire(data: string | Uint8Array, encoding?: BufferEncoding): string | 
   return Buffer.from(data, encoding);
 }
 
-// eslint-disable-next-line no-control-regex
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the range \x00-\x7f is ASCII, control characters included, on purpose
 const NON_ASCII = /[^\x00-\x7f]/;
 function isAscii(s: string): boolean {
   return !NON_ASCII.test(s);
@@ -271,7 +271,8 @@ export class NativeListener implements NativeEngineEvents {
   }
 
   onDrain(id: number): void {
-    this.#live.get(id)?.events!.onDrain();
+    const t = this.#live.get(id);
+    if (t !== undefined) t.events!.onDrain();
   }
 
   onAccepted(accepted: number, overloaded: number): void {
