@@ -39,7 +39,10 @@ let seq = 0;
 let accepted: Socket | null = null;
 async function start(handler: Handler): Promise<string> {
   const path = join(dir.path, `s${seq++}`);
-  server = await serve(handler, { address: path, handleSignals: false, onError: () => {} });
+  // The net transport: these tests look at the server side's net.Socket
+  // (its writableLength and bytesRead). The native transport's bounds are
+  // tested in test/native-engine.test.ts and test/transport-native.test.ts.
+  server = await serve(handler, { address: path, handleSignals: false, onError: () => {}, transport: 'net' });
   accepted = null;
   server.server!.on('connection', (s: Socket) => (accepted = s));
   return path;

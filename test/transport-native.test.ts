@@ -7,7 +7,7 @@
  * reported.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createServer as netServer } from 'node:net';
+import { connect, createServer as netServer } from 'node:net';
 import { join } from 'node:path';
 import { serve, type ScgiServer } from '../src/index.ts';
 import type { ScgiError } from '../src/errors.ts';
@@ -113,6 +113,51 @@ describeNative('transport selection (Linux, addon built)', () => {
     holder.close();
     expect((await exchange({ host: '127.0.0.1', port }, netstring(block([['CONTENT_LENGTH', '0']])))).data.toString()).toContain('FD');
     await server.close();
+  });
+});
+
+describeNative('backpressure on the native transport', () => {
+  it('a handler looping on write() sees false while the front reads nothing, then drain, and the whole response arrives', async () => {
+    const dir = tempDir('scgi-native-bp-');
+    const path = join(dir.path, 'bp.sock');
+    const CHUNK = 64 * 1024;
+    const TOTAL = 32 * 1024 * 1024; // far more than the kernel buffers hold
+    let firstFalseAt = -1;
+    let drains = 0;
+    const server = await serve(
+      async (_h, client) => {
+        client.write('Status: 200 OK\r\n\r\n');
+        const chunk = Buffer.alloc(CHUNK, 0x61);
+        for (let written = 0; written < TOTAL; written += CHUNK) {
+          if (!client.write(chunk)) {
+            if (firstFalseAt < 0) firstFalseAt = written + CHUNK;
+            await new Promise((r) => client.once('drain', r));
+            drains++;
+          }
+        }
+        client.end();
+      },
+      { address: path, transport: 'native', handleSignals: false },
+    );
+    try {
+      const socket = connect(path);
+      socket.write(netstring(block([['CONTENT_LENGTH', '0']])));
+      socket.pause();
+      await new Promise((r) => setTimeout(r, 300));
+      // The front has read nothing: the handler is waiting well before the end.
+      expect(firstFalseAt).toBeGreaterThan(0);
+      expect(firstFalseAt).toBeLessThan(TOTAL / 4);
+      let got = 0;
+      socket.on('data', (c: Buffer) => (got += c.length));
+      socket.resume();
+      await new Promise((r) => socket.on('end', r));
+      socket.destroy();
+      expect(got).toBe('Status: 200 OK\r\n\r\n'.length + TOTAL);
+      expect(drains).toBeGreaterThan(0);
+    } finally {
+      await server.close();
+      dir.cleanup();
+    }
   });
 });
 
