@@ -799,7 +799,14 @@ impl Conn {
                 }
                 act
             }
-            Phase::Open if self.body_left > 0 && self.want_read => self.read_body(sh, id),
+            Phase::Open if self.body_left > 0 && self.want_read => {
+                let act = self.read_body(sh, id);
+                // The body's last bytes and the FIN can come in one wake-up.
+                if matches!(act, Act::Keep) && self.body_left == 0 {
+                    return self.open_step(sh, err);
+                }
+                act
+            }
             Phase::Open => self.open_step(sh, err),
             Phase::Draining => self.discard(sh),
         }
@@ -1138,6 +1145,236 @@ impl Conn {
             }
             Phase::Open if !self.ending => Act::Close(Some(CLOSE_REQUEST_TIMEOUT), true),
             _ => Act::Close(Some(CLOSE_DONE), false),
+        }
+    }
+}
+
+/// The connection state machine driven with arbitrary byte streams, splits,
+/// half-closes, disconnects and JS-side actions over real unix sockets (a
+/// property test; the lib's N-API side is not involved).
+#[cfg(test)]
+mod state_machine {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashSet;
+    use std::io::Write;
+    use std::net::Shutdown;
+    use std::os::unix::net::UnixStream;
+
+    fn config() -> Config {
+        Config {
+            max_header_size: 200,
+            max_headers: 6,
+            flags: 0,
+            max_body_size: 1000,
+            body_preread: 16,
+            max_connections: 4,
+            header_timeout: 0,
+            request_timeout: 0,
+            drain_timeout: 0,
+            max_drain_size: 300,
+            write_high_water: 64,
+            allow_half_open: false,
+            sweep_ms: 1000,
+            resp_503: b"Status: 503\r\n\r\n".to_vec(),
+            resp_413: b"Status: 413\r\n\r\n".to_vec(),
+        }
+    }
+
+    /// One decoded record: type, JS id, payload.
+    type Event = (u32, i64, Vec<u32>);
+
+    fn take_events(e: &mut Engine) -> (Vec<u8>, Vec<Event>) {
+        let b = e.batch();
+        let bytes = b.bytes.clone();
+        let recs = b.recs.clone();
+        b.clear();
+        let mut out = Vec::new();
+        let mut i = BATCH_HEADER;
+        while i < recs.len() {
+            let n = recs[i + 3] as usize;
+            let id = i64::from(recs[i + 2]) * (1 << SLOT_BITS) + i64::from(recs[i + 1]);
+            out.push((recs[i], id, recs[i + 4..i + 4 + n].to_vec()));
+            i += 4 + n;
+        }
+        (bytes, out)
+    }
+
+    /// A request-ish byte stream: sometimes valid, sometimes damaged.
+    fn stream() -> impl Strategy<Value = Vec<u8>> {
+        let valid =
+            (0usize..40, proptest::collection::vec(any::<u8>(), 0..8)).prop_map(|(cl, extra)| {
+                let block = format!("CONTENT_LENGTH\0{cl}\0SCGI\x001\0");
+                let mut v = format!("{}:{},", block.len(), block).into_bytes();
+                v.extend(std::iter::repeat_n(b'b', cl));
+                v.extend(extra);
+                v
+            });
+        let damaged = (valid.clone(), any::<usize>(), any::<u8>()).prop_map(|(mut v, at, byte)| {
+            let at = at % v.len();
+            v[at] = byte;
+            v
+        });
+        prop_oneof![
+            valid,
+            damaged,
+            proptest::collection::vec(any::<u8>(), 0..120)
+        ]
+    }
+
+    #[derive(Debug, Clone)]
+    struct ConnPlan {
+        bytes: Vec<u8>,
+        splits: Vec<usize>,
+        /// 0 keep open, 1 half-close, 2 close
+        end: u8,
+        /// what "JS" does with its request: 0 respond, 1 write+respond, 2 reset, 3 destroy, 4 resume, 5 nothing
+        action: u8,
+    }
+
+    fn plan() -> impl Strategy<Value = ConnPlan> {
+        (
+            stream(),
+            proptest::collection::vec(1usize..30, 0..6),
+            0u8..3,
+            0u8..6,
+        )
+            .prop_map(|(bytes, splits, end, action)| ConnPlan {
+                bytes,
+                splits,
+                end,
+                action,
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 200, .. ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_streams_and_disconnects(plans in proptest::collection::vec(plan(), 1..7)) {
+            let dir = std::env::temp_dir().join(format!("scgi-sm-{}-{}", std::process::id(), sys::now_ms()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let path = dir.join("s.sock");
+            let _ = std::fs::remove_file(&path);
+            let mut e = Engine::new(config()).unwrap();
+            e.listen(sys::listen_unix(path.as_os_str().as_encoded_bytes(), 64).unwrap()).unwrap();
+
+            let mut clients = Vec::new();
+            let mut live: HashSet<i64> = HashSet::new();
+            let mut closed: HashSet<i64> = HashSet::new();
+            let mut incomplete: HashSet<i64> = HashSet::new();
+            let mut next_plan = 0usize;
+            let handle = |e: &mut Engine, live: &mut HashSet<i64>, closed: &mut HashSet<i64>, incomplete: &mut HashSet<i64>, plans: &[ConnPlan], next_plan: &mut usize| {
+                let (bytes, events) = take_events(e);
+                // Ids the engine closed in this same wake-up, before "JS" saw the request.
+                let mut gone_already: HashSet<i64> = HashSet::new();
+                for (ty, id, p) in events {
+                    match ty {
+                        EV_REQUEST => {
+                            prop_assert!(!live.contains(&id) && !closed.contains(&id), "an id dispatched twice");
+                            let (start, end) = (p[0] as usize, p[1] as usize);
+                            let req = &bytes[start..end];
+                            // The out array is the parser's own for these bytes.
+                            let mut out = vec![0u32; scgi_parser::out_size(6)];
+                            let header_end = p[3 + OUT_HEADER_END] as usize;
+                            prop_assert_eq!(parse_raw(&req[..header_end], &mut out, 200, 6, 0), 0);
+                            prop_assert_eq!(&out[..OUT_PAIRS], &p[3..3 + OUT_PAIRS]);
+                            live.insert(id);
+                            if p[2] == 0 {
+                                incomplete.insert(id);
+                            }
+                            let action = plans.get(*next_plan).map_or(0, |pl| pl.action);
+                            *next_plan += 1;
+                            let r = match action {
+                                0 => e.respond(id, b"Status: 200 OK\r\n\r\nok"),
+                                1 => match e.write(id, &[b'x'; 100]) {
+                                    R_OK | R_FULL => e.respond(id, b"end"),
+                                    w => w,
+                                },
+                                2 => e.close_conn(id, true),
+                                3 => e.close_conn(id, false),
+                                4 => e.set_reading(id, true),
+                                _ => R_OK,
+                            };
+                            if r == R_STALE {
+                                // Only when its close is in this batch too (a FIN or the
+                                // end of a short body arrived with the request).
+                                gone_already.insert(id);
+                            }
+                            if r == R_CLOSED {
+                                live.remove(&id);
+                                closed.insert(id);
+                                // A closed id is refused from now on.
+                                prop_assert_eq!(e.respond(id, b"late"), R_STALE);
+                            }
+                        }
+                        EV_DATA | EV_DRAIN => {
+                            prop_assert!(live.contains(&id), "an event for an unknown id");
+                            if ty == EV_DATA && p[2] == 1 {
+                                incomplete.remove(&id);
+                            }
+                        }
+                        EV_CLOSE => {
+                            gone_already.remove(&id);
+                            prop_assert!(live.remove(&id), "a close for an id not live");
+                            closed.insert(id);
+                            prop_assert_eq!(e.respond(id, b"late"), R_STALE);
+                        }
+                        EV_REJECT => prop_assert!((1..=11).contains(&p[0])),
+                        _ => prop_assert!(false, "unknown record {}", ty),
+                    }
+                }
+                prop_assert!(gone_already.is_empty(), "a fresh id refused with no close in its batch");
+                Ok(())
+            };
+
+            for plan in &plans {
+                let mut c = Some(UnixStream::connect(&path).unwrap());
+                c.as_ref().unwrap().set_nonblocking(true).unwrap();
+                let mut at: usize = 0;
+                for s in plan.splits.iter().chain(std::iter::once(&usize::MAX)) {
+                    let end = at.saturating_add(*s).min(plan.bytes.len());
+                    if let (Some(sock), true) = (c.as_mut(), at < end) {
+                        let _ = sock.write(&plan.bytes[at..end]);
+                    }
+                    at = end;
+                    if *s == usize::MAX {
+                        // The end comes with the last bytes (one wake-up sees both).
+                        match plan.end {
+                            1 => {
+                                let _ = c.as_ref().unwrap().shutdown(Shutdown::Write);
+                            }
+                            2 => c = None,
+                            _ => {}
+                        }
+                    }
+                    e.poll();
+                    handle(&mut e, &mut live, &mut closed, &mut incomplete, &plans, &mut next_plan)?;
+                }
+                e.poll();
+                handle(&mut e, &mut live, &mut closed, &mut incomplete, &plans, &mut next_plan)?;
+                if let Some(c) = c {
+                    clients.push(c);
+                }
+            }
+            // Everyone goes away; requests still waiting for "JS" are dropped by it.
+            drop(clients);
+            for _ in 0..20 {
+                e.poll();
+                handle(&mut e, &mut live, &mut closed, &mut incomplete, &plans, &mut next_plan)?;
+            }
+            for id in live.clone() {
+                // Only a request whose body JS has not read can outlive its
+                // front (as on net, until requestTimeout): every other one
+                // was reported closed.
+                prop_assert!(incomplete.contains(&id), "a finished front not reported: {}", id);
+                prop_assert_eq!(e.close_conn(id, false), R_CLOSED);
+            }
+            e.poll();
+            handle(&mut e, &mut live, &mut closed, &mut incomplete, &plans, &mut next_plan)?;
+            prop_assert_eq!(e.open_count(), 0, "connections left open");
+            drop(e);
+            let _ = std::fs::remove_dir_all(&dir);
         }
     }
 }
