@@ -6,6 +6,8 @@ import { fileURLToPath } from 'node:url';
 import { serve } from '../src/index.ts';
 import { freePort } from './fronts/nginx.ts';
 import { tempDir } from './helpers.ts';
+import { parserInfo } from '../src/parser/index.ts';
+import { transportAddon } from '../src/transport/native-engine.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CLI = join(ROOT, 'dist', 'cli.js');
@@ -68,7 +70,10 @@ describe('scgi CLI', () => {
     const sock = join(dir.path, 'hello.sock');
     const { child, out } = await serveCli(['examples/hello.js', '--address', sock], /Try it/);
     expect(out()).toContain(`scgi_pass unix:${sock};`);
-    expect(out()).toMatch(/SCGI handler \(scgiType\), parser (js|native)/);
+    expect(out()).toMatch(/SCGI handler \(scgiType\), parser (js|native), transport (net|native)\)/);
+    // The banner names the transport in use: native by default where the addon has it.
+    const nativeDefault = process.platform === 'linux' && transportAddon() !== null && parserInfo.forced !== 'js' && !process.env.SCGI_TRANSPORT;
+    if (nativeDefault) expect(out()).toContain('transport native)');
     const r = run(['request', sock, '/path?q=1', '-d', 'xyz', '-H', 'X-Thing: 1']);
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(
