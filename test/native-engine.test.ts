@@ -531,6 +531,10 @@ describeNative('native engine: instances and threads', () => {
     expect(x.data.toString()).toContain('A');
     expect(y.data.toString()).toContain('B');
     a.engine.close();
+    // A closed engine knows no connection: calls are refused, not thrown.
+    expect(a.engine.respond(x.data.length, 'late')).toBe(R_STALE);
+    expect(a.engine.write(0, 'late')).toBe(R_STALE);
+    expect(a.engine.reset(0)).toBe(R_STALE);
     expect((await exchange(b.target, request([]))).data.toString()).toContain('B');
   });
 

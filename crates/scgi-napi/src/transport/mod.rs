@@ -608,8 +608,12 @@ unsafe extern "C" fn respond_cb(env: Env, info: n::napi_callback_info) -> Value 
             let Some([t, id, data]) = args::<3>(env, info) else {
                 return throw(env, c"transportRespond(t, id, data)");
             };
-            let (Some(engine), Some(id)) = (engine_of(env, t), int(env, id)) else {
+            let (Some(cell), Some(id)) = (cell_of(env, t), int(env, id)) else {
                 return throw(env, c"transportRespond(t, id, data)");
+            };
+            // A closed transport knows no connection: every id is stale.
+            let Some(engine) = cell.engine.as_deref_mut() else {
+                return ret_u32(env, engine::R_STALE);
             };
             let r = if let Some(b) = bytes(env, data) {
                 engine.respond(id, b)
@@ -632,8 +636,12 @@ unsafe extern "C" fn write_cb(env: Env, info: n::napi_callback_info) -> Value {
             let Some([t, id, data]) = args::<3>(env, info) else {
                 return throw(env, c"transportWrite(t, id, data)");
             };
-            let (Some(engine), Some(id)) = (engine_of(env, t), int(env, id)) else {
+            let (Some(cell), Some(id)) = (cell_of(env, t), int(env, id)) else {
                 return throw(env, c"transportWrite(t, id, data)");
+            };
+            // A closed transport knows no connection: every id is stale.
+            let Some(engine) = cell.engine.as_deref_mut() else {
+                return ret_u32(env, engine::R_STALE);
             };
             let r = if let Some(b) = bytes(env, data) {
                 engine.write(id, b)
