@@ -281,7 +281,8 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
     } catch (err) {
       throw fail(err as NodeJS.ErrnoException, `fd ${fd}`);
     }
-    this.#nativeAddress = port === 0 ? `fd:${fd}` : { address: '0.0.0.0', family: 'IPv4', port };
+    // An inherited unix socket: null, as net.Server says for one (the CLI finds its path from the fd).
+    this.#nativeAddress = port === 0 ? null : { address: '0.0.0.0', family: 'IPv4', port };
   }
 
   /** Listen; `bound` runs as soon as the bind has happened (listen() binds synchronously), before 'listening'. */
