@@ -220,12 +220,17 @@ async function runMode(nginxWorkers: '1' | 'auto'): Promise<Map<string, Sample[]
   // scgi/http, and on node:http (@hono/node-server, http.createServer)
   // behind a keepalive proxy_pass; with --baseline, the adapters of that build too
   if (!args.only || /hono|express|adapter/.test(args.only)) {
-    const apps: { name: string; app: string; kind: 'scgi' | 'http'; dist?: string }[] = [
+    const apps: { name: string; app: string; kind: 'scgi' | 'http'; dist?: string; conn?: 'native' | 'net' }[] = [
       { name: 'hono scgi/fetch unix', app: 'hono-scgi.mjs', kind: 'scgi' },
       { name: 'hono @hono/node-server (proxy_pass, keepalive)', app: 'hono-node.mjs', kind: 'http' },
       { name: 'express scgi/http unix', app: 'express-scgi.mjs', kind: 'scgi' },
       { name: 'express node:http (proxy_pass, keepalive)', app: 'express-node.mjs', kind: 'http' },
     ];
+    if (nativeBuilt && process.platform === 'linux') {
+      // The same adapters on the native transport (the rows above are on net).
+      apps.push({ name: 'hono scgi/fetch unix native-transport', app: 'hono-scgi.mjs', kind: 'scgi', conn: 'native' });
+      apps.push({ name: 'express scgi/http unix native-transport', app: 'express-scgi.mjs', kind: 'scgi', conn: 'native' });
+    }
     if (args.baseline) {
       apps.push({ name: 'baseline hono scgi/fetch unix', app: 'hono-scgi.mjs', kind: 'scgi', dist: args.baseline });
       apps.push({ name: 'baseline express scgi/http unix', app: 'express-scgi.mjs', kind: 'scgi', dist: args.baseline });
@@ -236,7 +241,7 @@ async function runMode(nginxWorkers: '1' | 'auto'): Promise<Map<string, Sample[]
         const address = join(dir.path, `a${i}.sock`);
         const child = await startProcess(
           pin([process.execPath, `bench/apps/${a.app}`], nodeCpu),
-          { ADDRESS: address, SOCKET_GROUP: 'nogroup', SCGI_DIST: a.dist ?? '', ROUTE: loc },
+          { ADDRESS: address, SOCKET_GROUP: 'nogroup', SCGI_DIST: a.dist ?? '', ROUTE: loc, SCGI_TRANSPORT: a.conn ?? 'net' },
           /ready/,
         );
         locations.push(`location = ${loc} { include scgi_params; scgi_pass unix:${address}; }`);
@@ -256,7 +261,14 @@ async function runMode(nginxWorkers: '1' | 'auto'): Promise<Map<string, Sample[]
     const address = v.transport === 'unix' ? join(dir.path, `s${i}.sock`) : `127.0.0.1:${await freePort()}`;
     const child = await startProcess(
       pin([process.execPath, 'bench/apps/scgi-hello.mjs'], v.parallelism === 1 ? nodeCpu : null),
-      { ADDRESS: address, PARALLELISM: String(v.parallelism), SCGI_PARSER: v.parser, SOCKET_GROUP: 'nogroup', SCGI_DIST: v.dist ?? '', SCGI_TRANSPORT: v.conn ?? 'net' },
+      {
+        ADDRESS: address,
+        PARALLELISM: String(v.parallelism),
+        SCGI_PARSER: v.parser,
+        SOCKET_GROUP: 'nogroup',
+        SCGI_DIST: v.dist ?? '',
+        SCGI_TRANSPORT: v.conn ?? 'net',
+      },
       /ready/,
     );
     const loc = `/s${i}`;
