@@ -8,7 +8,6 @@
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connect, createServer as netServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { spawn } from 'node:child_process';
 import { headersFromParse, type ScgiHeaders } from '../src/headers.ts';
@@ -31,7 +30,7 @@ import {
   type NativeEngineOptions,
 } from '../src/transport/native-engine.ts';
 import { plainResponse } from '../src/response.ts';
-import { platformTriple } from '../src/parser/native.ts';
+import { locateAddon } from '../src/parser/native.ts';
 import { Code, OUT_HEADER_END } from '../src/parser/types.ts';
 import { bigBody, block, exchange, netstring, tempDir, waitFor, type Target } from './helpers.ts';
 
@@ -553,7 +552,7 @@ describeNative('native engine: instances and threads', () => {
 
   it('serves from a worker thread and cleans up when the worker exits with the engine open', async () => {
     // The worker loads the addon itself (module hooks for .ts do not reach workers on Node 20).
-    const addonPath = join(fileURLToPath(new URL('..', import.meta.url)), `scgi.${platformTriple()}.node`);
+    const addonPath = locateAddon().file;
     const code = `
       const { parentPort } = require('node:worker_threads');
       const a = require(${JSON.stringify(addonPath)});

@@ -275,9 +275,12 @@ export class NativeListener implements NativeEngineEvents {
     if (t !== undefined) t.events!.onDrain();
   }
 
-  onAccepted(accepted: number, overloaded: number): void {
+  onAccepted(accepted: number, overloaded: number, acceptErrors: number): void {
     const host = this.#host;
     for (let i = 0; i < accepted; i++) host.record('connections');
     for (let i = 0; i < overloaded; i++) host.record('overloaded');
+    // accept() failed for lack of descriptors: the engine stops watching the
+    // listening socket for a while (no spin); the connections wait in the backlog.
+    for (let i = 0; i < acceptErrors; i++) host.record('fdExhausted');
   }
 }
