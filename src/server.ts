@@ -141,6 +141,14 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
     this.#reportFdLimit();
   }
 
+  /** The native transport refused `n` connections for the fd limit (it answered 503 itself). */
+  fdLimitRefused(n: number): void {
+    for (let i = 0; i < n; i++) {
+      this.record('fdExhausted');
+      this.#reportFdLimit();
+    }
+  }
+
   /** One line (or one 'error' event, ERR_SCGI_FD_LIMIT) at most every FD_REPORT_INTERVAL ms. */
   #reportFdLimit(): void {
     this.#fdPending++;

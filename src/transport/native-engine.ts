@@ -8,7 +8,7 @@
  * made here; `onRequest` gets offsets into the batch).
  *
  * Batch layout (`engine.rs` is the other half): `recs[0..4]` are counters
- * (accepted, answered 503, accept errors, 0); then records
+ * (accepted, answered 503, accept errors, answered 503 near the fd limit); then records
  * `[type, slot, generation, n, payload × n]`; a request's payload is
  * `[start, end, complete, out...]` with `out` the parser's array for
  * `buf[start..end]`. A connection's id is
@@ -93,6 +93,8 @@ export interface NativeEngineOptions {
   allowHalfOpen: boolean;
   /** Period of the native deadline sweep, ms. */
   sweepInterval: number;
+  /** Accepted descriptors at or above this get `overloadResponse` (see src/fd-limit.ts). Default: no limit. */
+  fdCeiling?: number;
   /** The whole response for a connection over maxConnections. */
   overloadResponse: Uint8Array;
   /** The whole response for CONTENT_LENGTH over maxBodySize. */
@@ -117,8 +119,8 @@ export interface NativeEngineEvents {
   onClose(id: number, reason: number): void;
   /** The unwritten bytes after a full `write` are out. */
   onDrain(id: number): void;
-  /** Counters of the batch: accepted connections, 503s, accept errors. */
-  onAccepted(accepted: number, overloaded: number, acceptErrors: number): void;
+  /** Counters of the batch: accepted connections, 503s over maxConnections, accept errors, 503s near the fd limit. */
+  onAccepted(accepted: number, overloaded: number, acceptErrors: number, nearFdLimit: number): void;
 }
 
 export class NativeEngine {
@@ -145,6 +147,7 @@ export class NativeEngine {
       o.writeHighWaterMark,
       o.allowHalfOpen ? 1 : 0,
       o.sweepInterval,
+      o.fdCeiling ?? Infinity,
     ]);
     this.#t = a.transportCreate(opts, (buf, recs) => dispatchBatch(events, buf, recs), o.overloadResponse, o.tooLargeResponse);
   }
@@ -209,7 +212,7 @@ export class NativeEngine {
 }
 
 function dispatchBatch(ev: NativeEngineEvents, buf: Buffer, recs: Uint32Array): void {
-  if (recs[0]! !== 0 || recs[1]! !== 0 || recs[2]! !== 0) ev.onAccepted(recs[0]!, recs[1]!, recs[2]!);
+  if (recs[0]! !== 0 || recs[1]! !== 0 || recs[2]! !== 0 || recs[3]! !== 0) ev.onAccepted(recs[0]!, recs[1]!, recs[2]!, recs[3]!);
   const len = recs.length;
   for (let i = 4; i < len; i += 4 + recs[i + 3]!) {
     const type = recs[i]!;

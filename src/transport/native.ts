@@ -38,6 +38,10 @@ export interface NativeHost {
   /** A request's connection: make its lifecycle (already counted and admitted by the engine). */
   acceptCounted(transport: Transport): Lifecycle;
   record(kind: keyof ScgiStats, err?: ScgiError, socket?: TransportSocket): void;
+  /** Descriptors at or above this are answered 503 (`src/fd-limit.ts`). */
+  readonly fdCeiling: number;
+  /** `n` connections refused for the fd limit: counted and reported (rate-limited), as on net. */
+  fdLimitRefused(n: number): void;
 }
 
 /** What `client.socket` and `'clientError'` show for a native connection. */
@@ -197,7 +201,10 @@ export class NativeListener implements NativeEngineEvents {
         strict: o.strict,
         // The lifecycle answers 413 (startRequest) with the same message as on net.
         maxBodySize: Infinity,
-        bodyPreread: 64 * 1024,
+        // With bodyTimeout on, bodies go to the lifecycle as they come, so its
+        // body watch (bodyTimeout/minBodyRate) sees them; what came with the
+        // header is handed over with it either way.
+        bodyPreread: o.bodyTimeout > 0 ? 0 : 64 * 1024,
         maxConnections,
         headerTimeout: o.headerTimeout,
         // requestTimeout and drainTimeout are the lifecycle's (the server's sweep).
@@ -206,6 +213,7 @@ export class NativeListener implements NativeEngineEvents {
         maxDrainSize: o.maxDrainSize,
         writeHighWaterMark: 64 * 1024,
         allowHalfOpen: o.allowHalfOpen,
+        fdCeiling: host.fdCeiling,
         sweepInterval: Math.max(5, Math.min(1000, Math.floor(Math.min(o.headerTimeout || 10_000, o.drainTimeout || 10_000, 10_000) / 5))),
         overloadResponse: Buffer.from(plainResponse(503, 'Service Unavailable\n'), 'latin1'),
         tooLargeResponse: Buffer.from(plainResponse(413, 'Payload Too Large\n'), 'latin1'),
@@ -275,12 +283,13 @@ export class NativeListener implements NativeEngineEvents {
     if (t !== undefined) t.events!.onDrain();
   }
 
-  onAccepted(accepted: number, overloaded: number, acceptErrors: number): void {
+  onAccepted(accepted: number, overloaded: number, acceptErrors: number, nearFdLimit: number): void {
     const host = this.#host;
     for (let i = 0; i < accepted; i++) host.record('connections');
     for (let i = 0; i < overloaded; i++) host.record('overloaded');
-    // accept() failed for lack of descriptors: the engine stops watching the
-    // listening socket for a while (no spin); the connections wait in the backlog.
-    for (let i = 0; i < acceptErrors; i++) host.record('fdExhausted');
+    // Answered 503 near the fd limit, or accept() failed for lack of
+    // descriptors (the engine then stops watching the listening socket for a
+    // while, no spin; the connections wait in the backlog).
+    if (nearFdLimit + acceptErrors > 0) host.fdLimitRefused(nearFdLimit + acceptErrors);
   }
 }

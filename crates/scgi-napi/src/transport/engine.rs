@@ -63,6 +63,8 @@ pub const BATCH_ACCEPTED: usize = 0;
 pub const BATCH_OVERLOADED: usize = 1;
 /// accept() failures (EMFILE and friends: accepting pauses, never spins).
 pub const BATCH_ACCEPT_ERRORS: usize = 2;
+/// Connections answered 503 because their descriptor is near the process's limit (`fd_ceiling`).
+pub const BATCH_FD_LIMIT: usize = 3;
 /// Number of header slots before the first record.
 pub const BATCH_HEADER: usize = 4;
 
@@ -115,6 +117,9 @@ pub struct Config {
     pub allow_half_open: bool,
     /// Deadline sweep period, ms.
     pub sweep_ms: u64,
+    /// Accepted descriptors at or above this get the 503 response (a reserve
+    /// below `ulimit -n`, as `src/fd-limit.ts` keeps for net).
+    pub fd_ceiling: u64,
     /// The whole 503 response for `maxConnections`.
     pub resp_503: Vec<u8>,
     /// The whole 413 response for `maxBodySize`.
@@ -466,7 +471,8 @@ impl Engine {
     }
 
     fn add_conn(&mut self, fd: OwnedFd, tcp: bool) {
-        let overloaded = self.open >= self.sh.cfg.max_connections;
+        let near_fd_limit = fd.as_raw_fd() as u64 >= self.sh.cfg.fd_ceiling;
+        let overloaded = near_fd_limit || self.open >= self.sh.cfg.max_connections;
         let slot = match self.free.pop() {
             Some(s) => s,
             None => {
@@ -525,7 +531,12 @@ impl Engine {
         self.open += 1;
         self.arm_timer();
         let act = if overloaded {
-            self.sh.batch.recs[BATCH_OVERLOADED] += 1;
+            let slot = if near_fd_limit {
+                BATCH_FD_LIMIT
+            } else {
+                BATCH_OVERLOADED
+            };
+            self.sh.batch.recs[slot] += 1;
             let resp = std::mem::take(&mut self.sh.cfg.resp_503);
             let act = conn.respond(&mut self.sh, &resp);
             self.sh.cfg.resp_503 = resp;
@@ -1176,6 +1187,7 @@ mod state_machine {
             write_high_water: 64,
             allow_half_open: false,
             sweep_ms: 1000,
+            fd_ceiling: u64::MAX,
             resp_503: b"Status: 503\r\n\r\n".to_vec(),
             resp_413: b"Status: 413\r\n\r\n".to_vec(),
         }

@@ -460,6 +460,7 @@ unsafe extern "C" fn create_cb(env: Env, info: n::napi_callback_info) -> Value {
                 write_high_water: clamp(o[10]).min(usize::MAX as u64) as usize,
                 allow_half_open: o[11] != 0.0,
                 sweep_ms: clamp(o[12]).clamp(1, 3_600_000),
+                fd_ceiling: o.get(13).map_or(u64::MAX, |&v| clamp(v)),
                 resp_503: r503.to_vec(),
                 resp_413: r413.to_vec(),
             };
