@@ -16,14 +16,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { parse as jsParse } from '../src/parser/js.ts';
 import { loadAddon } from '../src/parser/native.ts';
-import {
-  KNOWN_NAMES,
-  OUT_PAIR_COUNT,
-  OUT_PAIRS,
-  PAIR_STRIDE,
-  Status,
-  outSize,
-} from '../src/parser/types.ts';
+import { KNOWN_NAMES, OUT_PAIR_COUNT, OUT_PAIRS, PAIR_STRIDE, Status, outSize } from '../src/parser/types.ts';
 
 const MAX_HEADER_SIZE = 65536;
 const MAX_HEADERS = 1000;
@@ -221,7 +214,9 @@ for (const r of rows) {
   console.log(`| ${r.input} | ${r.bytes} | ${cells.join(' | ')} |`);
 }
 
-console.log('\n| input | native parse speedup vs TS | native parse+read speedup vs TS parse+read | native parse+read vs naive | TS parse+read vs naive | native parse vs indexOf scan |');
+console.log(
+  '\n| input | native parse speedup vs TS | native parse+read speedup vs TS parse+read | native parse+read vs naive | TS parse+read vs naive | native parse vs indexOf scan |',
+);
 console.log('|---|---:|---:|---:|---:|---:|');
 for (const r of rows) {
   const g = (t: string) => r.results.get(t)!;

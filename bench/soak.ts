@@ -55,7 +55,14 @@ const rss = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/sta
 const fds = () => readdirSync(`/proc/${pid}/fd`).length;
 const heap = async () => JSON.parse((await request(sock, { uri: '/__mem' })).body.toString()) as { heapUsed: number; external: number; arrayBuffers: number };
 
-interface Sample { requests: number; seconds: number; rssMB: number; fds: number; heapMB: number; reqPerSec: number }
+interface Sample {
+  requests: number;
+  seconds: number;
+  rssMB: number;
+  fds: number;
+  heapMB: number;
+  reqPerSec: number;
+}
 const samples: Sample[] = [];
 const MB = (n: number) => Math.round((n / 1024 / 1024) * 10) / 10;
 
@@ -70,7 +77,14 @@ let timedOut = false;
 async function sample(): Promise<void> {
   const h = await heap();
   const now = Date.now();
-  const s = { requests: done, seconds: Math.round((now - started) / 1000), rssMB: MB(rss()), fds: fds(), heapMB: MB(h.heapUsed), reqPerSec: Math.round(((done - lastSampleDone) * 1000) / (now - lastSampleAt)) };
+  const s = {
+    requests: done,
+    seconds: Math.round((now - started) / 1000),
+    rssMB: MB(rss()),
+    fds: fds(),
+    heapMB: MB(h.heapUsed),
+    reqPerSec: Math.round(((done - lastSampleDone) * 1000) / (now - lastSampleAt)),
+  };
   lastSampleAt = now;
   lastSampleDone = done;
   samples.push(s);

@@ -5,7 +5,11 @@ import { PassThrough } from 'node:stream';
 import { readHeader } from '../dist/index.js';
 
 const size = Number(process.argv[2] ?? 60000);
-const pairs = [['CONTENT_LENGTH', '0'], ['SCGI', '1'], ['HTTP_COOKIE', 'x'.repeat(size)]];
+const pairs = [
+  ['CONTENT_LENGTH', '0'],
+  ['SCGI', '1'],
+  ['HTTP_COOKIE', 'x'.repeat(size)],
+];
 const block = Buffer.from(pairs.map(([k, v]) => `${k}\0${v}\0`).join(''), 'latin1');
 const req = Buffer.concat([Buffer.from(`${block.length}:`), block, Buffer.from(',')]);
 const stream = new PassThrough();

@@ -108,7 +108,7 @@ export function resolveAddress(address?: string | ListenOptions, port?: number):
     if (!m || isIP(m[1]!) !== 6) {
       throw new ScgiError('ERR_SCGI_INVALID_ADDRESS', `invalid IPv6 address ${JSON.stringify(address)}`);
     }
-    return tcp(m[1]!, m[2] !== undefined ? parsePort(m[2], address) : port ?? DEFAULT_PORT, 6);
+    return tcp(m[1]!, m[2] !== undefined ? parsePort(m[2], address) : (port ?? DEFAULT_PORT), 6);
   }
   const colons = address.split(':').length - 1;
   if (colons === 1) {

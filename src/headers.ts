@@ -52,12 +52,7 @@ export class ScgiHeaders implements Iterable<[string, string]> {
       const o = i * PAIR_STRIDE;
       const start = this.#offsets[o + 2]!;
       const end = this.#offsets[o + 3]!;
-      v =
-        start === end
-          ? ''
-          : this.#encoding === 'utf8'
-            ? this.#buf.toString('utf8', start, end)
-            : this.#buf.toString('latin1', start, end);
+      v = start === end ? '' : this.#encoding === 'utf8' ? this.#buf.toString('utf8', start, end) : this.#buf.toString('latin1', start, end);
       values[i] = v;
     }
     return v;

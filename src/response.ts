@@ -7,9 +7,7 @@ import { STATUS_CODES } from 'node:http';
 import { ScgiError } from './errors.ts';
 
 /** Response header fields: an object (array values repeat the field) or a list of pairs. */
-export type OutgoingHeaders =
-  | Record<string, string | number | readonly string[] | undefined>
-  | ReadonlyArray<readonly [string, string | number]>;
+export type OutgoingHeaders = Record<string, string | number | readonly string[] | undefined> | ReadonlyArray<readonly [string, string | number]>;
 
 // RFC 9110 token characters.
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -32,11 +30,7 @@ export function checkValue(name: string, value: string): void {
  * Build a CGI response head. Returns the text without the final blank line
  * (so a Content-Length can still be added) and whether it has a Content-Length.
  */
-export function buildHead(
-  status: number,
-  reason: string | undefined,
-  headers: OutgoingHeaders | undefined,
-): { text: string; hasLength: boolean } {
+export function buildHead(status: number, reason: string | undefined, headers: OutgoingHeaders | undefined): { text: string; hasLength: boolean } {
   if (!Number.isInteger(status) || status < 100 || status > 999) {
     throw invalid(`invalid status code ${String(status)}`);
   }

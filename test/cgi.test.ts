@@ -156,8 +156,24 @@ describe('httpHeaders on every captured vector', () => {
       'x-forwarded-for': '10.0.0.1',
     });
     expect(rawHeaders).toEqual([
-      'set-cookie', 'a=1', 'set-cookie', 'b=2', 'cookie', 'c=3', 'cookie', 'd=4', 'host', 'first', 'host', 'second',
-      'accept', 'a/b', 'accept', 'c/d', 'x-forwarded-for', '10.0.0.1',
+      'set-cookie',
+      'a=1',
+      'set-cookie',
+      'b=2',
+      'cookie',
+      'c=3',
+      'cookie',
+      'd=4',
+      'host',
+      'first',
+      'host',
+      'second',
+      'accept',
+      'a/b',
+      'accept',
+      'c/d',
+      'x-forwarded-for',
+      '10.0.0.1',
     ]);
     expect(Object.getPrototypeOf(headers)).toBe(null);
   });
@@ -167,7 +183,12 @@ describe('httpHeaders on every captured vector', () => {
     expect(await cl([['REQUEST_METHOD', 'PUT']])).toBe('0');
     expect(await cl([['REQUEST_METHOD', 'PATCH']])).toBe('0');
     expect(await cl([['REQUEST_METHOD', 'DELETE']])).toBe(undefined);
-    expect(await cl([['REQUEST_METHOD', 'DELETE'], ['HTTP_CONTENT_LENGTH', '0']])).toBe('0');
+    expect(
+      await cl([
+        ['REQUEST_METHOD', 'DELETE'],
+        ['HTTP_CONTENT_LENGTH', '0'],
+      ]),
+    ).toBe('0');
     expect(await cl([])).toBe(undefined);
   });
 });
@@ -193,7 +214,15 @@ describe('requestTarget on every captured vector', () => {
   it('a browser GET: the same target from all three fronts', async () => {
     for (const file of ['nginx-tcp-get.bin', 'apache-tcp-get.bin', 'lighttpd-tcp-get.bin']) {
       const t = requestTarget(await vector(file));
-      expect(t).toMatchObject({ method: 'GET', url: GET_URL, path: '/app/page', query: 'x=1&y=hello%20world&z=%C3%A9&empty=&flag', scheme: 'http', httpVersion: '1.1', remoteAddress: '127.0.0.1' });
+      expect(t).toMatchObject({
+        method: 'GET',
+        url: GET_URL,
+        path: '/app/page',
+        query: 'x=1&y=hello%20world&z=%C3%A9&empty=&flag',
+        scheme: 'http',
+        httpVersion: '1.1',
+        remoteAddress: '127.0.0.1',
+      });
       expect(t.remotePort).toBeGreaterThan(0);
     }
   });
@@ -228,13 +257,57 @@ describe('requestTarget on every captured vector', () => {
     expect((await t([['HTTPS', '1']])).scheme).toBe('https');
     expect((await t([['HTTPS', 'off']])).scheme).toBe('http');
     expect((await t([['REQUEST_SCHEME', 'https']])).scheme).toBe('https');
-    expect((await t([['SERVER_NAME', 'example.org'], ['SERVER_PORT', '8443'], ['HTTPS', 'on']])).host).toBe('example.org:8443');
-    expect((await t([['SERVER_NAME', 'example.org'], ['SERVER_PORT', '443'], ['HTTPS', 'on']])).host).toBe('example.org');
-    expect((await t([['SERVER_NAME', 'example.org'], ['SERVER_PORT', '80']])).host).toBe('example.org');
+    expect(
+      (
+        await t([
+          ['SERVER_NAME', 'example.org'],
+          ['SERVER_PORT', '8443'],
+          ['HTTPS', 'on'],
+        ])
+      ).host,
+    ).toBe('example.org:8443');
+    expect(
+      (
+        await t([
+          ['SERVER_NAME', 'example.org'],
+          ['SERVER_PORT', '443'],
+          ['HTTPS', 'on'],
+        ])
+      ).host,
+    ).toBe('example.org');
+    expect(
+      (
+        await t([
+          ['SERVER_NAME', 'example.org'],
+          ['SERVER_PORT', '80'],
+        ])
+      ).host,
+    ).toBe('example.org');
     // nginx sends an empty SERVER_NAME when server_name is unset
-    expect((await t([['SERVER_NAME', ''], ['SERVER_ADDR', '::1'], ['SERVER_PORT', '8080']])).host).toBe('[::1]:8080');
+    expect(
+      (
+        await t([
+          ['SERVER_NAME', ''],
+          ['SERVER_ADDR', '::1'],
+          ['SERVER_PORT', '8080'],
+        ])
+      ).host,
+    ).toBe('[::1]:8080');
     expect((await t([])).host).toBe('localhost');
-    expect((await t([['HTTP_HOST', 'h:1'], ['SERVER_NAME', 'x']])).host).toBe('h:1');
-    expect((await t([['REQUEST_METHOD', 'PUT'], ['SERVER_PROTOCOL', 'HTTP/2.0'], ['REMOTE_PORT', 'x']]))).toMatchObject({ method: 'PUT', httpVersion: '2.0', remotePort: undefined });
+    expect(
+      (
+        await t([
+          ['HTTP_HOST', 'h:1'],
+          ['SERVER_NAME', 'x'],
+        ])
+      ).host,
+    ).toBe('h:1');
+    expect(
+      await t([
+        ['REQUEST_METHOD', 'PUT'],
+        ['SERVER_PROTOCOL', 'HTTP/2.0'],
+        ['REMOTE_PORT', 'x'],
+      ]),
+    ).toMatchObject({ method: 'PUT', httpVersion: '2.0', remotePort: undefined });
   });
 });

@@ -48,11 +48,7 @@ describe('listening errors', () => {
 
   it('a cluster worker that exits before listening: ERR_SCGI_WORKER_FAILED', async () => {
     const app = fileURLToPath(new URL('./apps/worker-fails.mjs', import.meta.url));
-    const run = await spawnApp<{ ready: string; message: string }>(
-      [process.execPath, app],
-      { SCGI_TEST_ADDRESS: join(dir.path, 'w.sock') },
-      children,
-    );
+    const run = await spawnApp<{ ready: string; message: string }>([process.execPath, app], { SCGI_TEST_ADDRESS: join(dir.path, 'w.sock') }, children);
     expect(run.ready.ready).toBe('ERR_SCGI_WORKER_FAILED');
     expect(run.ready.message).toMatch(/exited \(5\) before listening/);
     expect(await run.exited).toBe(0);

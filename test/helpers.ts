@@ -51,11 +51,7 @@ export interface Exchange {
  * Write `bytes` (chunks, with optional pauses) and collect the reply until
  * the server closes or `timeout` ms pass. Never half-closes unless `end`.
  */
-export function exchange(
-  target: Target,
-  chunks: Buffer | Buffer[],
-  opts: { end?: boolean; timeout?: number; delay?: number } = {},
-): Promise<Exchange> {
+export function exchange(target: Target, chunks: Buffer | Buffer[], opts: { end?: boolean; timeout?: number; delay?: number } = {}): Promise<Exchange> {
   return new Promise((resolve) => {
     const socket: Socket = connect(target as never);
     const got: Buffer[] = [];

@@ -45,7 +45,15 @@ describe('scgi/client ↔ the reference Python SCGI server', () => {
     expect(res.statusText).toBe('Created');
     expect(res.headers['x-server']).toBe('python-scgi');
     const text = res.body.toString('latin1');
-    for (const line of ['CONTENT_LENGTH=0', 'SCGI=1', 'REQUEST_METHOD=GET', 'REQUEST_URI=/path?q=1', 'QUERY_STRING=q=1', 'HTTP_X_TOKEN=abc', 'CONTENT_TYPE=text/x']) {
+    for (const line of [
+      'CONTENT_LENGTH=0',
+      'SCGI=1',
+      'REQUEST_METHOD=GET',
+      'REQUEST_URI=/path?q=1',
+      'QUERY_STRING=q=1',
+      'HTTP_X_TOKEN=abc',
+      'CONTENT_TYPE=text/x',
+    ]) {
       expect(text).toContain(`${line}\n`);
     }
   });

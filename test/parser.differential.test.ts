@@ -106,8 +106,7 @@ const enc = (s: string) => Buffer.from(s, 'latin1');
 
 // ---- arbitraries ----
 
-const nonNulBytes = (min: number, max: number) =>
-  fc.uint8Array({ minLength: min, maxLength: max, min: 1, max: 255 }).map((u) => Buffer.from(u));
+const nonNulBytes = (min: number, max: number) => fc.uint8Array({ minLength: min, maxLength: max, min: 1, max: 255 }).map((u) => Buffer.from(u));
 
 const name = fc.oneof(
   { weight: 4, arbitrary: fc.constantFrom(...KNOWN_NAMES.slice(1)).map(enc) },
@@ -115,10 +114,7 @@ const name = fc.oneof(
   { weight: 2, arbitrary: nonNulBytes(1, 12) },
 );
 
-const value = fc.oneof(
-  { weight: 3, arbitrary: nonNulBytes(0, 24) },
-  { weight: 2, arbitrary: fc.constantFrom('', '1', '0', '01', '11', 'x', '\xff').map(enc) },
-);
+const value = fc.oneof({ weight: 3, arbitrary: nonNulBytes(0, 24) }, { weight: 2, arbitrary: fc.constantFrom('', '1', '0', '01', '11', 'x', '\xff').map(enc) });
 
 const digits = (min: number, max: number) => fc.string({ unit: fc.constantFrom(...'0123456789'), minLength: min, maxLength: max });
 
@@ -173,13 +169,11 @@ const framing = fc.oneof(
   },
 );
 
-const requestArb = fc
-  .tuple(pairsArb, framing, fc.uint8Array({ maxLength: 16 }))
-  .map(([pairs, f, body]) => {
-    const b = block(pairs);
-    const len = Math.max(0, b.length + f.delta);
-    return Buffer.concat([enc('0'.repeat(f.zeros) + len + f.colon), b, enc(f.comma), Buffer.from(body)]);
-  });
+const requestArb = fc.tuple(pairsArb, framing, fc.uint8Array({ maxLength: 16 })).map(([pairs, f, body]) => {
+  const b = block(pairs);
+  const len = Math.max(0, b.length + f.delta);
+  return Buffer.concat([enc('0'.repeat(f.zeros) + len + f.colon), b, enc(f.comma), Buffer.from(body)]);
+});
 
 const limitsArb: fc.Arbitrary<Limits> = fc.record({
   maxHeaderSize: fc.oneof(
@@ -285,80 +279,81 @@ if (tsOnly) {
       );
     });
   });
-} else describe('parser differential: js.ts vs the Rust addon', () => {
-  it('the addon loads (SCGI_PARSER=js is the only reason to run without it)', () => {
-    if (native === null) throw new Error(`native parser did not load: ${String((loadError as Error)?.message ?? loadError)}`, { cause: loadError });
-    expect(native.name).toBe('native');
-  });
+} else
+  describe('parser differential: js.ts vs the Rust addon', () => {
+    it('the addon loads (SCGI_PARSER=js is the only reason to run without it)', () => {
+      if (native === null) throw new Error(`native parser did not load: ${String((loadError as Error)?.message ?? loadError)}`, { cause: loadError });
+      expect(native.name).toBe('native');
+    });
 
-  it('real vectors, unmodified, every prefix', () => {
-    for (const v of vectors) {
-      for (let k = 0; k <= v.length; k++) {
-        compareBoth(v.subarray(0, k), { maxHeaderSize: 65536, maxHeaders: 1000 });
-        compareBoth(v.subarray(0, k), { maxHeaderSize: 500, maxHeaders: 20 });
+    it('real vectors, unmodified, every prefix', () => {
+      for (const v of vectors) {
+        for (let k = 0; k <= v.length; k++) {
+          compareBoth(v.subarray(0, k), { maxHeaderSize: 65536, maxHeaders: 1000 });
+          compareBoth(v.subarray(0, k), { maxHeaderSize: 500, maxHeaders: 20 });
+        }
       }
-    }
-  });
+    });
 
-  it('random requests (valid and near-valid), both modes, random limits', () => {
-    fc.assert(
-      fc.property(requestArb, limitsArb, (buf, limits) => {
-        compareBoth(buf, limits);
-      }),
-      params(RUNS),
-    );
-  });
+    it('random requests (valid and near-valid), both modes, random limits', () => {
+      fc.assert(
+        fc.property(requestArb, limitsArb, (buf, limits) => {
+          compareBoth(buf, limits);
+        }),
+        params(RUNS),
+      );
+    });
 
-  it('valid requests parse Complete in both (sanity of the generator)', () => {
-    let complete = 0;
-    fc.assert(
-      fc.property(fc.tuple(fc.nat({ max: 100000 }), fc.array(pairArb, { maxLength: 20 })), ([cl, rest]) => {
-        const b = block([[enc('CONTENT_LENGTH'), enc(String(cl))], [enc('SCGI'), enc('1')], ...rest]);
-        const buf = Buffer.concat([enc(`${b.length}:`), b, enc(',')]);
-        if (compare(buf, { maxHeaderSize: 65536, maxHeaders: 1000 }, 0) === Status.Complete) complete++;
-        compare(buf, { maxHeaderSize: 65536, maxHeaders: 1000 }, FLAG_STRICT);
-      }),
-      params(1000),
-    );
-    expect(complete).toBe(1000);
-  });
+    it('valid requests parse Complete in both (sanity of the generator)', () => {
+      let complete = 0;
+      fc.assert(
+        fc.property(fc.tuple(fc.nat({ max: 100000 }), fc.array(pairArb, { maxLength: 20 })), ([cl, rest]) => {
+          const b = block([[enc('CONTENT_LENGTH'), enc(String(cl))], [enc('SCGI'), enc('1')], ...rest]);
+          const buf = Buffer.concat([enc(`${b.length}:`), b, enc(',')]);
+          if (compare(buf, { maxHeaderSize: 65536, maxHeaders: 1000 }, 0) === Status.Complete) complete++;
+          compare(buf, { maxHeaderSize: 65536, maxHeaders: 1000 }, FLAG_STRICT);
+        }),
+        params(1000),
+      );
+      expect(complete).toBe(1000);
+    });
 
-  it('mutated real vectors (bit flips, NULs, 0xff, truncation, insertions, length prefix changes)', () => {
-    fc.assert(
-      fc.property(mutatedArb, limitsArb, (buf, limits) => {
-        compareBoth(buf, limits);
-      }),
-      params(RUNS),
-    );
-  });
+    it('mutated real vectors (bit flips, NULs, 0xff, truncation, insertions, length prefix changes)', () => {
+      fc.assert(
+        fc.property(mutatedArb, limitsArb, (buf, limits) => {
+          compareBoth(buf, limits);
+        }),
+        params(RUNS),
+      );
+    });
 
-  it('random bytes', () => {
-    fc.assert(
-      fc.property(randomBytesArb, limitsArb, (buf, limits) => {
-        compareBoth(buf, limits);
-      }),
-      params(RUNS),
-    );
-  });
+    it('random bytes', () => {
+      fc.assert(
+        fc.property(randomBytesArb, limitsArb, (buf, limits) => {
+          compareBoth(buf, limits);
+        }),
+        params(RUNS),
+      );
+    });
 
-  it('random chunkings: every prefix agrees', () => {
-    fc.assert(
-      fc.property(fc.oneof(requestArb, mutatedArb), limitsArb, fc.array(fc.nat(), { maxLength: 24 }), (buf, limits, cuts) => {
-        // all short prefixes, plus random cut points over the whole buffer
-        const n = buf.length;
-        for (let k = 0; k <= Math.min(n, 12); k++) compareBoth(buf.subarray(0, k), limits);
-        for (const c of cuts) compareBoth(buf.subarray(0, c % (n + 1)), limits);
-        compareBoth(buf, limits);
-      }),
-      params(Math.ceil(RUNS / 2)),
-    );
-  });
+    it('random chunkings: every prefix agrees', () => {
+      fc.assert(
+        fc.property(fc.oneof(requestArb, mutatedArb), limitsArb, fc.array(fc.nat(), { maxLength: 24 }), (buf, limits, cuts) => {
+          // all short prefixes, plus random cut points over the whole buffer
+          const n = buf.length;
+          for (let k = 0; k <= Math.min(n, 12); k++) compareBoth(buf.subarray(0, k), limits);
+          for (const c of cuts) compareBoth(buf.subarray(0, c % (n + 1)), limits);
+          compareBoth(buf, limits);
+        }),
+        params(Math.ceil(RUNS / 2)),
+      );
+    });
 
-  it('throws instead of writing past a short out array', () => {
-    const buf = vectors[0]!;
-    expect(() => native!.parse(buf, new Uint32Array(outSize(10) - 1), 65536, 10, 0)).toThrow();
-    expect(() => native!.parse(buf, new Uint32Array(4), 65536, 0, 0)).toThrow();
-    const ab = new ArrayBuffer(4096);
-    expect(() => native!.parse(new Uint8Array(ab, 0, 64), new Uint32Array(ab, 0, outSize(10)), 65536, 10, 0)).toThrow();
+    it('throws instead of writing past a short out array', () => {
+      const buf = vectors[0]!;
+      expect(() => native!.parse(buf, new Uint32Array(outSize(10) - 1), 65536, 10, 0)).toThrow();
+      expect(() => native!.parse(buf, new Uint32Array(4), 65536, 0, 0)).toThrow();
+      const ab = new ArrayBuffer(4096);
+      expect(() => native!.parse(new Uint8Array(ab, 0, 64), new Uint32Array(ab, 0, outSize(10)), 65536, 10, 0)).toThrow();
+    });
   });
-});

@@ -211,7 +211,10 @@ describe.each(backends.map((b) => [b.name, b] as const))('parser (%s)', (_name, 
     const noScgi = req([CL('0'), ['REQUEST_METHOD', 'GET']]);
 
     it('accepts duplicates and a missing SCGI by default (nginx sends both)', () => {
-      expect(run(p, dup).pairs.slice(2)).toEqual([['HTTP_X_DUP', 'one'], ['HTTP_X_DUP', 'two']]);
+      expect(run(p, dup).pairs.slice(2)).toEqual([
+        ['HTTP_X_DUP', 'one'],
+        ['HTTP_X_DUP', 'two'],
+      ]);
       expect(run(p, dupKnown).status).toBe(Status.Complete);
       const r = run(p, noScgi);
       expect(r.status).toBe(Status.Complete);

@@ -84,13 +84,17 @@ describe('parallelism (node:cluster, SCHED_NONE)', () => {
     const served = await Promise.all(Array.from({ length: 10 }, () => pidOf({ path })));
     expect(served).toHaveLength(10);
     let stats: { requests: number; connections: number } | undefined;
-    await waitFor(async () => {
-      const before = app.lines.length;
-      app.child.kill('SIGUSR2');
-      await waitFor(() => app.lines.length > before);
-      stats = app.lines.at(-1)!.stats as typeof stats;
-      return stats!.requests >= 10;
-    }, 10_000, 300);
+    await waitFor(
+      async () => {
+        const before = app.lines.length;
+        app.child.kill('SIGUSR2');
+        await waitFor(() => app.lines.length > before);
+        stats = app.lines.at(-1)!.stats as typeof stats;
+        return stats!.requests >= 10;
+      },
+      10_000,
+      300,
+    );
     expect(stats!.connections).toBeGreaterThanOrEqual(stats!.requests);
     app.child.kill('SIGTERM');
     expect(await app.exited).toBe(0);

@@ -113,7 +113,9 @@ describe('unix socket files', () => {
   });
 
   it('socketMode and socketGroup are applied', async () => {
-    const group = readFileSync('/etc/group', 'utf8').split('\n').find((l) => l.startsWith('www-data:') || l.startsWith('nogroup:'))!;
+    const group = readFileSync('/etc/group', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('www-data:') || l.startsWith('nogroup:'))!;
     const [name, , gid] = group.split(':');
     const { server } = await start(hello, { socketMode: 0o600, socketGroup: name });
     const st = lstatSync(server.address() as string);
@@ -427,14 +429,17 @@ describe('errors in handlers (catchErrors)', () => {
   });
 
   it('a throw after part of the response is out: the connection is cut, next request fine', async () => {
-    const { target } = await start(async (headers, client) => {
-      if (headers.get('REQUEST_URI') === '/partial') {
-        client.write('Status: 200 OK\r\n\r\npartial');
-        await new Promise((r) => setTimeout(r, 10));
-        throw new Error('late');
-      }
-      client.end('Status: 200 OK\r\n\r\nok');
-    }, { onError: () => {} });
+    const { target } = await start(
+      async (headers, client) => {
+        if (headers.get('REQUEST_URI') === '/partial') {
+          client.write('Status: 200 OK\r\n\r\npartial');
+          await new Promise((r) => setTimeout(r, 10));
+          throw new Error('late');
+        }
+        client.end('Status: 200 OK\r\n\r\nok');
+      },
+      { onError: () => {} },
+    );
     const ex = await exchange(target, encodeRequest({ uri: '/partial' }));
     expect(ex.data.toString()).toBe('Status: 200 OK\r\n\r\npartial');
     expect(ex.closed).toBe(true);
@@ -483,7 +488,15 @@ describe('bad input and limits (DESIGN §4)', () => {
     ['missing comma', Buffer.concat([Buffer.from('17:'), block([['CONTENT_LENGTH', '0']]), Buffer.from('X')])],
     ['odd field count', netstring('CONTENT_LENGTH\x000\x00SCGI\x00')],
     ['empty name', netstring('CONTENT_LENGTH\x000\x00\x001\x00')],
-    ['CONTENT_LENGTH not first', netstring(block([['SCGI', '1'], ['CONTENT_LENGTH', '0']]))],
+    [
+      'CONTENT_LENGTH not first',
+      netstring(
+        block([
+          ['SCGI', '1'],
+          ['CONTENT_LENGTH', '0'],
+        ]),
+      ),
+    ],
     ['CONTENT_LENGTH -1', netstring(block([['CONTENT_LENGTH', '-1']]))],
     ['CONTENT_LENGTH 2^53+1', netstring(block([['CONTENT_LENGTH', '9007199254740993']]))],
     ['netstring 10^15', Buffer.from('1000000000000000:')],
@@ -559,7 +572,11 @@ describe('bad input and limits (DESIGN §4)', () => {
   it('headerTimeout closes silent and slow clients; others are served meanwhile', async () => {
     const { target, server } = await start(hello, { headerTimeout: 300 });
     const silent = exchange(target, Buffer.alloc(0), { timeout: 3000 });
-    const slow = exchange(target, [...Buffer.from('50:CONTENT_LENGTH')].map((b) => Buffer.from([b])), { delay: 100, timeout: 3000 });
+    const slow = exchange(
+      target,
+      [...Buffer.from('50:CONTENT_LENGTH')].map((b) => Buffer.from([b])),
+      { delay: 100, timeout: 3000 },
+    );
     expect((await scgiRequest(target, {})).status).toBe(200);
     const [a, b] = await Promise.all([silent, slow]);
     expect(a.closed).toBe(true);

@@ -84,7 +84,17 @@ describe('nginx-unbuf vectors (scgi_request_buffering off)', () => {
     const { server, target, seen } = await start();
     const bytes = fixture('nginx-unbuf-post100k.bin');
     // append a complete, valid SCGI request after everything: still not a request
-    const ex = await exchange(target, Buffer.concat([bytes, encode([['CONTENT_LENGTH', '0'], ['SCGI', '1'], ['REQUEST_URI', '/smuggled']])]));
+    const ex = await exchange(
+      target,
+      Buffer.concat([
+        bytes,
+        encode([
+          ['CONTENT_LENGTH', '0'],
+          ['SCGI', '1'],
+          ['REQUEST_URI', '/smuggled'],
+        ]),
+      ]),
+    );
     expect(ex.error).toBe(null);
     expect(seen.map((s) => s.pairs.find(([k]) => k === 'REQUEST_URI')![1])).toEqual(['/app/upload']);
     expect(server.stats.requests).toBe(1);

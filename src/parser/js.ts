@@ -93,13 +93,7 @@ function fail(out: Uint32Array, code: number): Status {
 }
 
 /** The pure-TS backend. See the module comment for the algorithm. */
-export function parse(
-  buf: Uint8Array,
-  out: Uint32Array,
-  maxHeaderSize: number,
-  maxHeaders: number,
-  flags: number,
-): Status {
+export function parse(buf: Uint8Array, out: Uint32Array, maxHeaderSize: number, maxHeaders: number, flags: number): Status {
   const n = buf.length;
   const limit = Math.min(maxHeaderSize, MAX_NETSTRING_LENGTH);
   out[OUT_CODE] = Code.None;

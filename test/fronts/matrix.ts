@@ -50,8 +50,7 @@ export function exampleConfig(front: FrontName, upstream: Upstream, lighttpdHost
     case 'lighttpd':
       return replace(
         '"socket" => "/run/scgi-app/app.sock"',
-        (upstream.kind === 'unix' ? `"socket" => "${upstream.path}"` : `"host" => "${upstream.host}", "port" => ${upstream.port}`) +
-          lighttpdHostOptions,
+        (upstream.kind === 'unix' ? `"socket" => "${upstream.path}"` : `"host" => "${upstream.host}", "port" => ${upstream.port}`) + lighttpdHostOptions,
       );
   }
 }
@@ -155,10 +154,7 @@ export interface Reply {
 }
 
 /** A request with node:http: raw header list (repeats kept), optional chunked body. */
-export function httpGet(
-  url: string,
-  opts: { method?: string; headers?: string[]; chunks?: Buffer[]; body?: Buffer } = {},
-): Promise<Reply> {
+export function httpGet(url: string, opts: { method?: string; headers?: string[]; chunks?: Buffer[]; body?: Buffer } = {}): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const headers = [...(opts.headers ?? [])];
     // with a raw header list node:http adds no Host (Apache answers 400 without one)

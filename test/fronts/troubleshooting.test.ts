@@ -115,7 +115,10 @@ describe.each(['nginx', 'apache', 'lighttpd'] as FrontName[])('%s when the app i
 
   it('stale socket file (app crashed: connection refused)', async () => {
     // a process that listens and is SIGKILLed leaves its socket file behind
-    const child = spawn(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(sock)}, () => { require('fs').chmodSync(${JSON.stringify(sock)}, 0o666); process.kill(process.pid, 'SIGKILL') })`]);
+    const child = spawn(process.execPath, [
+      '-e',
+      `require('net').createServer().listen(${JSON.stringify(sock)}, () => { require('fs').chmodSync(${JSON.stringify(sock)}, 0o666); process.kill(process.pid, 'SIGKILL') })`,
+    ]);
     await new Promise((r) => child.once('exit', r));
     expect(existsSync(sock)).toBe(true);
     try {

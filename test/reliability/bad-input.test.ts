@@ -71,7 +71,12 @@ const rejected: Rejected[] = [
   { what: 'length with a space', bytes: Buffer.from('17 :'), code: 'ERR_SCGI_BAD_NETSTRING' },
   { what: 'length leading zero', bytes: Buffer.from('017:'), code: 'ERR_SCGI_BAD_NETSTRING' },
   { what: 'length "00"', bytes: Buffer.from('00:,'), code: 'ERR_SCGI_BAD_NETSTRING' },
-  { what: 'length of 8 digits (maxHeaderSize at its maximum)', bytes: Buffer.from('10000000:'), code: 'ERR_SCGI_BAD_NETSTRING', options: { maxHeaderSize: 9_999_999 } },
+  {
+    what: 'length of 8 digits (maxHeaderSize at its maximum)',
+    bytes: Buffer.from('10000000:'),
+    code: 'ERR_SCGI_BAD_NETSTRING',
+    options: { maxHeaderSize: 9_999_999 },
+  },
   { what: 'length 10^15', bytes: Buffer.from('1000000000000000:'), code: 'ERR_SCGI_HEADER_TOO_LARGE' },
   { what: 'length 10^15 sent one digit at a time', bytes: [...'1000000000000000:'].map((c) => Buffer.from(c)), code: 'ERR_SCGI_HEADER_TOO_LARGE' },
   { what: 'length above maxHeaderSize by one', bytes: Buffer.from('65537:'), code: 'ERR_SCGI_HEADER_TOO_LARGE' },
@@ -85,9 +90,23 @@ const rejected: Rejected[] = [
   { what: 'block not NUL-terminated', bytes: netstring('CONTENT_LENGTH\x000\x00SCGI\x001'), code: 'ERR_SCGI_BAD_HEADERS' },
   { what: 'block of NULs only', bytes: netstring(Buffer.alloc(32, 0)), code: 'ERR_SCGI_BAD_HEADERS' },
   { what: 'block of 0xFF only', bytes: netstring(Buffer.alloc(32, 0xff)), code: 'ERR_SCGI_BAD_HEADERS' },
-  { what: 'more pairs than maxHeadersCount', bytes: netstring(block([['CONTENT_LENGTH', '0'], ...Array.from({ length: 32 }, (_, i) => [`H${i}`, 'v'] as [string, string])])), code: 'ERR_SCGI_TOO_MANY_HEADERS', options: { maxHeadersCount: 32 } },
+  {
+    what: 'more pairs than maxHeadersCount',
+    bytes: netstring(block([['CONTENT_LENGTH', '0'], ...Array.from({ length: 32 }, (_, i) => [`H${i}`, 'v'] as [string, string])])),
+    code: 'ERR_SCGI_TOO_MANY_HEADERS',
+    options: { maxHeadersCount: 32 },
+  },
   // CONTENT_LENGTH
-  { what: 'first pair not CONTENT_LENGTH', bytes: netstring(block([['SCGI', '1'], ['CONTENT_LENGTH', '0']])), code: 'ERR_SCGI_MISSING_CONTENT_LENGTH' },
+  {
+    what: 'first pair not CONTENT_LENGTH',
+    bytes: netstring(
+      block([
+        ['SCGI', '1'],
+        ['CONTENT_LENGTH', '0'],
+      ]),
+    ),
+    code: 'ERR_SCGI_MISSING_CONTENT_LENGTH',
+  },
   { what: 'content_length in lower case', bytes: netstring(block([['content_length', '0']])), code: 'ERR_SCGI_MISSING_CONTENT_LENGTH' },
   { what: 'CONTENT_LENGTH with 0xFF in its name', bytes: netstring(block([['CONTENT_LENGT\xff', '0']])), code: 'ERR_SCGI_MISSING_CONTENT_LENGTH' },
   { what: 'CONTENT_LENGTH empty', bytes: cl(''), code: 'ERR_SCGI_BAD_CONTENT_LENGTH' },
@@ -103,7 +122,16 @@ const rejected: Rejected[] = [
   { what: 'CONTENT_LENGTH 2^53+1 (9007199254740993)', bytes: cl('9007199254740993'), code: 'ERR_SCGI_BAD_CONTENT_LENGTH' },
   { what: 'CONTENT_LENGTH of 30 digits', bytes: cl('9'.repeat(30)), code: 'ERR_SCGI_BAD_CONTENT_LENGTH' },
   // strict mode
-  { what: 'strict: a repeated name', bytes: cl('0', [['SCGI', '1'], ['HTTP_X', 'a'], ['HTTP_X', 'b']]), code: 'ERR_SCGI_DUPLICATE_HEADER', options: { strict: true } },
+  {
+    what: 'strict: a repeated name',
+    bytes: cl('0', [
+      ['SCGI', '1'],
+      ['HTTP_X', 'a'],
+      ['HTTP_X', 'b'],
+    ]),
+    code: 'ERR_SCGI_DUPLICATE_HEADER',
+    options: { strict: true },
+  },
   { what: 'strict: no SCGI pair', bytes: cl('0', [['REQUEST_URI', '/']]), code: 'ERR_SCGI_MISSING_SCGI', options: { strict: true } },
   { what: 'strict: SCGI=2', bytes: cl('0', [['SCGI', '2']]), code: 'ERR_SCGI_MISSING_SCGI', options: { strict: true } },
   // the peer gives up in the header
@@ -128,13 +156,75 @@ describe('rejected: closed without a handler call, counted, the next request ser
 
 describe('accepted by the grammar (CONTENT_LENGTH = 1*DIGIT, name/value = %x01-FF)', () => {
   const accepted: [string, Buffer, { contentLength: number; body: number }][] = [
-    ['CONTENT_LENGTH "00" is 0', cl('00', [['SCGI', '1'], ['REQUEST_URI', '/00']]), { contentLength: 0, body: 0 }],
-    ['CONTENT_LENGTH "007" is 7', Buffer.concat([cl('007', [['SCGI', '1'], ['REQUEST_URI', '/007']]), Buffer.from('1234567')]), { contentLength: 7, body: 7 }],
-    ['CONTENT_LENGTH with 20 leading zeros', Buffer.concat([cl('0'.repeat(20) + '3', [['SCGI', '1'], ['REQUEST_URI', '/z']]), Buffer.from('abc')]), { contentLength: 3, body: 3 }],
-    ['0xFF bytes in a name and a value', cl('0', [['SCGI', '1'], ['REQUEST_URI', '/ff'], ['HTTP_\xff\xff', '\xff\xfe\x01']]), { contentLength: 0, body: 0 }],
-    ['NUL and 0xFF bytes in the body', Buffer.concat([cl('6', [['SCGI', '1'], ['REQUEST_URI', '/nb']]), Buffer.from([0, 0xff, 0, 0xff, 0, 0xff])]), { contentLength: 6, body: 6 }],
-    ['empty values', cl('0', [['SCGI', '1'], ['REQUEST_URI', '/ev'], ['QUERY_STRING', '']]), { contentLength: 0, body: 0 }],
-    ['a repeated name (nginx does it)', cl('0', [['SCGI', '1'], ['REQUEST_URI', '/dup'], ['HTTP_X', 'a'], ['HTTP_X', 'b']]), { contentLength: 0, body: 0 }],
+    [
+      'CONTENT_LENGTH "00" is 0',
+      cl('00', [
+        ['SCGI', '1'],
+        ['REQUEST_URI', '/00'],
+      ]),
+      { contentLength: 0, body: 0 },
+    ],
+    [
+      'CONTENT_LENGTH "007" is 7',
+      Buffer.concat([
+        cl('007', [
+          ['SCGI', '1'],
+          ['REQUEST_URI', '/007'],
+        ]),
+        Buffer.from('1234567'),
+      ]),
+      { contentLength: 7, body: 7 },
+    ],
+    [
+      'CONTENT_LENGTH with 20 leading zeros',
+      Buffer.concat([
+        cl('0'.repeat(20) + '3', [
+          ['SCGI', '1'],
+          ['REQUEST_URI', '/z'],
+        ]),
+        Buffer.from('abc'),
+      ]),
+      { contentLength: 3, body: 3 },
+    ],
+    [
+      '0xFF bytes in a name and a value',
+      cl('0', [
+        ['SCGI', '1'],
+        ['REQUEST_URI', '/ff'],
+        ['HTTP_\xff\xff', '\xff\xfe\x01'],
+      ]),
+      { contentLength: 0, body: 0 },
+    ],
+    [
+      'NUL and 0xFF bytes in the body',
+      Buffer.concat([
+        cl('6', [
+          ['SCGI', '1'],
+          ['REQUEST_URI', '/nb'],
+        ]),
+        Buffer.from([0, 0xff, 0, 0xff, 0, 0xff]),
+      ]),
+      { contentLength: 6, body: 6 },
+    ],
+    [
+      'empty values',
+      cl('0', [
+        ['SCGI', '1'],
+        ['REQUEST_URI', '/ev'],
+        ['QUERY_STRING', ''],
+      ]),
+      { contentLength: 0, body: 0 },
+    ],
+    [
+      'a repeated name (nginx does it)',
+      cl('0', [
+        ['SCGI', '1'],
+        ['REQUEST_URI', '/dup'],
+        ['HTTP_X', 'a'],
+        ['HTTP_X', 'b'],
+      ]),
+      { contentLength: 0, body: 0 },
+    ],
     ['no SCGI pair (nginx without scgi_params)', cl('0', [['REQUEST_URI', '/noscgi']]), { contentLength: 0, body: 0 }],
   ];
   for (const [what, bytes, want] of accepted) {
@@ -185,7 +275,17 @@ describe('limits and bodies', () => {
 
   it('CONTENT_LENGTH 2^53-1 (the largest accepted) and a short body, then EOF: ERR_SCGI_BODY_TRUNCATED on the body stream', async () => {
     const s = await startRecorded();
-    const ex = await exchange(s.target, [cl('9007199254740991', [['SCGI', '1'], ['REQUEST_URI', '/huge']]), Buffer.alloc(10)], { end: true });
+    const ex = await exchange(
+      s.target,
+      [
+        cl('9007199254740991', [
+          ['SCGI', '1'],
+          ['REQUEST_URI', '/huge'],
+        ]),
+        Buffer.alloc(10),
+      ],
+      { end: true },
+    );
     expect(ex.closed).toBe(true);
     await waitFor(() => s.seen[0]?.error != null);
     expect(s.seen).toEqual([{ uri: '/huge', contentLength: 9007199254740991, body: 10, error: 'ERR_SCGI_BODY_TRUNCATED' }]);
@@ -205,7 +305,8 @@ describe('limits and bodies', () => {
   it('a truncated body the handler never reads: the stream error is not unhandled', async () => {
     let ignored: import('../../src/index.ts').ScgiClient | undefined;
     const { target, server } = await pool.start((h, c) => {
-      if (h.get('REQUEST_URI') === '/ignore') ignored = c; // never reads, never answers
+      if (h.get('REQUEST_URI') === '/ignore')
+        ignored = c; // never reads, never answers
       else c.end('Status: 200 OK\r\n\r\nok');
     });
     const bytes = encodeRequest({ uri: '/ignore', body: Buffer.alloc(100) });
@@ -261,7 +362,12 @@ describe('limits and bodies', () => {
 
   it('a header block one byte under maxHeaderSize, sent slowly in pieces, is accepted', async () => {
     const s = await startRecorded({ maxHeaderSize: 4096 });
-    const pairs: [string, string][] = [['CONTENT_LENGTH', '0'], ['SCGI', '1'], ['REQUEST_URI', '/big'], ['HTTP_X', '']];
+    const pairs: [string, string][] = [
+      ['CONTENT_LENGTH', '0'],
+      ['SCGI', '1'],
+      ['REQUEST_URI', '/big'],
+      ['HTTP_X', ''],
+    ];
     const base = block(pairs).length;
     pairs[3] = ['HTTP_X', 'v'.repeat(4095 - base)];
     const bytes = netstring(block(pairs));

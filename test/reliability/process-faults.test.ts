@@ -77,7 +77,13 @@ interface Result {
  * `n` requests have completed (the fault injection point). Bounded: every
  * fetch has a 15 s timeout.
  */
-async function load(opts: { total: number; concurrency: number; uri: (i: number) => string; backend?: 'retry' | 'plain'; at?: [number, () => void | Promise<void>] }): Promise<Result[]> {
+async function load(opts: {
+  total: number;
+  concurrency: number;
+  uri: (i: number) => string;
+  backend?: 'retry' | 'plain';
+  at?: [number, () => void | Promise<void>];
+}): Promise<Result[]> {
   const results: Result[] = [];
   let next = 0;
   let fired = false;
@@ -93,7 +99,13 @@ async function load(opts: { total: number; concurrency: number; uri: (i: number)
           });
           const text = await res.text();
           const pid = res.headers.get('x-pid');
-          results.push({ i, status: res.status, pid: pid === null ? null : Number(pid), error: res.status === 200 && !text.startsWith('pid ') ? `body ${text}` : null, startedAt });
+          results.push({
+            i,
+            status: res.status,
+            pid: pid === null ? null : Number(pid),
+            error: res.status === 200 && !text.startsWith('pid ') ? `body ${text}` : null,
+            startedAt,
+          });
         } catch (err) {
           results.push({ i, status: 0, pid: null, error: String((err as Error).cause ?? err), startedAt });
         }
@@ -124,27 +136,36 @@ describe('under load through nginx, parallelism 2 on a unix socket', () => {
       concurrency: 8,
       backend: 'retry',
       uri: (i) => `/slow?ms=${i % 3 === 0 ? 20 : 2}&i=${i}`,
-      at: [150, async () => {
-        // make sure the victim has requests in flight when it dies
-        await waitFor(() => app.lines.slice(-50).some((l) => l.pid === victim), 10_000, 5);
-        killedAt = Date.now();
-        process.kill(victim!, 'SIGKILL');
-      }],
+      at: [
+        150,
+        async () => {
+          // make sure the victim has requests in flight when it dies
+          await waitFor(() => app.lines.slice(-50).some((l) => l.pid === victim), 10_000, 5);
+          killedAt = Date.now();
+          process.kill(victim!, 'SIGKILL');
+        },
+      ],
     });
     await waitFor(() => app.lines.some((l) => 'workerExit' in l), 10_000);
     const exit = app.lines.find((l) => 'workerExit' in l)!.workerExit as { pid: number; signal: string };
     expect(exit).toMatchObject({ pid: victim, signal: 'SIGKILL' });
     const retried = (logSince(logFrom).match(/upstream prematurely closed|reset by peer|Connection refused/g) ?? []).length;
-    console.log(`kill -9 under load: ${results.length} requests, ${failed(results).length} failed, ${retried} upstream attempts failed and were retried by nginx`);
+    console.log(
+      `kill -9 under load: ${results.length} requests, ${failed(results).length} failed, ${retried} upstream attempts failed and were retried by nginx`,
+    );
     expect(failed(results)).toEqual([]);
     // the replacement serves: keep asking until a pid that was not there at the start answers
     const seen = new Set<number>();
-    await waitFor(async () => {
-      const rs = await load({ total: 16, concurrency: 8, uri: (i) => `/slow?ms=5&probe=${i}` });
-      expect(failed(rs)).toEqual([]);
-      for (const r of rs) seen.add(r.pid!);
-      return [...seen].some((p) => p !== survivor && p !== victim);
-    }, 15_000, 50);
+    await waitFor(
+      async () => {
+        const rs = await load({ total: 16, concurrency: 8, uri: (i) => `/slow?ms=5&probe=${i}` });
+        expect(failed(rs)).toEqual([]);
+        for (const r of rs) seen.add(r.pid!);
+        return [...seen].some((p) => p !== survivor && p !== victim);
+      },
+      15_000,
+      50,
+    );
     expect(seen.has(victim!)).toBe(false);
     expect(killedAt).toBeGreaterThan(0);
     app.child.kill('SIGTERM');
@@ -160,11 +181,14 @@ describe('under load through nginx, parallelism 2 on a unix socket', () => {
       total: 300,
       concurrency: 8,
       uri: (i) => `/slow?ms=${i % 3 === 0 ? 20 : 2}&i=${i}`,
-      at: [100, async () => {
-        await waitFor(() => app.lines.slice(-50).some((l) => l.pid === victim), 10_000, 5);
-        inFlightOnVictim = 8; // an upper bound: at most `concurrency` requests are in flight anywhere
-        process.kill(victim!, 'SIGKILL');
-      }],
+      at: [
+        100,
+        async () => {
+          await waitFor(() => app.lines.slice(-50).some((l) => l.pid === victim), 10_000, 5);
+          inFlightOnVictim = 8; // an upper bound: at most `concurrency` requests are in flight anywhere
+          process.kill(victim!, 'SIGKILL');
+        },
+      ],
     });
     const bad = failed(results);
     console.log(`kill -9 without retries: ${bad.length} of ${results.length} failed (${bad.map((r) => r.status).join(',')})`);
@@ -201,9 +225,7 @@ describe('under load through nginx, parallelism 2 on a unix socket', () => {
     const logFrom = nginx.errorLog().length;
     // 8 slow requests in flight, seen by the handlers
     const inflight = Promise.all(
-      Array.from({ length: 8 }, (_, i) =>
-        fetch(`${nginx.url}/slow?ms=600&inflight=${i}`).then(async (r) => ({ status: r.status, text: await r.text() })),
-      ),
+      Array.from({ length: 8 }, (_, i) => fetch(`${nginx.url}/slow?ms=600&inflight=${i}`).then(async (r) => ({ status: r.status, text: await r.text() }))),
     );
     await waitFor(() => app.lines.filter((l) => String(l.arrived ?? '').includes('inflight=')).length === 8, 10_000, 5);
     app.child.kill('SIGTERM');
@@ -227,10 +249,13 @@ describe('under load through nginx, parallelism 2 on a unix socket', () => {
       total: 300,
       concurrency: 8,
       uri: (i) => `/slow?ms=${i % 3 === 0 ? 50 : 2}&i=${i}`,
-      at: [100, () => {
-        termAt = Date.now();
-        app.child.kill('SIGTERM');
-      }],
+      at: [
+        100,
+        () => {
+          termAt = Date.now();
+          app.child.kill('SIGTERM');
+        },
+      ],
     });
     expect(await app.exited).toBe(0);
     expect(existsSync(SOCK)).toBe(false);

@@ -16,7 +16,9 @@ const pool = serverPool('scgi-sec-');
 const ok = () => (_h: unknown, c: { end(s: string): void }) => c.end('Status: 200 OK\r\n\r\nok');
 
 function group(name: string): number {
-  const line = readFileSync('/etc/group', 'utf8').split('\n').find((l) => l.startsWith(`${name}:`));
+  const line = readFileSync('/etc/group', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith(`${name}:`));
   if (line === undefined) throw new Error(`no group ${name}`);
   return Number(line.split(':')[2]);
 }
@@ -99,8 +101,7 @@ describe('response header injection (CR/LF/NUL from request headers)', () => {
     ['CRLFCRLF (body injection)', 'x\r\n\r\n<script>'],
   ];
 
-  const request = (value: string) =>
-    encodeRequest({ uri: '/echo', headers: [['HTTP_X_ECHO', value]] });
+  const request = (value: string) => encodeRequest({ uri: '/echo', headers: [['HTTP_X_ECHO', value]] });
 
   /** The response has exactly one Status line and no injected field. */
   function expectNoInjection(data: Buffer) {
@@ -182,9 +183,7 @@ describe('response header injection (CR/LF/NUL from request headers)', () => {
   });
 
   it.each(evil)('scgi/fetch: a Response header with a %s value from the Request: nothing injected', async (_what, value) => {
-    const { target } = await pool.start(
-      fromFetch((req) => new Response('echoed', { headers: { 'X-Echo': req.headers.get('x-echo') ?? '' } })),
-    );
+    const { target } = await pool.start(fromFetch((req) => new Response('echoed', { headers: { 'X-Echo': req.headers.get('x-echo') ?? '' } })));
     const ex = await exchange(target, request(value));
     // The WHATWG Headers class strips leading/trailing whitespace and throws on
     // CR/LF/NUL inside a value: the request reaches the app without the header
