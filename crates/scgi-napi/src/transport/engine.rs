@@ -1121,14 +1121,13 @@ impl Conn {
         Act::Keep
     }
 
-    /// All response bytes are written: close at once when the whole request
-    /// was consumed and nothing more arrived (the kernel sends FIN, not RST),
-    /// else shut the write side and discard until the front closes.
+    /// All response bytes are written: shut the write side (FIN) and discard
+    /// what the front still sends until it closes (or drainTimeout /
+    /// maxDrainSize). Never close at once, even when the whole request was
+    /// read: bytes the front sends after the response would then meet a
+    /// closed socket and the kernel would answer RST, which makes nginx and
+    /// Apache truncate the response (test/drain-after-response.test.ts).
     fn finish(&mut self, sh: &mut Shared) -> Act {
-        if self.phase == Phase::Open && self.body_left == 0 && self.discarded == 0 && !self.readable
-        {
-            return Act::Close(Some(CLOSE_DONE), false);
-        }
         self.phase = Phase::Draining;
         self.want_read = false;
         if !self.shut {
