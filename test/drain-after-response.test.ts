@@ -26,7 +26,15 @@ describe.each(transports)('%s transport: bytes that arrive after the response', 
     try {
       // The whole request (5-byte body) in one write; more bytes only once the
       // response and the server's FIN have arrived, as a slow front might.
-      const request = Buffer.concat([netstring(block([['CONTENT_LENGTH', '5'], ['SCGI', '1']])), Buffer.from('hello')]);
+      const request = Buffer.concat([
+        netstring(
+          block([
+            ['CONTENT_LENGTH', '5'],
+            ['SCGI', '1'],
+          ]),
+        ),
+        Buffer.from('hello'),
+      ]);
       const result = await new Promise<{ data: string; error: string | null }>((resolve) => {
         const sock = connect(address);
         const chunks: Buffer[] = [];
