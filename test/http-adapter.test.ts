@@ -61,6 +61,56 @@ describe('scgi/http: close events', () => {
     expect(calls).not.toContain('write');
   });
 
+  it('the head Node formats becomes a CGI head byte for byte, whatever the encoding of the body written with it', async () => {
+    // Node writes its head and a utf8/latin1 string body as one string in the
+    // body's encoding (so a latin1 header value goes out in utf8 with a utf8
+    // body, as on a real socket); other encodings get a latin1 head of their own.
+    const cases: { body: string; encoding: BufferEncoding; expected: Buffer }[] = [
+      {
+        body: 'h\u00e9llo \u20ac',
+        encoding: 'utf8',
+        expected: Buffer.from('Status: 201 Cr\u00e9\u00e9\r\nX-Name: caf\u00e9\r\n\r\nh\u00e9llo \u20ac', 'utf8'),
+      },
+      {
+        body: 'caf\u00e9',
+        encoding: 'latin1',
+        expected: Buffer.from('Status: 201 Cr\u00e9\u00e9\r\nX-Name: caf\u00e9\r\n\r\ncaf\u00e9', 'latin1'),
+      },
+      {
+        body: 'cafe',
+        encoding: 'hex',
+        expected: Buffer.concat([Buffer.from('Status: 201 Cr\u00e9\u00e9\r\nX-Name: caf\u00e9\r\n\r\n', 'latin1'), Buffer.from([0xca, 0xfe])]),
+      },
+    ];
+    for (const { body, encoding, expected } of cases) {
+      const sent: Buffer[] = [];
+      const inner = fromNodeListener((_req, res) => {
+        res.sendDate = false;
+        res.statusCode = 201;
+        res.statusMessage = 'Cr\u00e9\u00e9';
+        res.setHeader('X-Name', 'caf\u00e9');
+        res.setHeader('Keep-Alive', 'timeout=5');
+        res.end(body, encoding);
+      });
+      const handler: Handler = (headers, client) => {
+        const write = client.write.bind(client);
+        const end = client.end.bind(client);
+        client.write = ((data: Buffer, ...a: unknown[]) => {
+          sent.push(Buffer.from(data));
+          return (write as (...x: unknown[]) => boolean)(data, ...a);
+        }) as typeof client.write;
+        client.end = ((data?: unknown, ...a: unknown[]) => {
+          if (Buffer.isBuffer(data)) sent.push(Buffer.from(data));
+          return (end as (...x: unknown[]) => typeof client)(data, ...a);
+        }) as typeof client.end;
+        return inner(headers, client);
+      };
+      const r = await inject(handler, { uri: '/' });
+      expect(r.status, encoding).toBe(201);
+      expect(Buffer.concat(sent).toString('latin1'), encoding).toBe(expected.toString('latin1'));
+    }
+  });
+
   describe('through nginx', () => {
     const dir = tempDir('scgi-http-');
     let nginx: Nginx;

@@ -25,6 +25,7 @@ const HANDLER_TAG = Symbol.for('scgi.handler');
 export type NodeListener = (req: IncomingMessage, res: ServerResponse) => unknown;
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
+const EMPTY = Buffer.alloc(0);
 
 /**
  * The stand-in socket: what `req.socket` / `res.socket` are. Its writable side
@@ -39,7 +40,8 @@ class CgiSocket extends Duplex {
   readonly localPort: number | undefined;
   readonly encrypted: boolean;
   readonly #client: ScgiClient;
-  #head: Buffer | null = Buffer.alloc(0);
+  /** The start of the head while it is incomplete; EMPTY before the first write, null once it went out. */
+  #head: Buffer | null = EMPTY;
   #pending: Buffer[] = [];
   #pendingBytes = 0;
   #flushScheduled = false;
@@ -77,6 +79,23 @@ class CgiSocket extends Duplex {
   }
 
   #hold(chunk: Buffer | string, encoding: BufferEncoding): void {
+    if (typeof chunk === 'string') {
+      if (chunk.length === 0) return;
+      if (this.#head === EMPTY && (encoding === 'latin1' || encoding === 'utf8' || encoding === 'utf-8')) {
+        // The common case: Node writes its head (latin1) and, for a string
+        // body in utf8 or latin1, the body in the same string. Rewrite the
+        // head in the string and encode once: the same bytes as encoding
+        // first and rewriting the head's bytes, without the round trip.
+        const end = chunk.indexOf('\r\n\r\n');
+        if (end !== -1) {
+          this.#head = null;
+          const out = Buffer.from(toCgiHead(chunk.slice(0, end)) + chunk.slice(end), encoding);
+          this.#pending.push(out);
+          this.#pendingBytes += out.length;
+          return;
+        }
+      }
+    }
     let buf = typeof chunk === 'string' ? Buffer.from(chunk, encoding) : chunk;
     if (buf.length === 0) return;
     if (this.#head !== null) {
@@ -170,6 +189,11 @@ class CgiSocket extends Duplex {
   }
 }
 
+/** The socket's 'drain' is the response's (one shared listener, no closure per request). */
+function forwardDrain(this: CgiSocket): void {
+  this.res?.emit('drain');
+}
+
 function flushSocket(socket: CgiSocket): void {
   socket._flushHeld();
 }
@@ -244,7 +268,7 @@ export function fromNodeListener(listener: NodeListener): Handler {
     res.useChunkedEncodingByDefault = false;
     res.assignSocket(socket as never);
     socket.res = res;
-    socket.on('drain', () => res.emit('drain'));
+    socket.on('drain', forwardDrain);
     let finished = false;
     client.once('close', () => {
       if (!finished) {
