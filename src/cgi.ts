@@ -97,40 +97,53 @@ export function httpHeaders(headers: ScgiHeaders): { headers: Record<string, str
   const method = headers.get('REQUEST_METHOD') ?? 'GET';
   const withLength = headers.contentLength > 0 || BODY_METHODS.has(method) || headers.has('HTTP_CONTENT_LENGTH');
 
-  const add = (name: string, value: string) => {
-    raw.push(name, value);
-    const prev = out[name];
-    if (prev === undefined) {
-      out[name] = name === 'set-cookie' ? [value] : value;
-    } else if (name === 'set-cookie') {
-      (prev as string[]).push(value);
-    } else if (name === 'cookie') {
-      out[name] = `${prev}; ${value}`;
-    } else if (!FIRST_WINS.has(name)) {
-      out[name] = `${prev}, ${value}`;
-    }
-  };
-
   for (let i = 0; i < n; i++) {
     const cgi = headers.name(i);
     switch (cgi) {
       case 'CONTENT_LENGTH':
-        if (i === 0 && withLength) add('content-length', String(headers.contentLength));
+        if (i === 0 && withLength) addHeader(out, raw, 'content-length', String(headers.contentLength));
         continue;
       case 'CONTENT_TYPE':
-        if (i === typeAt) add('content-type', headers.value(i));
+        if (i === typeAt) addHeader(out, raw, 'content-type', headers.value(i));
         continue;
       case 'HTTP_CONTENT_LENGTH':
       case 'HTTP_TRANSFER_ENCODING':
         continue;
       case 'HTTP_CONTENT_TYPE':
-        if (useHttpType && out['content-type'] === undefined) add('content-type', headers.value(i));
+        if (useHttpType && out['content-type'] === undefined) addHeader(out, raw, 'content-type', headers.value(i));
         continue;
     }
     if (!cgi.startsWith('HTTP_')) continue;
-    add(headerName(cgi)!, headers.value(i));
+    let name = HEADER_NAMES.get(cgi);
+    if (name === undefined) {
+      name = headerName(cgi)!;
+      if (HEADER_NAMES.size < HEADER_NAMES_MAX) HEADER_NAMES.set(cgi, name);
+    }
+    addHeader(out, raw, name, headers.value(i));
   }
   return { headers: out, rawHeaders: raw };
+}
+
+/**
+ * `HTTP_USER_AGENT` → `user-agent`, remembered: the same few names come with
+ * every request. Bounded, so that names a client makes up cannot grow it.
+ */
+const HEADER_NAMES = new Map<string, string>();
+const HEADER_NAMES_MAX = 256;
+
+/** One header into `headers`/`rawHeaders`, repeats merged as Node's http merges them. */
+function addHeader(out: Record<string, string | string[]>, raw: string[], name: string, value: string): void {
+  raw.push(name, value);
+  const prev = out[name];
+  if (prev === undefined) {
+    out[name] = name === 'set-cookie' ? [value] : value;
+  } else if (name === 'set-cookie') {
+    (prev as string[]).push(value);
+  } else if (name === 'cookie') {
+    out[name] = `${prev}; ${value}`;
+  } else if (!FIRST_WINS.has(name)) {
+    out[name] = `${prev}, ${value}`;
+  }
 }
 
 export interface RequestTarget {
