@@ -1,33 +1,23 @@
 // `scgi serve` decides what an app is by what it is (issue 12 item 7): real
 // apps (Koa, Fastify, Express, fetch handlers, plain listeners) run unchanged
 // from test/apps/cli/, each through the CLI process and a real SCGI request.
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { afterAll, describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { request } from '../src/requester.ts';
 import { tempDir } from './helpers.ts';
+import { runCli as run, trackChild, ROOT, CLI } from './cli-process.ts';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const CLI = join(ROOT, 'dist', 'cli.js');
 const APPS = 'test/apps/cli';
 const dir = tempDir('scgi-cli-apps-');
 afterAll(() => dir.cleanup());
-const children: ChildProcess[] = [];
-afterEach(() => {
-  for (const c of children.splice(0)) if (c.exitCode === null) c.kill('SIGKILL');
-});
-
-function run(args: string[]) {
-  return spawnSync(process.execPath, [CLI, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 20_000 });
-}
 
 let n = 0;
 /** `scgi serve APP ...extra`, wait for the banner, send GET /x, stop. */
 async function serveAndGet(app: string, extra: string[] = []): Promise<{ banner: string; status: number; body: string }> {
   const sock = join(dir.path, `a${n++}.sock`);
   const child = spawn(process.execPath, [CLI, 'serve', `${APPS}/${app}`, '--address', sock, ...extra], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
+  trackChild(child);
   let out = '';
   child.stdout!.on('data', (c) => (out += c));
   child.stderr!.on('data', (c) => (out += c));

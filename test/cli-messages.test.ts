@@ -1,28 +1,22 @@
 // `scgi` messages, exit codes and `scgi bench` (issue 12 items 8 and 9),
 // each through the CLI process.
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { serve, type ScgiServer } from '../src/index.ts';
 import { request } from '../src/requester.ts';
 import { tempDir } from './helpers.ts';
+import { CLI, ROOT, serveCli, trackChild } from './cli-process.ts';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const CLI = join(ROOT, 'dist', 'cli.js');
 const dir = tempDir('scgi-cli-msg-');
 afterAll(() => dir.cleanup());
-const children: ChildProcess[] = [];
-afterEach(() => {
-  for (const c of children.splice(0)) if (c.exitCode === null) c.kill('SIGKILL');
-});
 
 /** Async: a server in this process must keep answering while the CLI runs. */
 function runAsync(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    children.push(child);
+    trackChild(child);
     let stdout = '';
     let stderr = '';
     child.stdout!.on('data', (c) => (stdout += c));
@@ -71,24 +65,9 @@ describe('usage errors exit 2 with a clear message (item 9)', () => {
 });
 
 describe('serve banner and warnings (item 9)', () => {
-  async function serveOut(args: string[], until: RegExp): Promise<{ child: ChildProcess; out: () => string }> {
-    const child = spawn(process.execPath, [CLI, 'serve', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    children.push(child);
-    let out = '';
-    child.stdout!.on('data', (c) => (out += c));
-    child.stderr!.on('data', (c) => (out += c));
-    await new Promise<void>((resolve, reject) => {
-      const check = () => (until.test(out) ? resolve() : undefined);
-      child.stdout!.on('data', check);
-      child.stderr!.on('data', check);
-      child.once('exit', (code) => reject(new Error(`exited ${code}: ${out}`)));
-    });
-    return { child, out: () => out };
-  }
-
   it('--socket-group G: the hint does not tell to pass --socket-group again', async () => {
     const sock = join(dir.path, 'grp.sock');
-    const { child, out } = await serveOut(['examples/hello.js', '--address', sock, '--socket-group', 'nogroup'], /Try it/);
+    const { child, out } = await serveCli(['examples/hello.js', '--address', sock, '--socket-group', 'nogroup'], /Try it/);
     expect(out()).toContain('group nogroup');
     expect(out()).not.toMatch(/use --socket-group/);
     expect(out()).toMatch(/worker user is in group nogroup/);
@@ -97,7 +76,7 @@ describe('serve banner and warnings (item 9)', () => {
 
   it('--socket-mode 0777 warns (docs/security.md) and still serves', async () => {
     const sock = join(dir.path, 'wide.sock');
-    const { child, out } = await serveOut(['examples/hello.js', '--address', sock, '--socket-mode', '0777'], /Try it/);
+    const { child, out } = await serveCli(['examples/hello.js', '--address', sock, '--socket-mode', '0777'], /Try it/);
     expect(out()).toMatch(/warning: --socket-mode 0777 lets every local user connect/);
     expect((await request(sock, { uri: '/' })).status).toBe(200);
     child.kill('SIGTERM');
@@ -105,7 +84,7 @@ describe('serve banner and warnings (item 9)', () => {
 
   it('660 gives no warning', async () => {
     const sock = join(dir.path, 'narrow.sock');
-    const { child, out } = await serveOut(['examples/hello.js', '--address', sock, '--socket-mode', '660'], /Try it/);
+    const { child, out } = await serveCli(['examples/hello.js', '--address', sock, '--socket-mode', '660'], /Try it/);
     expect(out()).not.toMatch(/warning/);
     child.kill('SIGTERM');
   });
@@ -126,7 +105,7 @@ os.execvp(sys.argv[2], sys.argv[2:])`,
       ],
       { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } },
     );
-    children.push(child);
+    trackChild(child);
     return child;
   }
 
@@ -235,7 +214,7 @@ describe('scgi bench (item 8)', () => {
       const r = await new Promise<string>((resolve) => {
         const cmd = [process.execPath, CLI, 'bench', slow, '/', '-n', '40', '-c', '1', '-t', '20'].map((a) => `'${a}'`).join(' ');
         const child = spawn('script', ['-qec', cmd, '/dev/null'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-        children.push(child);
+        trackChild(child);
         let out = '';
         child.stdout!.on('data', (c) => (out += c));
         child.once('exit', () => resolve(out));

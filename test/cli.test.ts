@@ -1,41 +1,16 @@
 // The `scgi` command, run as a process from the built package.
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { afterAll, describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { serve } from '../src/index.ts';
 import { freePort } from './fronts/nginx.ts';
 import { tempDir } from './helpers.ts';
+import { runCli as run, serveCli, trackChild, ROOT, CLI } from './cli-process.ts';
 import { parserInfo } from '../src/parser/index.ts';
 import { transportAddon } from '../src/transport/native-engine.ts';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const CLI = join(ROOT, 'dist', 'cli.js');
 const dir = tempDir('scgi-cli-');
 afterAll(() => dir.cleanup());
-const children: ChildProcess[] = [];
-afterEach(() => {
-  for (const c of children.splice(0)) if (c.exitCode === null) c.kill('SIGKILL');
-});
-
-function run(args: string[]) {
-  return spawnSync(process.execPath, [CLI, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 20_000 });
-}
-
-/** Start `scgi serve ...` and wait until it has printed `until`. */
-async function serveCli(args: string[], until: RegExp): Promise<{ child: ChildProcess; out: () => string }> {
-  const child = spawn(process.execPath, [CLI, 'serve', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  let out = '';
-  child.stdout!.on('data', (c) => (out += c));
-  child.stderr!.on('data', (c) => (out += c));
-  await new Promise<void>((resolve, reject) => {
-    const check = () => (until.test(out) ? resolve() : undefined);
-    child.stdout!.on('data', check);
-    child.once('exit', (code) => reject(new Error(`scgi serve exited ${code}: ${out}`)));
-  });
-  return { child, out: () => out };
-}
 
 describe('scgi CLI', () => {
   it('--help lists every serve option with its default', () => {
@@ -152,7 +127,7 @@ os.execvp(sys.argv[1], sys.argv[1:])`,
       ],
       { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
     );
-    children.push(child);
+    trackChild(child);
     let out = '';
     child.stdout!.on('data', (c) => (out += c));
     await new Promise<void>((resolve, reject) => {
