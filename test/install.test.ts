@@ -11,11 +11,9 @@
 //
 // Slow (a release cargo build), so they run once per `npm run test:all`:
 // these installs run in child processes with SCGI_PARSER unset, so they do not
-// depend on the parser of the vitest run; scripts/test-all.mjs (which sets
-// SCGI_TEST_ALL=1) runs vitest with SCGI_PARSER=native when cargo is present,
-// then with SCGI_PARSER=js, and the js run skips them when the native run ran
-// them. Run by hand (`npx vitest run test/install.test.ts`, any SCGI_PARSER)
-// they always run.
+// depend on the parser of the vitest run; scripts/test-all.mjs runs this file
+// in its SCGI_PARSER=native pass and leaves it out of the later passes
+// (`--exclude`), so it is never skipped, only not repeated.
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -27,7 +25,6 @@ import { addonFileName, platformPackageName, platformTriple } from '../scripts/p
 const root = fileURLToPath(new URL('..', import.meta.url));
 const triple = platformTriple();
 const hasCargo = spawnSync('cargo', ['--version'], { stdio: 'ignore' }).status === 0;
-const nativePassRanThem = process.env.SCGI_TEST_ALL === '1' && process.env.SCGI_PARSER === 'js' && hasCargo;
 const SLOW = 15 * 60_000; // a cold release build with LTO on a busy 2-core machine: about 1-3 min
 
 /** The environment of a user's shell: none of npm's own npm_* variables (npm_config_local_prefix would point npm at this repo), no SCGI_*, no CARGO_TARGET_DIR. */
@@ -55,7 +52,7 @@ function walk(dir: string, prefix = ''): [string, number][] {
   return out;
 }
 
-describe.skipIf(nativePassRanThem)('npm install from the packed tarballs', () => {
+describe('npm install from the packed tarballs', () => {
   let work: string;
   let mainTgz: string;
 
