@@ -214,7 +214,12 @@ async function runMode(nginxWorkers: '1' | 'auto'): Promise<Map<string, Sample[]
   variants.push({ name: `scgi unix p2 ${best}`, transport: 'unix', parallelism: 2, parser: best });
   variants.push({ name: `scgi tcp p2 ${best}`, transport: 'tcp', parallelism: 2, parser: best });
   if (args.baseline) {
-    variants.push({ name: `baseline unix p1 ${best}`, transport: 'unix', parallelism: 1, parser: best, dist: join(args.baseline, 'index.js') });
+    const dist = join(args.baseline, 'index.js');
+    variants.push({ name: `baseline unix p1 ${best}`, transport: 'unix', parallelism: 1, parser: best, dist });
+    if (nativeBuilt && process.platform === 'linux') {
+      variants.push({ name: 'baseline unix p1 native-transport', transport: 'unix', parallelism: 1, parser: 'native', dist, conn: 'native' });
+      variants.push({ name: 'baseline tcp p1 native-transport', transport: 'tcp', parallelism: 1, parser: 'native', dist, conn: 'native' });
+    }
   }
   // the adapters: the same Hono and Express hello apps through scgi/fetch and
   // scgi/http, and on node:http (@hono/node-server, http.createServer)
@@ -234,6 +239,10 @@ async function runMode(nginxWorkers: '1' | 'auto'): Promise<Map<string, Sample[]
     if (args.baseline) {
       apps.push({ name: 'baseline hono scgi/fetch unix', app: 'hono-scgi.mjs', kind: 'scgi', dist: args.baseline });
       apps.push({ name: 'baseline express scgi/http unix', app: 'express-scgi.mjs', kind: 'scgi', dist: args.baseline });
+      if (nativeBuilt && process.platform === 'linux') {
+        apps.push({ name: 'baseline hono scgi/fetch unix native-transport', app: 'hono-scgi.mjs', kind: 'scgi', dist: args.baseline, conn: 'native' });
+        apps.push({ name: 'baseline express scgi/http unix native-transport', app: 'express-scgi.mjs', kind: 'scgi', dist: args.baseline, conn: 'native' });
+      }
     }
     for (const [i, a] of apps.entries()) {
       const loc = `/a${i}`;

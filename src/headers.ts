@@ -18,26 +18,30 @@ export class ScgiHeaders implements Iterable<[string, string]> {
   /** Number of pairs. */
   readonly length: number;
   readonly #buf: Buffer;
+  /** PAIR_STRIDE words per pair from `#base` on (a shared array: see `headersFromParse`). */
   readonly #offsets: Uint32Array;
+  readonly #base: number;
   readonly #encoding: HeaderEncoding;
   #names: (string | undefined)[] | undefined;
   #values: (string | undefined)[] | undefined;
 
   /**
    * @param buf the bytes the offsets point into (kept, not copied)
-   * @param offsets PAIR_STRIDE slots per pair, as the parser writes them
+   * @param offsets PAIR_STRIDE slots per pair, as the parser writes them, from `base` on (kept, not copied: nobody may change them)
+   * @param length the number of pairs
    */
-  constructor(buf: Buffer, offsets: Uint32Array, contentLength: number, encoding: HeaderEncoding = 'latin1') {
+  constructor(buf: Buffer, offsets: Uint32Array, base: number, length: number, contentLength: number, encoding: HeaderEncoding = 'latin1') {
     this.#buf = buf;
     this.#offsets = offsets;
-    this.length = offsets.length / PAIR_STRIDE;
+    this.#base = base;
+    this.length = length;
     this.contentLength = contentLength;
     this.#encoding = encoding;
   }
 
   /** Name of pair `i`. */
   name(i: number): string {
-    const o = i * PAIR_STRIDE;
+    const o = this.#base + i * PAIR_STRIDE;
     const id = this.#offsets[o + 4]!;
     if (id !== 0) return KNOWN_NAMES[id]!;
     const names = (this.#names ??= []);
@@ -49,7 +53,7 @@ export class ScgiHeaders implements Iterable<[string, string]> {
     const values = (this.#values ??= []);
     let v = values[i];
     if (v === undefined) {
-      const o = i * PAIR_STRIDE;
+      const o = this.#base + i * PAIR_STRIDE;
       const start = this.#offsets[o + 2]!;
       const end = this.#offsets[o + 3]!;
       v = start === end ? '' : this.#encoding === 'utf8' ? this.#buf.toString('utf8', start, end) : this.#buf.toString('latin1', start, end);
@@ -60,7 +64,7 @@ export class ScgiHeaders implements Iterable<[string, string]> {
 
   /** Raw bytes of the value of pair `i` (a view, not a copy). */
   rawValue(i: number): Buffer {
-    const o = i * PAIR_STRIDE;
+    const o = this.#base + i * PAIR_STRIDE;
     return this.#buf.subarray(this.#offsets[o + 2]!, this.#offsets[o + 3]!);
   }
 
@@ -69,14 +73,14 @@ export class ScgiHeaders implements Iterable<[string, string]> {
     const offsets = this.#offsets;
     const id = KNOWN_ID.get(name);
     if (id !== undefined) {
-      for (let i = from, o = from * PAIR_STRIDE + 4; i < this.length; i++, o += PAIR_STRIDE) {
+      for (let i = from, o = this.#base + from * PAIR_STRIDE + 4; i < this.length; i++, o += PAIR_STRIDE) {
         if (offsets[o] === id) return i;
       }
       return -1;
     }
     const buf = this.#buf;
     const n = name.length;
-    outer: for (let i = from, o = from * PAIR_STRIDE; i < this.length; i++, o += PAIR_STRIDE) {
+    outer: for (let i = from, o = this.#base + from * PAIR_STRIDE; i < this.length; i++, o += PAIR_STRIDE) {
       const start = offsets[o]!;
       if (offsets[o + 4] !== 0 || offsets[o + 1]! - start !== n) continue;
       for (let k = 0; k < n; k++) if (buf[start + k] !== name.charCodeAt(k)) continue outer;
@@ -134,11 +138,38 @@ export class ScgiHeaders implements Iterable<[string, string]> {
   }
 }
 
-/** The headers of a `Complete` parse (`out` as the parser filled it; copied, so `out` can be reused). */
-export function headersFromParse(buf: Buffer, out: Uint32Array, encoding: HeaderEncoding = 'latin1'): ScgiHeaders {
-  const pairs = out[OUT_PAIR_COUNT]!;
-  const contentLength = out[OUT_CL_HIGH]! * 0x1_0000_0000 + out[OUT_CL_LOW]!;
-  return new ScgiHeaders(buf, out.slice(OUT_PAIRS, OUT_PAIRS + pairs * PAIR_STRIDE), contentLength, encoding);
+/**
+ * Where copied pair offsets go: slices of one shared array, as `Buffer`'s
+ * pool does for small buffers (a typed array per request costs an
+ * allocation outside the heap and its sweeping). A header with more pairs
+ * than a quarter of it gets its own array.
+ */
+const SLAB_WORDS = 4096;
+let slab = new Uint32Array(SLAB_WORDS);
+let slabUsed = 0;
+
+/**
+ * The headers of a `Complete` parse: `out[at + OUT_*]` as the parser filled
+ * it. `keep`: `out` is never written again (the native transport's batch
+ * records), so the headers read it in place; otherwise (a parser's reused
+ * `out`) the pair offsets are copied first.
+ */
+export function headersFromParse(buf: Buffer, out: Uint32Array, at = 0, keep = false, encoding: HeaderEncoding = 'latin1'): ScgiHeaders {
+  const pairs = out[at + OUT_PAIR_COUNT]!;
+  const contentLength = out[at + OUT_CL_HIGH]! * 0x1_0000_0000 + out[at + OUT_CL_LOW]!;
+  if (keep) return new ScgiHeaders(buf, out, at + OUT_PAIRS, pairs, contentLength, encoding);
+  const words = pairs * PAIR_STRIDE;
+  const from = at + OUT_PAIRS;
+  if (words > SLAB_WORDS / 4) return new ScgiHeaders(buf, out.slice(from, from + words), 0, pairs, contentLength, encoding);
+  if (slabUsed + words > SLAB_WORDS) {
+    slab = new Uint32Array(SLAB_WORDS);
+    slabUsed = 0;
+  }
+  const base = slabUsed;
+  const to = slab;
+  for (let i = 0; i < words; i++) to[base + i] = out[from + i]!;
+  slabUsed = base + words;
+  return new ScgiHeaders(buf, to, base, pairs, contentLength, encoding);
 }
 
 /** The `ScgiError` of an `Error` parse. */

@@ -26,7 +26,7 @@ import { errorFromParse, headersFromParse, type ScgiHeaders } from './headers.ts
 import type { LifecycleOptions } from './options.ts';
 import { OUT_HEADER_END, Status } from './parser/types.ts';
 import { plainResponse } from './response.ts';
-import { answerInternalError, ScgiClient, type ClientPort, type Handler } from './scgi-client.ts';
+import { answerInternalError, isClientDestroyed, ScgiClient, type ClientPort, type Handler } from './scgi-client.ts';
 import type { Transport, TransportEvents, TransportSocket } from './transport/types.ts';
 import type { ScgiStats } from './types.ts';
 
@@ -58,13 +58,28 @@ export interface LifecycleHost {
   released(conn: Lifecycle): void;
 }
 
+/**
+ * Nothing in the headers says the front sends more than CONTENT_LENGTH
+ * bytes. nginx with `scgi_request_buffering off` puts the bytes it read
+ * ahead in CONTENT_LENGTH and streams the rest of the body after them; its
+ * HTTP_CONTENT_LENGTH (the client's Content-Length) then differs
+ * (test/fixtures/nginx-unbuf-post100k.bin). A body in transfer coding
+ * (HTTP_TRANSFER_ENCODING) has no length to compare.
+ */
+function sendsNoMore(h: ScgiHeaders): boolean {
+  if (h.indexOf('HTTP_TRANSFER_ENCODING') !== -1) return false;
+  const i = h.indexOf('HTTP_CONTENT_LENGTH');
+  return i === -1 || Number(h.value(i)) === h.contentLength;
+}
+
 export class Lifecycle implements TransportEvents, ClientPort {
   readonly transport: Transport;
   readonly #host: LifecycleHost;
   #phase: Phase = Phase.HEADER;
   /** When the current phase times out (ms since epoch); 0 = never. Read by the server's sweep. */
   deadline = 0;
-  #reader: HeaderReader | null = new HeaderReader();
+  /** Made by the first header bytes (a transport that parses headers itself never needs one). */
+  #reader: HeaderReader | null = null;
   /** Any byte received (an empty connection is a quiet close). */
   #gotBytes = false;
   #client: ScgiClient | null = null;
@@ -199,7 +214,7 @@ export class Lifecycle implements TransportEvents, ClientPort {
     this.#phase = Phase.CLOSED;
     this.deadline = 0;
     const client = this.#client;
-    if (client !== null && !client.destroyed) client.destroy();
+    if (client !== null) client.destroy(); // a no-op when it already is
     this.#reader = null;
     this.#host.released(this);
   }
@@ -228,28 +243,30 @@ export class Lifecycle implements TransportEvents, ClientPort {
 
   #readHeader(chunk: Buffer): void {
     const cfg = this.#host.headerParse;
-    const reader = this.#reader!;
+    const reader = (this.#reader ??= new HeaderReader());
     const status = reader.push(chunk, cfg);
     if (status === Status.Partial) return;
     this.#reader = null;
     if (status === Status.Error) this.#reject('rejected', errorFromParse(cfg.out));
-    else this.startRequest(reader.buffer!, cfg.out, Date.now());
+    else this.startRequest(reader.buffer!, cfg.out, 0, false, Date.now());
   }
 
   /**
    * Enter the request with a parsed header: `buf` holds the header (up to
-   * `out[OUT_HEADER_END]`) and the body bytes that came with it; `out` is as
-   * the parser filled it (read here, not kept). A transport that parses
-   * headers itself calls this right after constructing the lifecycle,
-   * instead of sending the header bytes through `onData`.
+   * `out[at + OUT_HEADER_END]`) and the body bytes that came with it; `out`
+   * from `at` on is as the parser filled it. `keep`: `out` is never written
+   * again, so the headers read their offsets in place (else they are
+   * copied). A transport that parses headers itself calls this right after
+   * constructing the lifecycle, instead of sending the header bytes through
+   * `onData`.
    */
-  startRequest(buf: Buffer, out: Uint32Array, now: number): void {
+  startRequest(buf: Buffer, out: Uint32Array, at: number, keep: boolean, now: number): void {
     const host = this.#host;
     const opts = host.options;
     this.#gotBytes = true;
     this.#reader = null;
-    const headerEnd = out[OUT_HEADER_END]!;
-    const headers = headersFromParse(buf, out, opts.headerEncoding);
+    const headerEnd = out[at + OUT_HEADER_END]!;
+    const headers = headersFromParse(buf, out, at, keep, opts.headerEncoding);
     const contentLength = headers.contentLength;
     if (contentLength > opts.maxBodySize) {
       host.record(
@@ -308,7 +325,7 @@ export class Lifecycle implements TransportEvents, ClientPort {
     } catch {
       // an onError that throws must not take the server down
     }
-    if (this.#phase === Phase.CLOSED || client.destroyed) return;
+    if (this.#phase === Phase.CLOSED || isClientDestroyed(client)) return;
     // Part of a response is out: the front must see it is incomplete.
     if (!answerInternalError(client)) this.transport.reset();
   }
@@ -360,6 +377,14 @@ export class Lifecycle implements TransportEvents, ClientPort {
     if (this.#responded) return;
     this.#responded = true;
     const client = this.#client;
+    // The whole request was read, nothing past it came, and nothing says the
+    // front sends more: the connection closes once the response is out
+    // instead of waiting in DRAIN for the front's close. Otherwise (an unread
+    // body the front may still be sending) DRAIN reads and discards it:
+    // closing on bytes still to come makes the kernel answer with a reset,
+    // and nginx and Apache then truncate the response
+    // (test/drain-after-response.test.ts).
+    const consumed = this.#bodyLeft === 0 && this.#discarded === 0 && client !== null && sendsNoMore(client.headers);
     if (client !== null && this.#bodyLeft > 0) {
       // The handler answered without reading all the body: it gives up the rest.
       this.#bodyLeft = 0;
@@ -367,7 +392,7 @@ export class Lifecycle implements TransportEvents, ClientPort {
       client.push(null);
     }
     this.#startDrain(Date.now());
-    this.transport.end(last, encoding);
+    this.transport.end(last, encoding, consumed);
   }
 
   onClientDestroy(err: Error | null): void {

@@ -82,7 +82,7 @@ export function readHeader(stream: Readable, options: ReadHeaderOptions = {}): P
         return;
       }
       const buf = reader.buffer!;
-      const headers = headersFromParse(buf, cfg.out, options.headerEncoding);
+      const headers = headersFromParse(buf, cfg.out, 0, false, options.headerEncoding);
       const rest = buf.subarray(cfg.out[OUT_HEADER_END]!);
       resolve({ headers, body: bodyReader(stream, headers.contentLength, rest) });
     };

@@ -185,13 +185,10 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
 
   released(conn: Lifecycle): void {
     this.connections.delete(conn);
-    if (this.connections.size === 0) {
-      if (this.#sweep !== null) {
-        clearInterval(this.#sweep);
-        this.#sweep = null;
-      }
-      this.#idle?.();
-    }
+    // The sweep stops itself at its next tick without connections: under
+    // load, connections come and go between ticks, and a timer made and
+    // cleared each time would cost more than the sweep (it is unref'd).
+    if (this.connections.size === 0) this.#idle?.();
   }
 
   /** Open connections now. */
@@ -209,6 +206,11 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
     const tick = Math.max(5, Math.min(1000, Math.floor(shortest / 5)));
     this.#lastSweep = Date.now();
     this.#sweep = setInterval(() => {
+      if (this.connections.size === 0) {
+        clearInterval(this.#sweep!);
+        this.#sweep = null;
+        return;
+      }
       const now = Date.now();
       const elapsed = now - this.#lastSweep;
       this.#lastSweep = now;

@@ -1,42 +1,47 @@
 /**
- * Bytes the front sends after the request (an unread body, or bytes past
- * CONTENT_LENGTH) that arrive AFTER the response was written must be read and
- * discarded, not answered with a reset: nginx and Apache truncate a response
- * whose connection resets. Both transports.
+ * How a connection ends after its response, on both transports:
+ *
+ * - the front may still be sending the request body the handler did not
+ *   read (nginx with `scgi_request_buffering off`): those bytes, arriving
+ *   AFTER the response was written, must be read and discarded, not answered
+ *   with EPIPE or a reset (nginx and Apache truncate a response whose
+ *   connection resets);
+ * - the whole request was read: nothing more can come from a front that
+ *   follows the protocol, so the server closes at once instead of waiting
+ *   for the front's close (one shutdown, one read and one wake-up fewer per
+ *   request), and the front still gets the whole response and a clean EOF.
  */
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { serve } from '../src/index.ts';
 import { transportAddon } from '../src/transport/native-engine.ts';
-import { block, netstring, tempDir } from './helpers.ts';
+import { block, netstring, tempDir, waitFor } from './helpers.ts';
 
 const transports: ('net' | 'native')[] = ['net'];
 if (process.platform === 'linux' && transportAddon() !== null) transports.push('native');
 
-describe.each(transports)('%s transport: bytes that arrive after the response', (transport) => {
-  it('are drained: the front can still write, then closes, and sees no EPIPE or reset', async () => {
+const RESPONSE = 'Status: 200 OK\r\nContent-Length: 2\r\n\r\nok';
+
+function header(contentLength: number): Buffer {
+  return netstring(
+    block([
+      ['CONTENT_LENGTH', String(contentLength)],
+      ['SCGI', '1'],
+    ]),
+  );
+}
+
+describe.each(transports)('%s transport: the end of a connection after its response', (transport) => {
+  it('drains the unread body the front sends after the response: no EPIPE, no reset', async () => {
     const dir = tempDir();
     const address = join(dir.path, 'drain.sock');
-    const server = await serve((_h, client) => client.end('Status: 200 OK\r\nContent-Length: 2\r\n\r\nok'), {
-      address,
-      transport,
-      handleSignals: false,
-    });
+    const server = await serve((_h, client) => client.end(RESPONSE), { address, transport, handleSignals: false });
     try {
-      // The whole request (5-byte body) in one write; more bytes only once the
-      // response and the server's FIN have arrived, as a slow front might.
-      const request = Buffer.concat([
-        netstring(
-          block([
-            ['CONTENT_LENGTH', '5'],
-            ['SCGI', '1'],
-          ]),
-        ),
-        Buffer.from('hello'),
-      ]);
+      // Half of a 10-byte body; the other half only once the response and the
+      // server's FIN have arrived, as nginx streaming an unbuffered body does.
       const result = await new Promise<{ data: string; error: string | null }>((resolve) => {
-        const sock = connect(address);
+        const sock = connect({ path: address, allowHalfOpen: true });
         const chunks: Buffer[] = [];
         let error: string | null = null;
         sock.on('data', (c) => chunks.push(c));
@@ -44,17 +49,47 @@ describe.each(transports)('%s transport: bytes that arrive after the response', 
           error = e.code ?? e.message;
         });
         sock.on('end', () => {
-          // Our side is still open: a front that sends more now must not be reset.
-          sock.write('extra bytes after the response', () => {
-            setTimeout(() => sock.write('and more', () => sock.end()), 20);
+          sock.write('world', () => {
+            setTimeout(() => sock.write('', () => sock.end()), 20);
           });
         });
         sock.on('close', () => resolve({ data: Buffer.concat(chunks).toString(), error }));
-        sock.write(request);
+        sock.write(Buffer.concat([header(10), Buffer.from('hello')]));
       });
-      expect(result.data).toBe('Status: 200 OK\r\nContent-Length: 2\r\n\r\nok');
+      expect(result.data).toBe(RESPONSE);
       expect(result.error).toBe(null);
     } finally {
+      await server.close();
+      dir.cleanup();
+    }
+  });
+
+  it('closes at once when the whole request was read, without waiting for the front (drainTimeout far away)', async () => {
+    const dir = tempDir();
+    const address = join(dir.path, 'close.sock');
+    const server = await serve((_h, client) => client.end(RESPONSE), { address, transport, handleSignals: false, drainTimeout: 600_000 });
+    const open: Socket[] = [];
+    try {
+      for (const body of ['', 'hello']) {
+        const sock = connect({ path: address, allowHalfOpen: true });
+        open.push(sock);
+        const chunks: Buffer[] = [];
+        const ended = new Promise<void>((resolve, reject) => {
+          sock.on('data', (c) => chunks.push(c));
+          sock.on('end', resolve);
+          sock.on('error', reject);
+        });
+        sock.write(Buffer.concat([header(body.length), Buffer.from(body)]));
+        await ended;
+        expect(Buffer.concat(chunks).toString()).toBe(RESPONSE);
+        // The front keeps its side open; the server has let the connection go
+        // all the same (with a drain it would stay open for drainTimeout).
+        await waitFor(async () => (await server.getConnections()) === 0);
+        expect(sock.destroyed).toBe(false);
+      }
+      expect(server.stats.requests).toBe(2);
+    } finally {
+      for (const s of open) s.destroy();
       await server.close();
       dir.cleanup();
     }

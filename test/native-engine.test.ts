@@ -90,9 +90,9 @@ function defaults(): NativeEngineOptions {
 function rig(kind: 'tcp' | 'unix', opts: Partial<NativeEngineOptions> = {}, onRequest?: (r: Req, rig: Rig) => void): Rig {
   const r = {} as Rig;
   const events: NativeEngineEvents = {
-    onRequest(id, bytes, out, complete) {
-      const headers = headersFromParse(bytes, out);
-      const req = { id, headers, body: Buffer.from(bytes.subarray(out[OUT_HEADER_END]!)), complete };
+    onRequest(id, bytes, recs, at, complete) {
+      const headers = headersFromParse(bytes, recs, at, true);
+      const req = { id, headers, body: Buffer.from(bytes.subarray(recs[at + OUT_HEADER_END]!)), complete };
       r.requests.push(req);
       r.onRequest(req);
     },
@@ -563,7 +563,7 @@ describeNative('native engine: instances and threads', () => {
       let t;
       const onBatch = (buf, recs) => {
         for (let i = 4; i < recs.length; i += 4 + recs[i + 3]) {
-          if (recs[i] === 1) a.transportRespond(t, recs[i + 2] * 4194304 + recs[i + 1], 'Status: 200 OK\\r\\n\\r\\nfrom worker');
+          if (recs[i] === 1) a.transportRespond(t, recs[i + 2] * 4194304 + recs[i + 1], 'Status: 200 OK\\r\\n\\r\\nfrom worker', 0);
         }
       };
       t = a.transportCreate(new Float64Array([65536, 100, 0, 1e9, 65536, 1e9, 10000, 0, 5000, 1e6, 65536, 0, 50]), onBatch, Buffer.from('x'), Buffer.from('y'));

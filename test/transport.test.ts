@@ -72,7 +72,7 @@ describe('the transport seam', () => {
     expect(parse(bytes, out, 65536, 32, 0)).toBe(Status.Complete);
     const t = new RecordingTransport();
     const conn = s.accept(t);
-    conn.startRequest(bytes, out, Date.now());
+    conn.startRequest(bytes, out, 0, false, Date.now());
     await new Promise<void>((r) => setImmediate(r));
     expect(seen).toEqual([{ uri: '/parsed', body: 'hello' }]);
     expect(Buffer.concat(t.written).toString()).toBe('Status: 200 OK\r\n\r\nok');

@@ -48,7 +48,7 @@ interface TransportAddon {
   transportListenUnix(t: object, path: string, backlog: number): number;
   transportListenTcp(t: object, ip: string, port: number, backlog: number): number;
   transportAdopt(t: object, fd: number): number;
-  transportRespond(t: object, id: number, data: Uint8Array | string): number;
+  transportRespond(t: object, id: number, data: Uint8Array | string, close: number): number;
   transportWrite(t: object, id: number, data: Uint8Array | string): number;
   transportControl(t: object, id: number, op: number): number;
   transportServer(t: object, op: number): number;
@@ -104,13 +104,14 @@ export interface NativeEngineOptions {
 /** What the engine tells its owner. `buf` is the batch's bytes (shared by its records). */
 export interface NativeEngineEvents {
   /**
-   * A request: `req` holds the header (up to `out[OUT_HEADER_END]`) and the
-   * body bytes read so far; `out` is the parser's array for `req` (as
-   * `parse` fills it). Both are views into the batch: copy what must outlive
-   * it only when needed (`headersFromParse` copies the offsets).
+   * A request: `req` holds the header (up to `recs[at + OUT_HEADER_END]`)
+   * and the body bytes read so far; `recs` from `at` on is the parser's
+   * array for `req` (as `parse` fills it). `req` is a view into the batch's
+   * bytes, and `recs` is the batch's records, which nothing writes again:
+   * both can be kept (`headersFromParse` with `keep` reads them in place).
    * `complete` when `req` holds the whole body.
    */
-  onRequest(id: number, req: Buffer, out: Uint32Array, complete: boolean): void;
+  onRequest(id: number, req: Buffer, recs: Uint32Array, at: number, complete: boolean): void;
   /** Body bytes of a streamed request; `last` when the body is complete. */
   onData(id: number, chunk: Buffer, last: boolean): void;
   /** A connection refused before dispatch (closed, or answered 413 and draining). */
@@ -163,9 +164,12 @@ export class NativeEngine {
   adopt(fd: number): number {
     return this.#a.transportAdopt(this.#t, fd);
   }
-  /** The response's last bytes; the engine half-closes, drains and closes. */
-  respond(id: number, data: Uint8Array | string): number {
-    return this.#a.transportRespond(this.#t, id, data);
+  /**
+   * The response's last bytes; then the engine closes (`close`: the front
+   * sends nothing more, see `Transport.end`), or half-closes, drains and closes.
+   */
+  respond(id: number, data: Uint8Array | string, close = false): number {
+    return this.#a.transportRespond(this.#t, id, data, close ? 1 : 0);
   }
   /** Part of the response; `R_FULL` means wait for `onDrain`. */
   write(id: number, data: Uint8Array | string): number {
@@ -220,7 +224,7 @@ function dispatchBatch(ev: NativeEngineEvents, buf: Buffer, recs: Uint32Array): 
     const p = i + 4;
     switch (type) {
       case EV_REQUEST:
-        ev.onRequest(id, buf.subarray(recs[p]!, recs[p + 1]!), recs.subarray(p + 3, i + 4 + recs[i + 3]!), recs[p + 2] === 1);
+        ev.onRequest(id, buf.subarray(recs[p]!, recs[p + 1]!), recs, p + 3, recs[p + 2] === 1);
         break;
       case EV_DATA:
         ev.onData(id, buf.subarray(recs[p]!, recs[p + 1]!), recs[p + 2] === 1);

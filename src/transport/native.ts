@@ -119,7 +119,7 @@ export class NativeTransport implements Transport {
     return r !== R_FULL;
   }
 
-  end(data?: string | Uint8Array | null, encoding?: BufferEncoding): void {
+  end(data?: string | Uint8Array | null, encoding?: BufferEncoding, close = false): void {
     if (!this.writable) return;
     this.#ended = true;
     let bytes: string | Uint8Array = data == null ? '' : toWire(data, encoding);
@@ -129,7 +129,7 @@ export class NativeTransport implements Transport {
       corked.push(bytes);
       bytes = Buffer.concat(corked.map((c) => (typeof c === 'string' ? Buffer.from(c) : c)));
     }
-    if (this.#owner.engine.respond(this.id, bytes) === R_CLOSED) this.#owner.closedNow(this);
+    if (this.#owner.engine.respond(this.id, bytes, close) === R_CLOSED) this.#owner.closedNow(this);
   }
 
   cork(): void {
@@ -239,12 +239,12 @@ export class NativeListener implements NativeEngineEvents {
     }
   }
 
-  onRequest(id: number, req: Buffer, out: Uint32Array, complete: boolean): void {
+  onRequest(id: number, req: Buffer, recs: Uint32Array, at: number, complete: boolean): void {
     const t = new NativeTransport(this, id);
     t.bodyPending = !complete;
     this.#live.set(id, t);
     const lifecycle = this.#host.acceptCounted(t);
-    lifecycle.startRequest(req, out, Date.now());
+    lifecycle.startRequest(req, recs, at, true, Date.now());
   }
 
   onData(id: number, chunk: Buffer, last: boolean): void {

@@ -74,9 +74,12 @@ export class NetTransport implements Transport {
     return ok;
   }
 
-  end(data?: string | Uint8Array | null, encoding?: BufferEncoding): void {
-    if (data == null) this.socket.end();
-    else this.socket.end(data, encoding);
+  end(data?: string | Uint8Array | null, encoding?: BufferEncoding, close?: boolean): void {
+    const s = this.socket;
+    if (data == null) s.end();
+    else s.end(data, encoding);
+    // Closed once the response is flushed (FIN, and no reset: nothing unread).
+    if (close) s.destroySoon();
   }
 
   cork(): void {

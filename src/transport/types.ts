@@ -42,8 +42,15 @@ export interface Transport {
    * over its high-water mark: `onDrain` is then called once it empties.
    */
   write(data: string | Uint8Array, encoding?: BufferEncoding): boolean;
-  /** Queue `data` (if given), then half-close our side (FIN) once all is sent. Reading goes on. */
-  end(data?: string | Uint8Array | null, encoding?: BufferEncoding): void;
+  /**
+   * Queue `data` (if given), then half-close our side (FIN) once all is
+   * sent. Reading goes on (what the peer still sends is the lifecycle's to
+   * discard), unless `close`: the whole request was read, nothing more is
+   * expected, so the connection closes once everything is sent (`onClose`
+   * follows) without waiting for the peer (the lifecycle decides:
+   * `finishResponse` in src/lifecycle.ts).
+   */
+  end(data?: string | Uint8Array | null, encoding?: BufferEncoding, close?: boolean): void;
   /** Gather the writes until `uncork` into one (one syscall). */
   cork(): void;
   uncork(): void;

@@ -212,6 +212,9 @@ struct Conn {
     out: Vec<u8>,
     out_pos: usize,
     ending: bool,
+    /// Close as soon as the response is out, without a drain: the caller
+    /// knows the front sends nothing more (`Engine::respond`).
+    close_after: bool,
     shut: bool,
     notify_drain: bool,
     dispatched: bool,
@@ -517,6 +520,7 @@ impl Engine {
             out: Vec::new(),
             out_pos: 0,
             ending: false,
+            close_after: false,
             shut: false,
             notify_drain: false,
             dispatched: false,
@@ -538,7 +542,7 @@ impl Engine {
             };
             self.sh.batch.recs[slot] += 1;
             let resp = std::mem::take(&mut self.sh.cfg.resp_503);
-            let act = conn.respond(&mut self.sh, &resp);
+            let act = conn.respond(&mut self.sh, &resp, false);
             self.sh.cfg.resp_503 = resp;
             act
         } else {
@@ -658,9 +662,10 @@ impl Engine {
         }
     }
 
-    /// `respond(id, bytes)`: the last bytes of the response; then half-close,
-    /// drain and close.
-    pub fn respond(&mut self, js_id: i64, data: &[u8]) -> u32 {
+    /// `respond(id, bytes, close)`: the last bytes of the response; then
+    /// close (`close`: the caller knows the front sends nothing more), or
+    /// half-close, drain and close (`Conn::finish`).
+    pub fn respond(&mut self, js_id: i64, data: &[u8], close: bool) -> u32 {
         self.sh.now = sys::now_ms();
         let Some(id) = Id::from_js(js_id) else {
             return R_STALE;
@@ -678,7 +683,7 @@ impl Engine {
         if conn.phase != Phase::Open || conn.ending {
             return R_STALE;
         }
-        match conn.respond(sh, data) {
+        match conn.respond(sh, data, close) {
             Act::Keep => R_OK,
             Act::Close(_, reset) => {
                 self.apply(id, Act::Close(None, reset));
@@ -912,7 +917,7 @@ impl Conn {
                 self.buf = Vec::new();
                 self.phase = Phase::Open;
                 let resp = std::mem::take(&mut sh.cfg.resp_413);
-                let act = self.respond(sh, &resp);
+                let act = self.respond(sh, &resp, false);
                 sh.cfg.resp_413 = resp;
                 return Some(act);
             }
@@ -1082,8 +1087,9 @@ impl Conn {
     }
 
     /// The response's last bytes: write what the socket takes, keep the rest.
-    fn respond(&mut self, sh: &mut Shared, data: &[u8]) -> Act {
+    fn respond(&mut self, sh: &mut Shared, data: &[u8], close: bool) -> Act {
         self.ending = true;
+        self.close_after = close;
         self.deadline = if sh.cfg.drain_timeout > 0 {
             sh.now + sh.cfg.drain_timeout
         } else {
@@ -1121,13 +1127,19 @@ impl Conn {
         Act::Keep
     }
 
-    /// All response bytes are written: shut the write side (FIN) and discard
-    /// what the front still sends until it closes (or drainTimeout /
-    /// maxDrainSize). Never close at once, even when the whole request was
-    /// read: bytes the front sends after the response would then meet a
-    /// closed socket and the kernel would answer RST, which makes nginx and
-    /// Apache truncate the response (test/drain-after-response.test.ts).
+    /// All response bytes are written. With `close_after` (the caller knows
+    /// the whole request was read and the front sends nothing more: see
+    /// `finishResponse` in src/lifecycle.ts) close at once: the kernel still
+    /// delivers the response, then FIN, and with nothing unread, no reset.
+    /// Otherwise the front may still be sending: shut the write side (FIN)
+    /// and discard what it sends until it closes (or drainTimeout /
+    /// maxDrainSize), since closing on bytes still to come makes the kernel
+    /// answer RST, and nginx and Apache then truncate the response
+    /// (test/drain-after-response.test.ts).
     fn finish(&mut self, sh: &mut Shared) -> Act {
+        if self.close_after && self.body_left == 0 && self.discarded == 0 {
+            return Act::Close(Some(CLOSE_DONE), false);
+        }
         self.phase = Phase::Draining;
         self.want_read = false;
         if !self.shut {
@@ -1297,9 +1309,9 @@ mod state_machine {
                             let action = plans.get(*next_plan).map_or(0, |pl| pl.action);
                             *next_plan += 1;
                             let r = match action {
-                                0 => e.respond(id, b"Status: 200 OK\r\n\r\nok"),
+                                0 => e.respond(id, b"Status: 200 OK\r\n\r\nok", false),
                                 1 => match e.write(id, &[b'x'; 100]) {
-                                    R_OK | R_FULL => e.respond(id, b"end"),
+                                    R_OK | R_FULL => e.respond(id, b"end", false),
                                     w => w,
                                 },
                                 2 => e.close_conn(id, true),
@@ -1316,7 +1328,7 @@ mod state_machine {
                                 live.remove(&id);
                                 closed.insert(id);
                                 // A closed id is refused from now on.
-                                prop_assert_eq!(e.respond(id, b"late"), R_STALE);
+                                prop_assert_eq!(e.respond(id, b"late", false), R_STALE);
                             }
                         }
                         EV_DATA | EV_DRAIN => {
@@ -1329,7 +1341,7 @@ mod state_machine {
                             gone_already.remove(&id);
                             prop_assert!(live.remove(&id), "a close for an id not live");
                             closed.insert(id);
-                            prop_assert_eq!(e.respond(id, b"late"), R_STALE);
+                            prop_assert_eq!(e.respond(id, b"late", false), R_STALE);
                         }
                         EV_REJECT => prop_assert!((1..=11).contains(&p[0])),
                         _ => prop_assert!(false, "unknown record {}", ty),

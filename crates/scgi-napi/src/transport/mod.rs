@@ -601,27 +601,33 @@ fn kick_if_needed(engine: &mut Engine) {
     }
 }
 
-/// `transportRespond(t, id, data: Uint8Array | string): number` (R_* codes)
+/// `transportRespond(t, id, data: Uint8Array | string, close: 0 | 1): number` (R_* codes)
 unsafe extern "C" fn respond_cb(env: Env, info: n::napi_callback_info) -> Value {
     // SAFETY: as in create_cb.
     unsafe {
         guarded(env, || {
-            let Some([t, id, data]) = args::<3>(env, info) else {
-                return throw(env, c"transportRespond(t, id, data)");
+            let Some([t, id, data, close]) = args::<4>(env, info) else {
+                return throw(env, c"transportRespond(t, id, data, close)");
             };
-            let (Some(cell), Some(id)) = (cell_of(env, t), int(env, id)) else {
-                return throw(env, c"transportRespond(t, id, data)");
+            let (Some(cell), Some(id), Some(close)) =
+                (cell_of(env, t), int(env, id), int(env, close))
+            else {
+                return throw(env, c"transportRespond(t, id, data, close)");
             };
+            let close = close != 0;
             // A closed transport knows no connection: every id is stale.
             let Some(engine) = cell.engine.as_deref_mut() else {
                 return ret_u32(env, engine::R_STALE);
             };
             let r = if let Some(b) = bytes(env, data) {
-                engine.respond(id, b)
+                engine.respond(id, b, close)
             } else if let Some(s) = string(env, data) {
-                engine.respond(id, &s)
+                engine.respond(id, &s, close)
             } else {
-                return throw(env, c"transportRespond(t, id, data: Uint8Array | string)");
+                return throw(
+                    env,
+                    c"transportRespond(t, id, data: Uint8Array | string, close)",
+                );
             };
             kick_if_needed(engine);
             ret_u32(env, r)
