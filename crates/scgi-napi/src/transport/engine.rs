@@ -260,6 +260,9 @@ pub struct Engine {
     open: usize,
     events: Vec<libc::epoll_event>,
     sh: Shared,
+    /// How far `advance_clock` moved the clock forward, ms.
+    #[cfg(any(test, feature = "testing"))]
+    skew: u64,
 }
 
 const CONN_EVENTS: u32 = (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32;
@@ -313,7 +316,27 @@ impl Engine {
                 pending: Vec::new(),
                 kick_wanted: false,
             },
+            #[cfg(any(test, feature = "testing"))]
+            skew: 0,
         })
+    }
+
+    /// The engine's clock, ms: the monotonic clock (plus what `advance_clock`
+    /// added, in tests).
+    fn clock(&self) -> u64 {
+        #[cfg(any(test, feature = "testing"))]
+        return sys::now_ms() + self.skew;
+        #[cfg(not(any(test, feature = "testing")))]
+        sys::now_ms()
+    }
+
+    /// Moves the engine's clock `ms` forward and runs the deadline sweep, as
+    /// the timer would once that time has passed (tests and `fuzz/` only).
+    #[cfg(any(test, feature = "testing"))]
+    pub fn advance_clock(&mut self, ms: u64) {
+        self.skew = self.skew.saturating_add(ms);
+        self.sh.now = self.clock();
+        self.sweep();
     }
 
     /// The epoll descriptor (what the `uv_poll` watches).
@@ -401,7 +424,7 @@ impl Engine {
 
     /// Handles everything epoll reports now, without blocking; fills the batch.
     pub fn poll(&mut self) {
-        self.sh.now = sys::now_ms();
+        self.sh.now = self.clock();
         let mut events = std::mem::take(&mut self.events);
         for _round in 0..4 {
             let n = sys::epoll_poll(&self.epfd, &mut events);
@@ -666,7 +689,7 @@ impl Engine {
     /// close (`close`: the caller knows the front sends nothing more), or
     /// half-close, drain and close (`Conn::finish`).
     pub fn respond(&mut self, js_id: i64, data: &[u8], close: bool) -> u32 {
-        self.sh.now = sys::now_ms();
+        self.sh.now = self.clock();
         let Some(id) = Id::from_js(js_id) else {
             return R_STALE;
         };
@@ -1173,12 +1196,13 @@ impl Conn {
 
 /// The connection state machine driven with arbitrary byte streams, splits,
 /// half-closes, disconnects and JS-side actions over real unix sockets (a
-/// property test; the lib's N-API side is not involved).
+/// property test; the lib's N-API side is not involved). The checks are
+/// `testing.rs`'s, which `fuzz/fuzz_targets/engine.rs` shares.
 #[cfg(test)]
 mod state_machine {
+    use super::super::testing::{open_fds, take_batch, Call, Model};
     use super::*;
     use proptest::prelude::*;
-    use std::collections::HashSet;
     use std::io::Write;
     use std::net::Shutdown;
     use std::os::unix::net::UnixStream;
@@ -1202,25 +1226,6 @@ mod state_machine {
             resp_503: b"Status: 503\r\n\r\n".to_vec(),
             resp_413: b"Status: 413\r\n\r\n".to_vec(),
         }
-    }
-
-    /// One decoded record: type, JS id, payload.
-    type Event = (u32, i64, Vec<u32>);
-
-    fn take_events(e: &mut Engine) -> (Vec<u8>, Vec<Event>) {
-        let b = e.batch();
-        let bytes = b.bytes.clone();
-        let recs = b.recs.clone();
-        b.clear();
-        let mut out = Vec::new();
-        let mut i = BATCH_HEADER;
-        while i < recs.len() {
-            let n = recs[i + 3] as usize;
-            let id = i64::from(recs[i + 2]) * (1 << SLOT_BITS) + i64::from(recs[i + 1]);
-            out.push((recs[i], id, recs[i + 4..i + 4 + n].to_vec()));
-            i += 4 + n;
-        }
-        (bytes, out)
     }
 
     /// A request-ish byte stream: sometimes valid, sometimes damaged.
@@ -1270,6 +1275,56 @@ mod state_machine {
             })
     }
 
+    /// One call, checked by the model; a closed id is refused afterwards.
+    fn call(e: &mut Engine, m: &mut Model, id: i64, c: Call, data: &[u8]) -> u32 {
+        let r = c.run(e, id, data);
+        m.check_call(id, c, r);
+        if r == R_CLOSED {
+            m.check_call(id, Call::Respond, e.respond(id, b"late"));
+        }
+        r
+    }
+
+    /// Polls, checks the batch, and lets "JS" act on the requests in it (the
+    /// `action` of the next plans, in dispatch order).
+    fn step(e: &mut Engine, m: &mut Model, plans: &[ConnPlan], next_plan: &mut usize) {
+        e.poll();
+        let b = take_batch(e);
+        m.apply(&b);
+        for ev in &b.events {
+            if ev.ty == EV_CLOSE {
+                m.check_call(ev.id, Call::Respond, e.respond(ev.id, b"late"));
+            }
+            if ev.ty != EV_REQUEST {
+                continue;
+            }
+            let action = plans.get(*next_plan).map_or(0, |pl| pl.action);
+            *next_plan += 1;
+            if !m.live.contains_key(&ev.id) {
+                // Closed in the same wake-up (a FIN or reset came with it).
+                continue;
+            }
+            match action {
+                0 => {
+                    call(e, m, ev.id, Call::Respond, b"Status: 200 OK\r\n\r\nok");
+                }
+                1 if call(e, m, ev.id, Call::Write, &[b'x'; 100]) != R_CLOSED => {
+                    call(e, m, ev.id, Call::Respond, b"end");
+                }
+                2 => {
+                    call(e, m, ev.id, Call::Reset, b"");
+                }
+                3 => {
+                    call(e, m, ev.id, Call::Destroy, b"");
+                }
+                4 => {
+                    call(e, m, ev.id, Call::Resume, b"");
+                }
+                _ => {}
+            }
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 200, .. ProptestConfig::default() })]
 
@@ -1279,78 +1334,14 @@ mod state_machine {
             std::fs::create_dir_all(&dir).unwrap();
             let path = dir.join("s.sock");
             let _ = std::fs::remove_file(&path);
-            let mut e = Engine::new(config()).unwrap();
+            let fds = open_fds();
+            let cfg = config();
+            let mut m = Model::new(&cfg);
+            let mut e = Engine::new(cfg).unwrap();
             e.listen(sys::listen_unix(path.as_os_str().as_encoded_bytes(), 64).unwrap()).unwrap();
 
             let mut clients = Vec::new();
-            let mut live: HashSet<i64> = HashSet::new();
-            let mut closed: HashSet<i64> = HashSet::new();
-            let mut incomplete: HashSet<i64> = HashSet::new();
             let mut next_plan = 0usize;
-            let handle = |e: &mut Engine, live: &mut HashSet<i64>, closed: &mut HashSet<i64>, incomplete: &mut HashSet<i64>, plans: &[ConnPlan], next_plan: &mut usize| {
-                let (bytes, events) = take_events(e);
-                // Ids the engine closed in this same wake-up, before "JS" saw the request.
-                let mut gone_already: HashSet<i64> = HashSet::new();
-                for (ty, id, p) in events {
-                    match ty {
-                        EV_REQUEST => {
-                            prop_assert!(!live.contains(&id) && !closed.contains(&id), "an id dispatched twice");
-                            let (start, end) = (p[0] as usize, p[1] as usize);
-                            let req = &bytes[start..end];
-                            // The out array is the parser's own for these bytes.
-                            let mut out = vec![0u32; scgi_parser::out_size(6)];
-                            let header_end = p[3 + OUT_HEADER_END] as usize;
-                            prop_assert_eq!(parse_raw(&req[..header_end], &mut out, 200, 6, 0), 0);
-                            prop_assert_eq!(&out[..OUT_PAIRS], &p[3..3 + OUT_PAIRS]);
-                            live.insert(id);
-                            if p[2] == 0 {
-                                incomplete.insert(id);
-                            }
-                            let action = plans.get(*next_plan).map_or(0, |pl| pl.action);
-                            *next_plan += 1;
-                            let r = match action {
-                                0 => e.respond(id, b"Status: 200 OK\r\n\r\nok", false),
-                                1 => match e.write(id, &[b'x'; 100]) {
-                                    R_OK | R_FULL => e.respond(id, b"end", false),
-                                    w => w,
-                                },
-                                2 => e.close_conn(id, true),
-                                3 => e.close_conn(id, false),
-                                4 => e.set_reading(id, true),
-                                _ => R_OK,
-                            };
-                            if r == R_STALE {
-                                // Only when its close is in this batch too (a FIN or the
-                                // end of a short body arrived with the request).
-                                gone_already.insert(id);
-                            }
-                            if r == R_CLOSED {
-                                live.remove(&id);
-                                closed.insert(id);
-                                // A closed id is refused from now on.
-                                prop_assert_eq!(e.respond(id, b"late", false), R_STALE);
-                            }
-                        }
-                        EV_DATA | EV_DRAIN => {
-                            prop_assert!(live.contains(&id), "an event for an unknown id");
-                            if ty == EV_DATA && p[2] == 1 {
-                                incomplete.remove(&id);
-                            }
-                        }
-                        EV_CLOSE => {
-                            gone_already.remove(&id);
-                            prop_assert!(live.remove(&id), "a close for an id not live");
-                            closed.insert(id);
-                            prop_assert_eq!(e.respond(id, b"late", false), R_STALE);
-                        }
-                        EV_REJECT => prop_assert!((1..=11).contains(&p[0])),
-                        _ => prop_assert!(false, "unknown record {}", ty),
-                    }
-                }
-                prop_assert!(gone_already.is_empty(), "a fresh id refused with no close in its batch");
-                Ok(())
-            };
-
             for plan in &plans {
                 let mut c = Some(UnixStream::connect(&path).unwrap());
                 c.as_ref().unwrap().set_nonblocking(true).unwrap();
@@ -1371,11 +1362,9 @@ mod state_machine {
                             _ => {}
                         }
                     }
-                    e.poll();
-                    handle(&mut e, &mut live, &mut closed, &mut incomplete, &plans, &mut next_plan)?;
+                    step(&mut e, &mut m, &plans, &mut next_plan);
                 }
-                e.poll();
-                handle(&mut e, &mut live, &mut closed, &mut incomplete, &plans, &mut next_plan)?;
+                step(&mut e, &mut m, &plans, &mut next_plan);
                 if let Some(c) = c {
                     clients.push(c);
                 }
@@ -1383,21 +1372,20 @@ mod state_machine {
             // Everyone goes away; requests still waiting for "JS" are dropped by it.
             drop(clients);
             for _ in 0..20 {
-                e.poll();
-                handle(&mut e, &mut live, &mut closed, &mut incomplete, &plans, &mut next_plan)?;
+                step(&mut e, &mut m, &plans, &mut next_plan);
             }
-            for id in live.clone() {
+            for (id, c) in m.live.clone() {
                 // Only a request whose body JS has not read can outlive its
                 // front (as on net, until requestTimeout): every other one
                 // was reported closed.
-                prop_assert!(incomplete.contains(&id), "a finished front not reported: {}", id);
-                prop_assert_eq!(e.close_conn(id, false), R_CLOSED);
+                prop_assert!(c.body_left > 0, "a finished front not reported: {}", id);
+                call(&mut e, &mut m, id, Call::Destroy, b"");
             }
-            e.poll();
-            handle(&mut e, &mut live, &mut closed, &mut incomplete, &plans, &mut next_plan)?;
+            step(&mut e, &mut m, &plans, &mut next_plan);
             prop_assert_eq!(e.open_count(), 0, "connections left open");
             drop(e);
             let _ = std::fs::remove_dir_all(&dir);
+            prop_assert_eq!(open_fds(), fds, "descriptors leaked");
         }
     }
 }

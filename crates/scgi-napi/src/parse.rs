@@ -1,0 +1,238 @@
+//! The N-API binding of `scgi-parser` (and the module's registration): a
+//! thin wrapper that crosses the boundary with numbers only. `parse` borrows
+//! the caller's `Buffer`/`Uint8Array` and `Uint32Array` in place (no copy)
+//! and writes the `OUT_*` slots of `src/parser/types.ts`; it creates no JS strings or objects
+//! (except an Error when it throws).
+//!
+//! `parse` is a raw N-API callback rather than a `#[napi]` function: on a
+//! 782-byte nginx request the `#[napi]` wrapper's argument handling cost about
+//! 100 ns more per call than the same N-API calls made directly (bench/RESULTS.md),
+//! more than the Rust parse of the whole block takes on small requests.
+//!
+//! No panic crosses into C: the parse runs inside `catch_unwind`, and the rest
+//! of the callback does no indexing or arithmetic that can panic.
+
+use napi::bindgen_prelude::*;
+use napi::sys;
+use napi_derive::napi;
+use scgi_parser::{out_size, parse_raw};
+use std::ffi::CStr;
+use std::ptr::null_mut;
+
+/// Throws a TypeError (`ERR_INVALID_ARG_TYPE`) or, when `range`, a RangeError
+/// (`ERR_OUT_OF_RANGE`) with message `msg`, and returns the null `napi_value`
+/// a callback returns after throwing. If the throw itself fails (an exception
+/// is already pending), that pending exception is what JS sees.
+///
+/// # Safety
+/// `env` must be the `napi_env` of the N-API callback currently running on
+/// this thread.
+unsafe fn throw(env: sys::napi_env, range: bool, msg: &CStr) -> sys::napi_value {
+    // SAFETY: `env` is the running callback's env (the caller's contract); the
+    // code and message are NUL-terminated C strings that outlive the call.
+    unsafe {
+        if range {
+            sys::napi_throw_range_error(env, c"ERR_OUT_OF_RANGE".as_ptr(), msg.as_ptr());
+        } else {
+            sys::napi_throw_type_error(env, c"ERR_INVALID_ARG_TYPE".as_ptr(), msg.as_ptr());
+        }
+    }
+    null_mut()
+}
+
+/// What [`typed_array`] found.
+enum Typed {
+    /// A typed array of the wanted type over an `ArrayBuffer`: its data
+    /// pointer (already offset to its first element) and length in elements.
+    Ok(*mut u8, usize),
+    /// Not a typed array of the wanted type.
+    WrongType,
+    /// A typed array of the wanted type over a `SharedArrayBuffer`: other
+    /// threads may write its bytes at any time, so no Rust slice may borrow them.
+    Shared,
+}
+
+/// Looks at `value` as a typed array of type `want` (a `sys::TypedarrayType`).
+///
+/// # Safety
+/// `env` must be the `napi_env` of the N-API callback currently running on
+/// this thread, and `value` a value of that callback (an argument).
+unsafe fn typed_array(env: sys::napi_env, value: sys::napi_value, want: i32) -> Typed {
+    let (mut ty, mut len, mut data, mut backing, mut offset) =
+        (-1, 0usize, null_mut(), null_mut(), 0usize);
+    // SAFETY: `env` and `value` are the callback's (the caller's contract); all
+    // out-pointers are valid locals; N-API checks that `value` is a TypedArray
+    // and returns an error status (writing nothing) when it is not.
+    let status = unsafe {
+        sys::napi_get_typedarray_info(
+            env,
+            value,
+            &mut ty,
+            &mut len,
+            &mut data,
+            &mut backing,
+            &mut offset,
+        )
+    };
+    if status != sys::Status::napi_ok || ty != want {
+        return Typed::WrongType;
+    }
+    // `napi_is_arraybuffer` is false for a SharedArrayBuffer (V8's
+    // `IsArrayBuffer()` excludes shared buffers).
+    let mut plain = false;
+    // SAFETY: `backing` is the typed array's buffer, just returned by N-API in
+    // this env; `plain` is a valid out-pointer.
+    let status = unsafe { sys::napi_is_arraybuffer(env, backing, &mut plain) };
+    if status != sys::Status::napi_ok || !plain {
+        return Typed::Shared;
+    }
+    Typed::Ok(data.cast(), len)
+}
+
+/// `parse(buf: Uint8Array, out: Uint32Array, maxHeaderSize, maxHeaders, flags): number`
+/// (0 Complete, 1 Partial, 2 Error). Throws a TypeError for wrong argument
+/// types or a typed array over a `SharedArrayBuffer`, and a RangeError,
+/// writing nothing, when `out` is shorter than `outSize(maxHeaders)` or shares
+/// memory with `buf`.
+///
+/// # Safety
+/// Called by N-API only, with the `env` and `info` of this call.
+unsafe extern "C" fn parse_cb(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
+    const USAGE: &CStr = c"parse(buf: Uint8Array, out: Uint32Array, maxHeaderSize: number, maxHeaders: number, flags: number)";
+    const SHARED: &CStr = c"parse: buf and out must not be views of a SharedArrayBuffer";
+    let mut argc = 5usize;
+    let mut argv = [null_mut(); 5];
+    // SAFETY: `env`/`info` are this call's; argv has room for argc values.
+    let status = unsafe {
+        sys::napi_get_cb_info(
+            env,
+            info,
+            &mut argc,
+            argv.as_mut_ptr(),
+            null_mut(),
+            null_mut(),
+        )
+    };
+    if status != sys::Status::napi_ok || argc < 5 {
+        // SAFETY: `env` is this call's.
+        return unsafe { throw(env, false, USAGE) };
+    }
+    let [a_buf, a_out, a_size, a_count, a_flags] = argv;
+    // SAFETY: `env` is this call's and the values are its arguments.
+    let (b, o) = unsafe {
+        (
+            typed_array(env, a_buf, sys::TypedarrayType::uint8_array),
+            typed_array(env, a_out, sys::TypedarrayType::uint32_array),
+        )
+    };
+    let ((buf_ptr, buf_len), (out_ptr, out_len)) = match (b, o) {
+        (Typed::Ok(bp, bl), Typed::Ok(op, ol)) => ((bp, bl), (op, ol)),
+        (Typed::WrongType, _) | (_, Typed::WrongType) => {
+            // SAFETY: `env` is this call's.
+            return unsafe { throw(env, false, USAGE) };
+        }
+        _ => {
+            // SAFETY: `env` is this call's.
+            return unsafe { throw(env, false, SHARED) };
+        }
+    };
+    let mut nums = [0u32; 3];
+    for (n, arg) in nums.iter_mut().zip([a_size, a_count, a_flags]) {
+        // SAFETY: `env` is this call's, `arg` one of its arguments; `n` is a
+        // valid out-pointer; N-API checks the value is a number.
+        if unsafe { sys::napi_get_value_uint32(env, arg, n) } != sys::Status::napi_ok {
+            // SAFETY: `env` is this call's.
+            return unsafe { throw(env, false, USAGE) };
+        }
+    }
+    let [max_header_size, max_headers, flags] = nums;
+    if out_len < out_size(max_headers) {
+        // SAFETY: `env` is this call's.
+        return unsafe { throw(env, true, c"out is shorter than outSize(maxHeaders)") };
+    }
+    // Address ranges (wrapping: the arrays' memory is real, so this never
+    // wraps, but nothing here can panic either).
+    let (b0, b1) = (buf_ptr as usize, (buf_ptr as usize).wrapping_add(buf_len));
+    let o0 = out_ptr as usize;
+    let o1 = o0.wrapping_add(out_len.wrapping_mul(4));
+    if buf_len > 0 && b0 < o1 && o0 < b1 {
+        // SAFETY: `env` is this call's.
+        return unsafe { throw(env, true, c"out and buf must not share memory") };
+    }
+    // SAFETY: both typed arrays are arguments of this synchronous call, so
+    // their memory stays alive and no JS runs on this thread while the slices
+    // exist; neither is over a SharedArrayBuffer (checked above), so no other
+    // thread can access their bytes either; the slices do not outlive this
+    // function; a Uint32Array's data is 4-byte aligned; the two ranges do not
+    // overlap (checked above), so `out` is the only live reference to its
+    // bytes. Empty arrays may report a null or dangling pointer, so they get a
+    // literal empty slice.
+    let (buf, out): (&[u8], &mut [u32]) = unsafe {
+        (
+            if buf_len == 0 {
+                &[]
+            } else {
+                std::slice::from_raw_parts(buf_ptr, buf_len)
+            },
+            if out_len == 0 {
+                &mut []
+            } else {
+                std::slice::from_raw_parts_mut(out_ptr.cast::<u32>(), out_len)
+            },
+        )
+    };
+    // `parse_raw` cannot panic here (out is big enough), but never unwind into C.
+    let Ok(result) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        parse_raw(buf, out, max_header_size, max_headers, flags)
+    })) else {
+        // SAFETY: `env` is this call's.
+        return unsafe { throw(env, false, c"scgi native parser panicked") };
+    };
+    let mut ret = null_mut();
+    // SAFETY: `env` is this call's; `ret` is a valid out-pointer.
+    let status = unsafe { sys::napi_create_uint32(env, result, &mut ret) };
+    if status != sys::Status::napi_ok {
+        // `out` is written but the status number could not be made: throw
+        // rather than return `undefined`, which a caller would misread.
+        // SAFETY: `env` is this call's.
+        return unsafe { throw(env, false, c"scgi native parser: napi_create_uint32 failed") };
+    }
+    ret
+}
+
+/// Registers `parse` (a raw callback, see the crate doc) on the exports.
+#[napi(module_exports)]
+pub fn init(mut exports: Object) -> Result<()> {
+    const NAME: &str = "parse";
+    let mut func = null_mut();
+    // SAFETY: the env is the one napi-rs hands to module registration; the
+    // name pointer/length pair is valid for the call; `parse_cb` has the N-API
+    // callback signature; `func` is a valid out-pointer.
+    let status = unsafe {
+        sys::napi_create_function(
+            exports.env(),
+            NAME.as_ptr().cast(),
+            NAME.len() as isize,
+            Some(parse_cb),
+            null_mut(),
+            &mut func,
+        )
+    };
+    if status != sys::Status::napi_ok {
+        return Err(Error::new(
+            Status::GenericFailure,
+            "napi_create_function(parse) failed",
+        ));
+    }
+    // SAFETY: `func` is the function value just created in this env.
+    exports.set_named_property(NAME, unsafe {
+        Unknown::from_raw_unchecked(exports.env(), func)
+    })?;
+    #[cfg(target_os = "linux")]
+    crate::transport::binding::register(exports.env(), exports.raw())
+        .map_err(|e| Error::new(Status::GenericFailure, e))?;
+    Ok(())
+}

@@ -1,0 +1,770 @@
+//! N-API binding of the native transport (Linux only): an [`engine::Engine`]
+//! per server, its epoll descriptor watched by one `uv_poll` on the loop of
+//! the Node environment that created it, so all I/O runs on that JS thread
+//! (main thread or a `worker_threads` worker) with no cross-thread wake-ups.
+//! Each wake-up crosses into JavaScript at most once, with one `Buffer` and
+//! one `Uint32Array` (see `engine.rs` for the record layout and
+//! `src/transport/native.ts` for the reader).
+//!
+//! Lifetime: `transportCreate` returns a wrapper object owning a [`Cell`].
+//! While the engine is open the wrapper is held by a strong reference (an
+//! open server is not garbage), and an async environment cleanup hook closes
+//! it when the environment goes away (worker exit). `transportClose` (or the
+//! hook) stops and closes the `uv_poll` first and only then drops the engine
+//! (closing the epoll descriptor), so libuv never sees a reused descriptor
+//! number. The wrapper's finalizer frees the cell.
+
+use super::engine::{self, Engine};
+use super::sys;
+use napi::sys as n;
+use std::ffi::{c_int, c_void, CStr};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr::null_mut;
+
+type Value = n::napi_value;
+type Env = n::napi_env;
+
+// libuv, exported by the `node` binary (resolved when the addon is loaded).
+const UV_POLL: c_int = 8; // uv_handle_type UV_POLL
+const UV_READABLE: c_int = 1;
+type UvPollCb = unsafe extern "C" fn(*mut c_void, c_int, c_int);
+type UvCloseCb = unsafe extern "C" fn(*mut c_void);
+type AsyncCleanupHook = unsafe extern "C" fn(*mut c_void, *mut c_void);
+
+extern "C" {
+    fn uv_handle_size(ty: c_int) -> usize;
+    fn uv_poll_init(lp: *mut c_void, handle: *mut c_void, fd: c_int) -> c_int;
+    fn uv_poll_start(handle: *mut c_void, events: c_int, cb: UvPollCb) -> c_int;
+    fn uv_poll_stop(handle: *mut c_void) -> c_int;
+    fn uv_close(handle: *mut c_void, cb: UvCloseCb);
+    fn uv_ref(handle: *mut c_void);
+    fn uv_unref(handle: *mut c_void);
+    // Node-API 8 (Node >= 14.8); the crate's napi-sys is built for version 4.
+    fn napi_add_async_cleanup_hook(
+        env: Env,
+        hook: AsyncCleanupHook,
+        arg: *mut c_void,
+        handle: *mut *mut c_void,
+    ) -> n::napi_status;
+    fn napi_remove_async_cleanup_hook(handle: *mut c_void) -> n::napi_status;
+}
+
+/// Everything one transport instance owns.
+struct Cell {
+    env: Env,
+    engine: Option<Box<Engine>>,
+    /// `uv_poll_t` memory (`uv_handle_size(UV_POLL)` bytes, 8-aligned), null once closed.
+    poll: *mut c_void,
+    callback: n::napi_ref,
+    wrapper: n::napi_ref,
+    async_ctx: n::napi_async_context,
+    cleanup: *mut c_void,
+}
+
+fn poll_words() -> usize {
+    // SAFETY: uv_handle_size has no preconditions.
+    unsafe { uv_handle_size(UV_POLL) }.div_ceil(8)
+}
+
+/// Stops and closes the poll handle, then drops the engine. Idempotent.
+/// `hook`: the async cleanup hook handle to remove once the handle is closed
+/// (when the environment is being torn down), else null.
+///
+/// # Safety
+/// `cell` is valid; called on the environment's JS thread.
+unsafe fn teardown(cell: &mut Cell, hook: *mut c_void) {
+    let env = cell.env;
+    if !cell.poll.is_null() {
+        let poll = std::mem::replace(&mut cell.poll, null_mut());
+        // SAFETY: `poll` is an initialised uv_poll_t of this loop; its first field
+        // is `void *data`, which the close callback reads (the hook to remove).
+        unsafe {
+            uv_poll_stop(poll);
+            *poll.cast::<*mut c_void>() = hook;
+            uv_close(poll, on_poll_closed);
+        }
+    } else if !hook.is_null() {
+        // SAFETY: `hook` is the handle given to our async cleanup hook.
+        unsafe { napi_remove_async_cleanup_hook(hook) };
+    }
+    // After the poll handle: libuv has removed the descriptor from its own set.
+    cell.engine = None;
+    // SAFETY: each of these was created in `env` and is released exactly once
+    // (set to null after).
+    unsafe {
+        if !cell.cleanup.is_null() && hook.is_null() {
+            napi_remove_async_cleanup_hook(cell.cleanup);
+        }
+        cell.cleanup = null_mut();
+        if !cell.callback.is_null() {
+            n::napi_delete_reference(env, cell.callback);
+            cell.callback = null_mut();
+        }
+        if !cell.wrapper.is_null() {
+            n::napi_delete_reference(env, cell.wrapper);
+            cell.wrapper = null_mut();
+        }
+        if !cell.async_ctx.is_null() {
+            n::napi_async_destroy(env, cell.async_ctx);
+            cell.async_ctx = null_mut();
+        }
+    }
+}
+
+unsafe extern "C" fn on_poll_closed(handle: *mut c_void) {
+    // SAFETY: `handle` is the memory allocated in `create` as a boxed
+    // `[u64; poll_words()]`; libuv is done with it once this callback runs.
+    unsafe {
+        let hook = *handle.cast::<*mut c_void>();
+        drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(
+            handle.cast::<u64>(),
+            poll_words(),
+        )));
+        if !hook.is_null() {
+            napi_remove_async_cleanup_hook(hook);
+        }
+    }
+}
+
+unsafe extern "C" fn on_env_cleanup(hook: *mut c_void, arg: *mut c_void) {
+    // SAFETY: `arg` is the cell registered with this hook; the hook is removed
+    // before the cell is freed (teardown runs first in the finalizer).
+    let cell = unsafe { &mut *arg.cast::<Cell>() };
+    cell.cleanup = null_mut();
+    // SAFETY: on the environment's thread, during its teardown.
+    let _ = catch_unwind(AssertUnwindSafe(|| unsafe { teardown(cell, hook) }));
+}
+
+unsafe extern "C" fn finalize(env: Env, data: *mut c_void, _hint: *mut c_void) {
+    // SAFETY: `data` is the Box<Cell> leaked in `create`, finalized once.
+    let mut cell = unsafe { Box::from_raw(data.cast::<Cell>()) };
+    cell.env = env;
+    // SAFETY: on the environment's thread.
+    let _ = catch_unwind(AssertUnwindSafe(|| unsafe {
+        teardown(&mut cell, null_mut())
+    }));
+}
+
+unsafe extern "C" fn on_poll(handle: *mut c_void, _status: c_int, _events: c_int) {
+    // SAFETY: the handle's data is the cell while the handle is polling
+    // (teardown stops polling before anything else).
+    let cell = unsafe { *handle.cast::<*mut Cell>() };
+    if cell.is_null() {
+        return;
+    }
+    // SAFETY: see above; no other reference to the cell is live in this callback.
+    let _ = catch_unwind(AssertUnwindSafe(|| unsafe { poll_and_deliver(cell) }));
+}
+
+/// One wake-up: let the engine handle what epoll reports, then hand the
+/// batch to JavaScript in one call.
+///
+/// # Safety
+/// `cell` is a live cell; called from its loop's poll callback.
+unsafe fn poll_and_deliver(cell: *mut Cell) {
+    let (env, callback, async_ctx) = {
+        // SAFETY: the caller guarantees the cell is live; this borrow ends before JS runs.
+        let cell = unsafe { &mut *cell };
+        let Some(engine) = cell.engine.as_mut() else {
+            return;
+        };
+        engine.poll();
+        if engine.batch().is_empty() {
+            return;
+        }
+        (cell.env, cell.callback, cell.async_ctx)
+    };
+    let mut scope = null_mut();
+    // SAFETY: on the JS thread with Node's context entered (a loop callback).
+    if unsafe { n::napi_open_handle_scope(env, &mut scope) } != n::Status::napi_ok {
+        return;
+    }
+    let mut argv = [null_mut(); 2];
+    let ok = {
+        // SAFETY: the cell is live (as above), and no JS has run since the last borrow.
+        let cell = unsafe { &mut *cell };
+        match cell.engine.as_mut() {
+            // SAFETY: `env` is the cell's env, on its thread.
+            Some(engine) => unsafe { batch_values(env, engine, &mut argv) },
+            None => false,
+        }
+    };
+    if ok {
+        let (mut func, mut recv, mut result) = (null_mut(), null_mut(), null_mut());
+        // SAFETY: the reference and the values belong to `env`; argv holds 2 values.
+        // No Rust reference to the cell is live while JavaScript runs (it may
+        // close the transport).
+        unsafe {
+            n::napi_get_reference_value(env, callback, &mut func);
+            n::napi_get_global(env, &mut recv);
+            let status =
+                n::napi_make_callback(env, async_ctx, recv, func, 2, argv.as_ptr(), &mut result);
+            if status != n::Status::napi_ok {
+                let mut pending = false;
+                n::napi_is_exception_pending(env, &mut pending);
+                if pending {
+                    let mut err = null_mut();
+                    n::napi_get_and_clear_last_exception(env, &mut err);
+                    n::napi_fatal_exception(env, err);
+                }
+            }
+        }
+    }
+    // SAFETY: closes the scope opened above.
+    unsafe { n::napi_close_handle_scope(env, scope) };
+}
+
+/// Copies the engine's batch into a Buffer and a Uint32Array and clears it.
+///
+/// # Safety
+/// On `env`'s thread inside a handle scope.
+unsafe fn batch_values(env: Env, engine: &mut Engine, argv: &mut [Value; 2]) -> bool {
+    let batch = engine.batch();
+    let mut data = null_mut();
+    // SAFETY: copies `bytes.len()` bytes from a valid slice.
+    let s1 = unsafe {
+        n::napi_create_buffer_copy(
+            env,
+            batch.bytes.len(),
+            batch.bytes.as_ptr().cast(),
+            &mut data,
+            &mut argv[0],
+        )
+    };
+    let words = batch.recs.len();
+    let (mut ab, mut ab_data) = (null_mut(), null_mut());
+    // SAFETY: creates an ArrayBuffer of `words * 4` bytes; `ab_data` is its memory.
+    let s2 = unsafe { n::napi_create_arraybuffer(env, words * 4, &mut ab_data, &mut ab) };
+    if s1 != n::Status::napi_ok || s2 != n::Status::napi_ok || (words > 0 && ab_data.is_null()) {
+        return false;
+    }
+    // SAFETY: `ab_data` is fresh, 8-aligned memory of `words * 4` bytes that
+    // nothing else references yet; the source is a valid `[u32]` of `words`.
+    unsafe {
+        std::ptr::copy_nonoverlapping(batch.recs.as_ptr(), ab_data.cast::<u32>(), words);
+    }
+    // SAFETY: `ab` is the ArrayBuffer just created, `words` elements long.
+    let s3 = unsafe {
+        n::napi_create_typedarray(
+            env,
+            n::TypedarrayType::uint32_array,
+            words,
+            ab,
+            0,
+            &mut argv[1],
+        )
+    };
+    batch.clear();
+    s3 == n::Status::napi_ok
+}
+
+// ---------------------------------------------------------------------------
+// Argument helpers for the raw callbacks.
+
+unsafe fn throw(env: Env, msg: &CStr) -> Value {
+    // SAFETY: `msg` is NUL-terminated; env is the callback's.
+    unsafe { n::napi_throw_type_error(env, c"ERR_INVALID_ARG_TYPE".as_ptr(), msg.as_ptr()) };
+    null_mut()
+}
+
+unsafe fn throw_os(env: Env, err: &std::io::Error, what: &str) -> Value {
+    let errno = err.raw_os_error().unwrap_or(0);
+    let code = match errno {
+        libc::EADDRINUSE => "EADDRINUSE",
+        libc::EADDRNOTAVAIL => "EADDRNOTAVAIL",
+        libc::EACCES => "EACCES",
+        libc::EPERM => "EPERM",
+        libc::ENOENT => "ENOENT",
+        libc::ENOTDIR => "ENOTDIR",
+        libc::EINVAL => "EINVAL",
+        libc::ENAMETOOLONG => "ENAMETOOLONG",
+        libc::ENOTSOCK => "ENOTSOCK",
+        libc::EBADF => "EBADF",
+        libc::EISCONN => "EISCONN",
+        libc::EMFILE => "EMFILE",
+        libc::ENFILE => "ENFILE",
+        _ => "EUNKNOWN",
+    };
+    let msg = format!("{what} {code}: {err}");
+    let (mut c, mut m, mut e) = (null_mut(), null_mut(), null_mut());
+    // SAFETY: the strings are valid UTF-8 with explicit lengths; `e` is thrown once.
+    unsafe {
+        n::napi_create_string_utf8(env, code.as_ptr().cast(), code.len() as isize, &mut c);
+        n::napi_create_string_utf8(env, msg.as_ptr().cast(), msg.len() as isize, &mut m);
+        n::napi_create_error(env, c, m, &mut e);
+        let mut num = null_mut();
+        n::napi_create_int32(env, -errno, &mut num);
+        n::napi_set_named_property(env, e, c"errno".as_ptr(), num);
+        n::napi_throw(env, e);
+    }
+    null_mut()
+}
+
+unsafe fn args<const N: usize>(env: Env, info: n::napi_callback_info) -> Option<[Value; N]> {
+    let mut argc = N;
+    let mut argv = [null_mut(); N];
+    // SAFETY: argv has room for `argc` values.
+    let status = unsafe {
+        n::napi_get_cb_info(
+            env,
+            info,
+            &mut argc,
+            argv.as_mut_ptr(),
+            null_mut(),
+            null_mut(),
+        )
+    };
+    (status == n::Status::napi_ok && argc >= N).then_some(argv)
+}
+
+unsafe fn cell_of<'a>(env: Env, v: Value) -> Option<&'a mut Cell> {
+    let mut p = null_mut();
+    // SAFETY: napi_unwrap checks that `v` wraps a pointer; only `create` wraps
+    // objects in this module, always with a Box<Cell>.
+    if unsafe { n::napi_unwrap(env, v, &mut p) } != n::Status::napi_ok || p.is_null() {
+        return None;
+    }
+    // SAFETY: see above; the cell lives until the wrapper is finalized, which
+    // cannot happen while the wrapper is an argument of this call.
+    Some(unsafe { &mut *p.cast::<Cell>() })
+}
+
+unsafe fn engine_of<'a>(env: Env, v: Value) -> Option<&'a mut Engine> {
+    // SAFETY: forwarded.
+    unsafe { cell_of(env, v) }?.engine.as_deref_mut()
+}
+
+unsafe fn num(env: Env, v: Value) -> Option<f64> {
+    let mut d = 0.0;
+    // SAFETY: `d` is a valid out-pointer.
+    (unsafe { n::napi_get_value_double(env, v, &mut d) } == n::Status::napi_ok).then_some(d)
+}
+
+unsafe fn int(env: Env, v: Value) -> Option<i64> {
+    let mut d = 0i64;
+    // SAFETY: `d` is a valid out-pointer.
+    (unsafe { n::napi_get_value_int64(env, v, &mut d) } == n::Status::napi_ok).then_some(d)
+}
+
+/// The bytes of a Uint8Array/Buffer argument, borrowed for the current call.
+unsafe fn bytes<'a>(env: Env, v: Value) -> Option<&'a [u8]> {
+    let (mut ty, mut len, mut data, mut off) = (-1, 0usize, null_mut(), 0usize);
+    // SAFETY: all out-pointers are valid locals; N-API checks `v` is a TypedArray.
+    let status = unsafe {
+        n::napi_get_typedarray_info(env, v, &mut ty, &mut len, &mut data, null_mut(), &mut off)
+    };
+    if status != n::Status::napi_ok || ty != n::TypedarrayType::uint8_array {
+        return None;
+    }
+    if len == 0 {
+        return Some(&[]);
+    }
+    // SAFETY: the array is an argument of this synchronous call, so its memory
+    // stays alive and unchanged while the slice is used (no JS runs).
+    Some(unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) })
+}
+
+/// A string argument as UTF-8 bytes.
+unsafe fn string(env: Env, v: Value) -> Option<Vec<u8>> {
+    let mut len = 0usize;
+    // SAFETY: a null buffer asks for the length.
+    if unsafe { n::napi_get_value_string_utf8(env, v, null_mut(), 0, &mut len) }
+        != n::Status::napi_ok
+    {
+        return None;
+    }
+    let mut buf = vec![0u8; len + 1];
+    // SAFETY: `buf` has room for `len` bytes and the NUL.
+    unsafe { n::napi_get_value_string_utf8(env, v, buf.as_mut_ptr().cast(), len + 1, &mut len) };
+    buf.truncate(len);
+    Some(buf)
+}
+
+unsafe fn ret_u32(env: Env, v: u32) -> Value {
+    let mut r = null_mut();
+    // SAFETY: `r` is a valid out-pointer.
+    unsafe { n::napi_create_uint32(env, v, &mut r) };
+    r
+}
+
+/// Runs a callback body, turning a panic into a thrown Error.
+unsafe fn guarded(env: Env, f: impl FnOnce() -> Value) -> Value {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(v) => v,
+        Err(_) => {
+            // SAFETY: env is the callback's.
+            unsafe {
+                n::napi_throw_error(env, null_mut(), c"scgi native transport panicked".as_ptr())
+            };
+            null_mut()
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The exported functions.
+
+/// `transportCreate(options: Float64Array, onBatch: Function, resp503: Uint8Array, resp413: Uint8Array): object`
+unsafe extern "C" fn create_cb(env: Env, info: n::napi_callback_info) -> Value {
+    const USAGE: &CStr = c"transportCreate(options: Float64Array, onBatch: Function, resp503: Uint8Array, resp413: Uint8Array)";
+    // SAFETY: every call below uses this callback's env and its arguments.
+    unsafe {
+        guarded(env, || {
+            let Some([opts, cb, r503, r413]) = args::<4>(env, info) else {
+                return throw(env, USAGE);
+            };
+            let (mut ty, mut len, mut data, mut off) = (-1, 0usize, null_mut(), 0usize);
+            let st = n::napi_get_typedarray_info(
+                env,
+                opts,
+                &mut ty,
+                &mut len,
+                &mut data,
+                null_mut(),
+                &mut off,
+            );
+            if st != n::Status::napi_ok || ty != n::TypedarrayType::float64_array || len < 13 {
+                return throw(env, USAGE);
+            }
+            let o = std::slice::from_raw_parts(data.cast::<f64>(), len).to_vec();
+            let (Some(r503), Some(r413)) = (bytes(env, r503), bytes(env, r413)) else {
+                return throw(env, USAGE);
+            };
+            let mut vt = 0;
+            n::napi_typeof(env, cb, &mut vt);
+            if vt != n::ValueType::napi_function {
+                return throw(env, USAGE);
+            }
+            let clamp = |v: f64| {
+                if v.is_finite() && v > 0.0 {
+                    v.min(u64::MAX as f64) as u64
+                } else if v > 0.0 {
+                    u64::MAX
+                } else {
+                    0
+                }
+            };
+            let cfg = engine::Config {
+                max_header_size: clamp(o[0]).min(u64::from(u32::MAX)) as u32,
+                max_headers: clamp(o[1]).min(1 << 20) as u32,
+                flags: clamp(o[2]) as u32,
+                max_body_size: clamp(o[3]),
+                body_preread: clamp(o[4]).min(16 << 20),
+                max_connections: clamp(o[5]).min(usize::MAX as u64) as usize,
+                header_timeout: clamp(o[6]),
+                request_timeout: clamp(o[7]),
+                drain_timeout: clamp(o[8]),
+                max_drain_size: clamp(o[9]),
+                write_high_water: clamp(o[10]).min(usize::MAX as u64) as usize,
+                allow_half_open: o[11] != 0.0,
+                sweep_ms: clamp(o[12]).clamp(1, 3_600_000),
+                fd_ceiling: o.get(13).map_or(u64::MAX, |&v| clamp(v)),
+                resp_503: r503.to_vec(),
+                resp_413: r413.to_vec(),
+            };
+            let engine = match Engine::new(cfg) {
+                Ok(e) => Box::new(e),
+                Err(e) => return throw_os(env, &e, "transportCreate"),
+            };
+            let mut lp = null_mut();
+            if n::napi_get_uv_event_loop(env, &mut lp) != n::Status::napi_ok || lp.is_null() {
+                n::napi_throw_error(env, null_mut(), c"no libuv loop".as_ptr());
+                return null_mut();
+            }
+            let poll = Box::into_raw(vec![0u64; poll_words()].into_boxed_slice()).cast::<c_void>();
+            if uv_poll_init(lp.cast(), poll, engine.poll_fd()) != 0 {
+                drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(
+                    poll.cast::<u64>(),
+                    poll_words(),
+                )));
+                n::napi_throw_error(env, null_mut(), c"uv_poll_init failed".as_ptr());
+                return null_mut();
+            }
+            let cell = Box::into_raw(Box::new(Cell {
+                env,
+                engine: Some(engine),
+                poll,
+                callback: null_mut(),
+                wrapper: null_mut(),
+                async_ctx: null_mut(),
+                cleanup: null_mut(),
+            }));
+            *poll.cast::<*mut Cell>() = cell;
+            let mut obj = null_mut();
+            n::napi_create_object(env, &mut obj);
+            if n::napi_wrap(
+                env,
+                obj,
+                cell.cast(),
+                Some(finalize),
+                null_mut(),
+                null_mut(),
+            ) != n::Status::napi_ok
+            {
+                // Not wrapped: nothing else knows the cell; close the handle, free it.
+                teardown(&mut *cell, null_mut());
+                drop(Box::from_raw(cell));
+                n::napi_throw_error(env, null_mut(), c"napi_wrap failed".as_ptr());
+                return null_mut();
+            }
+            let c = &mut *cell;
+            n::napi_create_reference(env, cb, 1, &mut c.callback);
+            n::napi_create_reference(env, obj, 1, &mut c.wrapper);
+            let mut name = null_mut();
+            n::napi_create_string_utf8(env, c"scgi.NativeTransport".as_ptr(), 20, &mut name);
+            n::napi_async_init(env, obj, name, &mut c.async_ctx);
+            napi_add_async_cleanup_hook(env, on_env_cleanup, cell.cast(), &mut c.cleanup);
+            uv_poll_start(poll, UV_READABLE, on_poll);
+            obj
+        })
+    }
+}
+
+/// `transportListenUnix(t, path: string, backlog: number): void`
+unsafe extern "C" fn listen_unix_cb(env: Env, info: n::napi_callback_info) -> Value {
+    // SAFETY: as in create_cb.
+    unsafe {
+        guarded(env, || {
+            let Some([t, path, backlog]) = args::<3>(env, info) else {
+                return throw(env, c"transportListenUnix(t, path, backlog)");
+            };
+            let (Some(engine), Some(path), Some(backlog)) =
+                (engine_of(env, t), string(env, path), num(env, backlog))
+            else {
+                return throw(env, c"transportListenUnix(t, path, backlog)");
+            };
+            match sys::listen_unix(&path, backlog as i32).and_then(|l| engine.listen(l)) {
+                Ok(_) => ret_u32(env, 0),
+                Err(e) => throw_os(env, &e, "listen"),
+            }
+        })
+    }
+}
+
+/// `transportListenTcp(t, ip: string, port: number, backlog: number): number` (the bound port)
+unsafe extern "C" fn listen_tcp_cb(env: Env, info: n::napi_callback_info) -> Value {
+    const USAGE: &CStr = c"transportListenTcp(t, ip, port, backlog)";
+    // SAFETY: as in create_cb.
+    unsafe {
+        guarded(env, || {
+            let Some([t, ip, port, backlog]) = args::<4>(env, info) else {
+                return throw(env, USAGE);
+            };
+            let (Some(engine), Some(ip), Some(port), Some(backlog)) = (
+                engine_of(env, t),
+                string(env, ip),
+                num(env, port),
+                num(env, backlog),
+            ) else {
+                return throw(env, USAGE);
+            };
+            let Some(ip) = std::str::from_utf8(&ip)
+                .ok()
+                .and_then(|s| s.parse::<std::net::IpAddr>().ok())
+            else {
+                return throw(env, USAGE);
+            };
+            match sys::listen_tcp(ip, port as u16, backlog as i32).and_then(|l| engine.listen(l)) {
+                Ok(p) => ret_u32(env, u32::from(p)),
+                Err(e) => throw_os(env, &e, "listen"),
+            }
+        })
+    }
+}
+
+/// `transportAdopt(t, fd: number): number` (port, 0 for unix): listens on a
+/// duplicate of an inherited listening socket.
+unsafe extern "C" fn adopt_cb(env: Env, info: n::napi_callback_info) -> Value {
+    // SAFETY: as in create_cb.
+    unsafe {
+        guarded(env, || {
+            let Some([t, fd]) = args::<2>(env, info) else {
+                return throw(env, c"transportAdopt(t, fd)");
+            };
+            let (Some(engine), Some(fd)) = (engine_of(env, t), num(env, fd)) else {
+                return throw(env, c"transportAdopt(t, fd)");
+            };
+            match sys::adopt(fd as i32).and_then(|l| engine.listen(l)) {
+                Ok(p) => ret_u32(env, u32::from(p)),
+                Err(e) => throw_os(env, &e, "adopt"),
+            }
+        })
+    }
+}
+
+/// After a call that may have queued events or reads: wake the poller.
+fn kick_if_needed(engine: &mut Engine) {
+    if engine.take_kick() {
+        engine.kick();
+    }
+}
+
+/// `transportRespond(t, id, data: Uint8Array | string, close: 0 | 1): number` (R_* codes)
+unsafe extern "C" fn respond_cb(env: Env, info: n::napi_callback_info) -> Value {
+    // SAFETY: as in create_cb.
+    unsafe {
+        guarded(env, || {
+            let Some([t, id, data, close]) = args::<4>(env, info) else {
+                return throw(env, c"transportRespond(t, id, data, close)");
+            };
+            let (Some(cell), Some(id), Some(close)) =
+                (cell_of(env, t), int(env, id), int(env, close))
+            else {
+                return throw(env, c"transportRespond(t, id, data, close)");
+            };
+            let close = close != 0;
+            // A closed transport knows no connection: every id is stale.
+            let Some(engine) = cell.engine.as_deref_mut() else {
+                return ret_u32(env, engine::R_STALE);
+            };
+            let r = if let Some(b) = bytes(env, data) {
+                engine.respond(id, b, close)
+            } else if let Some(s) = string(env, data) {
+                engine.respond(id, &s, close)
+            } else {
+                return throw(env, c"transportRespond(t, id, data: Uint8Array | string, close)");
+            };
+            kick_if_needed(engine);
+            ret_u32(env, r)
+        })
+    }
+}
+
+/// `transportWrite(t, id, data: Uint8Array | string): number` (R_* codes)
+unsafe extern "C" fn write_cb(env: Env, info: n::napi_callback_info) -> Value {
+    // SAFETY: as in create_cb.
+    unsafe {
+        guarded(env, || {
+            let Some([t, id, data]) = args::<3>(env, info) else {
+                return throw(env, c"transportWrite(t, id, data)");
+            };
+            let (Some(cell), Some(id)) = (cell_of(env, t), int(env, id)) else {
+                return throw(env, c"transportWrite(t, id, data)");
+            };
+            // A closed transport knows no connection: every id is stale.
+            let Some(engine) = cell.engine.as_deref_mut() else {
+                return ret_u32(env, engine::R_STALE);
+            };
+            let r = if let Some(b) = bytes(env, data) {
+                engine.write(id, b)
+            } else if let Some(s) = string(env, data) {
+                engine.write(id, &s)
+            } else {
+                return throw(env, c"transportWrite(t, id, data: Uint8Array | string)");
+            };
+            kick_if_needed(engine);
+            ret_u32(env, r)
+        })
+    }
+}
+
+/// `transportControl(t, id, op): number`: 0 pause, 1 resume, 2 reset, 3 destroy.
+unsafe extern "C" fn control_cb(env: Env, info: n::napi_callback_info) -> Value {
+    // SAFETY: as in create_cb.
+    unsafe {
+        guarded(env, || {
+            let Some([t, id, op]) = args::<3>(env, info) else {
+                return throw(env, c"transportControl(t, id, op)");
+            };
+            let (Some(engine), Some(id), Some(op)) =
+                (engine_of(env, t), int(env, id), num(env, op))
+            else {
+                return ret_u32(env, engine::R_STALE);
+            };
+            let r = match op as u32 {
+                0 => engine.set_reading(id, false),
+                1 => engine.set_reading(id, true),
+                2 => engine.close_conn(id, true),
+                3 => engine.close_conn(id, false),
+                _ => return throw(env, c"transportControl: op is 0..3"),
+            };
+            kick_if_needed(engine);
+            ret_u32(env, r)
+        })
+    }
+}
+
+/// `transportServer(t, op): number`: 0 close the listener, 1 close idle
+/// connections (returns how many), 2 open connection count, 3 ref, 4 unref,
+/// 5 close everything (the instance is unusable after).
+unsafe extern "C" fn server_cb(env: Env, info: n::napi_callback_info) -> Value {
+    // SAFETY: as in create_cb.
+    unsafe {
+        guarded(env, || {
+            let Some([t, op]) = args::<2>(env, info) else {
+                return throw(env, c"transportServer(t, op)");
+            };
+            let (Some(cell), Some(op)) = (cell_of(env, t), num(env, op)) else {
+                return throw(env, c"transportServer(t, op)");
+            };
+            let op = op as u32;
+            if op == 5 {
+                teardown(cell, null_mut());
+                return ret_u32(env, 0);
+            }
+            let poll = cell.poll;
+            let Some(engine) = cell.engine.as_deref_mut() else {
+                return ret_u32(env, 0);
+            };
+            let r = match op {
+                0 => {
+                    engine.close_listener();
+                    0
+                }
+                1 => engine.close_idle(),
+                2 => engine.open_count() as u32,
+                3 => {
+                    uv_ref(poll);
+                    0
+                }
+                4 => {
+                    uv_unref(poll);
+                    0
+                }
+                _ => return throw(env, c"transportServer: op is 0..5"),
+            };
+            kick_if_needed(engine);
+            ret_u32(env, r)
+        })
+    }
+}
+
+/// Registers the transport functions on `exports` (Linux only; see lib.rs).
+pub fn register(env: Env, exports: Value) -> Result<(), String> {
+    type Callback = unsafe extern "C" fn(Env, n::napi_callback_info) -> Value;
+    let callbacks: [(&str, Callback); 8] = [
+        ("transportCreate", create_cb),
+        ("transportListenUnix", listen_unix_cb),
+        ("transportListenTcp", listen_tcp_cb),
+        ("transportAdopt", adopt_cb),
+        ("transportRespond", respond_cb),
+        ("transportWrite", write_cb),
+        ("transportControl", control_cb),
+        ("transportServer", server_cb),
+    ];
+    for (name, cb) in callbacks {
+        let mut func = null_mut();
+        // SAFETY: the name pointer/length pair is valid; `cb` has the N-API callback signature.
+        let st = unsafe {
+            n::napi_create_function(
+                env,
+                name.as_ptr().cast(),
+                name.len() as isize,
+                Some(cb),
+                null_mut(),
+                &mut func,
+            )
+        };
+        if st != n::Status::napi_ok {
+            return Err(format!("napi_create_function({name}) failed"));
+        }
+        let cname = std::ffi::CString::new(name).map_err(|e| e.to_string())?;
+        // SAFETY: `exports` and `func` are values of `env`; the name is NUL-terminated.
+        if unsafe { n::napi_set_named_property(env, exports, cname.as_ptr(), func) }
+            != n::Status::napi_ok
+        {
+            return Err(format!("exports.{name} could not be set"));
+        }
+    }
+    Ok(())
+}
