@@ -312,3 +312,66 @@ describeNative('differential: the same bytes through both transports', () => {
     expect(seen.handler).toHaveLength(1);
   });
 });
+
+/** Sends one request over a socket of our own and resolves with its local address once the response ended. */
+function requestFrom(target: Target): Promise<{ localAddress: string | undefined; localPort: number | undefined; response: string }> {
+  return new Promise((resolve, reject) => {
+    const s = 'path' in target ? connect(target.path) : connect(target.port, target.host);
+    const chunks: Buffer[] = [];
+    let local: { localAddress: string | undefined; localPort: number | undefined } = { localAddress: undefined, localPort: undefined };
+    s.on('connect', () => {
+      local = { localAddress: s.localAddress, localPort: s.localPort };
+      // No FIN with the request: a front does not half-close (docs/ARCHITECTURE.md, "A connection").
+      s.write(netstring(block([['CONTENT_LENGTH', '0']])));
+    });
+    s.on('data', (c) => chunks.push(c));
+    s.on('end', () => s.end());
+    s.on('error', reject);
+    s.on('close', () => resolve({ ...local, response: Buffer.concat(chunks).toString() }));
+  });
+}
+
+describe.each(available ? (['net', 'native'] as const) : (['net'] as const))('client.socket.remoteAddress/remotePort (%s transport)', (transport) => {
+  const peerServer = (address: string) => {
+    const seen: { remoteAddress: unknown; remotePort: unknown }[] = [];
+    const server = serve(
+      (_h, c) => {
+        seen.push({ remoteAddress: c.socket.remoteAddress, remotePort: c.socket.remotePort });
+        c.end('Status: 200 OK\r\n\r\npeer');
+      },
+      { address, transport, handleSignals: false },
+    );
+    return { seen, server };
+  };
+
+  it('over TCP: the front address and port, as the front socket sees its own', async () => {
+    const { seen, server: pending } = peerServer('127.0.0.1:0');
+    const server = await pending;
+    expect(server.transport).toBe(transport);
+    try {
+      const target = targetOf(server.address() as never);
+      for (let i = 0; i < 3; i++) {
+        const r = await requestFrom(target);
+        expect(r.response).toContain('peer');
+        expect(r.localPort).toBeGreaterThan(0);
+        expect(seen[i]).toEqual({ remoteAddress: r.localAddress, remotePort: r.localPort });
+      }
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('over a unix socket: undefined for both', async () => {
+    const dir = tempDir('scgi-peer-');
+    const { seen, server: pending } = peerServer(join(dir.path, 'p.sock'));
+    const server = await pending;
+    try {
+      const r = await requestFrom(targetOf(server.address() as never));
+      expect(r.response).toContain('peer');
+      expect(seen).toEqual([{ remoteAddress: undefined, remotePort: undefined }]);
+    } finally {
+      await server.close();
+      dir.cleanup();
+    }
+  });
+});

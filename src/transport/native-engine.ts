@@ -52,6 +52,7 @@ interface TransportAddon {
   transportWrite(t: object, id: number, data: Uint8Array | string): number;
   transportControl(t: object, id: number, op: number): number;
   transportServer(t: object, op: number): number;
+  transportPeer(t: object, id: number): [address: string, port: number] | undefined;
 }
 
 let addon: TransportAddon | null = null;
@@ -187,6 +188,10 @@ export class NativeEngine {
   }
   destroy(id: number): number {
     return this.#a.transportControl(this.#t, id, 3);
+  }
+  /** The TCP peer's address and port (one `getpeername`); undefined on a unix socket or for a closed id. */
+  peer(id: number): [address: string, port: number] | undefined {
+    return this.#closed ? undefined : this.#a.transportPeer(this.#t, id);
   }
   closeListener(): void {
     if (!this.#closed) this.#a.transportServer(this.#t, 0);

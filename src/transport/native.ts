@@ -44,18 +44,27 @@ export interface NativeHost {
   fdLimitRefused(n: number): void;
 }
 
-/** What `client.socket` and `'clientError'` show for a native connection. */
+type Peer = [address: string, port: number] | undefined;
+
+/**
+ * What `client.socket` and `'clientError'` show for a native connection.
+ * `remoteAddress`/`remotePort` are the front's, as a `net.Socket` over TCP
+ * says (undefined on a unix socket): asked of the engine (`getpeername`)
+ * on first read only, then kept, as net keeps its peer name.
+ */
 export class NativeSocket implements TransportSocket {
   readonly #destroy: () => void;
-  constructor(destroy: () => void) {
+  readonly #lookup: () => Peer;
+  #peer: Peer | null = null;
+  constructor(destroy: () => void, lookup: () => Peer = noPeer) {
     this.#destroy = destroy;
+    this.#lookup = lookup;
   }
-  /** Not tracked natively (the peer is the front; its address is in REMOTE_ADDR). */
-  get remoteAddress(): undefined {
-    return undefined;
+  get remoteAddress(): string | undefined {
+    return (this.#peer ??= this.#lookup())?.[0];
   }
-  get remotePort(): undefined {
-    return undefined;
+  get remotePort(): number | undefined {
+    return (this.#peer ??= this.#lookup())?.[1];
   }
   destroy(): void {
     this.#destroy();
@@ -63,6 +72,8 @@ export class NativeSocket implements TransportSocket {
 }
 
 const noop = (): void => {};
+const noPeer = (): Peer => undefined;
+/** A connection the engine refused before it was a request (closed by then: no peer). */
 const REFUSED_SOCKET = new NativeSocket(noop);
 
 /** One dispatched connection of the engine. */
@@ -85,7 +96,10 @@ export class NativeTransport implements Transport {
   }
 
   get socket(): NativeSocket {
-    return (this.#socket ??= new NativeSocket(() => this.destroy()));
+    return (this.#socket ??= new NativeSocket(
+      () => this.destroy(),
+      () => this.#owner.engine.peer(this.id),
+    ));
   }
 
   get writable(): boolean {

@@ -684,6 +684,36 @@ unsafe extern "C" fn control_cb(env: Env, info: n::napi_callback_info) -> Value 
     }
 }
 
+/// `transportPeer(t, id): [address: string, port: number] | undefined`: the
+/// TCP peer of a live connection (one `getpeername`, only when JS asks);
+/// undefined for a unix socket, a closed or stale id, or a closed transport.
+unsafe extern "C" fn peer_cb(env: Env, info: n::napi_callback_info) -> Value {
+    // SAFETY: as in create_cb.
+    unsafe {
+        guarded(env, || {
+            let Some([t, id]) = args::<2>(env, info) else {
+                return throw(env, c"transportPeer(t, id)");
+            };
+            let (Some(cell), Some(id)) = (cell_of(env, t), int(env, id)) else {
+                return throw(env, c"transportPeer(t, id)");
+            };
+            let mut ret = null_mut();
+            let Some(addr) = cell.engine.as_deref().and_then(|e| e.peer(id)) else {
+                n::napi_get_undefined(env, &mut ret);
+                return ret;
+            };
+            let ip = addr.ip().to_string();
+            let (mut s, mut port) = (null_mut(), null_mut());
+            n::napi_create_string_utf8(env, ip.as_ptr().cast(), ip.len() as isize, &mut s);
+            n::napi_create_uint32(env, u32::from(addr.port()), &mut port);
+            n::napi_create_array_with_length(env, 2, &mut ret);
+            n::napi_set_element(env, ret, 0, s);
+            n::napi_set_element(env, ret, 1, port);
+            ret
+        })
+    }
+}
+
 /// `transportServer(t, op): number`: 0 close the listener, 1 close idle
 /// connections (returns how many), 2 open connection count, 3 ref, 4 unref,
 /// 5 close everything (the instance is unusable after).
@@ -732,7 +762,7 @@ unsafe extern "C" fn server_cb(env: Env, info: n::napi_callback_info) -> Value {
 /// Registers the transport functions on `exports` (Linux only; see lib.rs).
 pub fn register(env: Env, exports: Value) -> Result<(), String> {
     type Callback = unsafe extern "C" fn(Env, n::napi_callback_info) -> Value;
-    let callbacks: [(&str, Callback); 8] = [
+    let callbacks: [(&str, Callback); 9] = [
         ("transportCreate", create_cb),
         ("transportListenUnix", listen_unix_cb),
         ("transportListenTcp", listen_tcp_cb),
@@ -741,6 +771,7 @@ pub fn register(env: Env, exports: Value) -> Result<(), String> {
         ("transportWrite", write_cb),
         ("transportControl", control_cb),
         ("transportServer", server_cb),
+        ("transportPeer", peer_cb),
     ];
     for (name, cb) in callbacks {
         let mut func = null_mut();

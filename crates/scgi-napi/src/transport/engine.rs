@@ -339,6 +339,21 @@ impl Engine {
         self.sweep();
     }
 
+    /// The address of connection `js_id`'s peer on TCP (the front's IP and
+    /// port); None for a unix socket, a closed or stale id, or a peer that is
+    /// already gone. One `getpeername`, made only when asked.
+    pub fn peer(&self, js_id: i64) -> Option<std::net::SocketAddr> {
+        let id = Id::from_js(js_id)?;
+        let slot = self.slots.get(id.slot as usize)?;
+        if slot.gen != id.gen {
+            return None;
+        }
+        match &slot.conn {
+            Some(conn) if conn.tcp => sys::peer_addr(&conn.fd),
+            _ => None,
+        }
+    }
+
     /// The epoll descriptor (what the `uv_poll` watches).
     pub fn poll_fd(&self) -> i32 {
         self.epfd.as_raw_fd()

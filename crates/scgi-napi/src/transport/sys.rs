@@ -340,35 +340,66 @@ pub fn adopt(fd: RawFd) -> io::Result<Listener> {
     })
 }
 
-/// The port a TCP listener is bound to (0 for unix sockets).
-pub fn local_port(fd: &OwnedFd) -> u16 {
+/// An IP socket address from a `sockaddr_storage` the kernel filled; None
+/// for other families (unix).
+fn ip_addr(ss: &libc::sockaddr_storage) -> Option<std::net::SocketAddr> {
+    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+    match ss.ss_family as libc::c_int {
+        libc::AF_INET => {
+            // SAFETY: the family says the storage holds a sockaddr_in, and
+            // sockaddr_storage is large and aligned enough for any sockaddr.
+            let sin =
+                unsafe { &*(ss as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            Some(SocketAddr::V4(SocketAddrV4::new(
+                Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes()),
+                u16::from_be(sin.sin_port),
+            )))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the family says the storage holds a sockaddr_in6 (as above).
+            let sin6 =
+                unsafe { &*(ss as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                Ipv6Addr::from(sin6.sin6_addr.s6_addr),
+                u16::from_be(sin6.sin6_port),
+                u32::from_be(sin6.sin6_flowinfo),
+                sin6.sin6_scope_id,
+            )))
+        }
+        _ => None,
+    }
+}
+
+/// `getsockname` (`peer` false) or `getpeername` (`peer` true) of `fd` as
+/// an IP address and port; None for a unix socket or when the call fails
+/// (the peer is gone: `ENOTCONN`).
+fn sock_addr(fd: &OwnedFd, peer: bool) -> Option<std::net::SocketAddr> {
     // SAFETY: sockaddr_storage is plain data; all-zero is a valid value.
     let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    // SAFETY: `ss` has room for `len` bytes.
-    if unsafe {
-        libc::getsockname(
-            fd.as_raw_fd(),
-            (&mut ss as *mut libc::sockaddr_storage).cast(),
-            &mut len,
-        )
-    } < 0
-    {
-        return 0;
-    }
-    match ss.ss_family as libc::c_int {
-        libc::AF_INET => {
-            // SAFETY: the family says the storage holds a sockaddr_in.
-            let sin =
-                unsafe { &*(&ss as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
-            u16::from_be(sin.sin_port)
+    let ptr = (&mut ss as *mut libc::sockaddr_storage).cast::<libc::sockaddr>();
+    // SAFETY: `ss` has room for `len` bytes; the kernel writes at most that
+    // many and updates `len`.
+    let r = unsafe {
+        if peer {
+            libc::getpeername(fd.as_raw_fd(), ptr, &mut len)
+        } else {
+            libc::getsockname(fd.as_raw_fd(), ptr, &mut len)
         }
-        libc::AF_INET6 => {
-            // SAFETY: the family says the storage holds a sockaddr_in6.
-            let sin6 =
-                unsafe { &*(&ss as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
-            u16::from_be(sin6.sin6_port)
-        }
-        _ => 0,
+    };
+    if r < 0 {
+        return None;
     }
+    ip_addr(&ss)
+}
+
+/// The address and port of a connected TCP socket's peer; None for a unix
+/// socket or a peer that is gone.
+pub fn peer_addr(fd: &OwnedFd) -> Option<std::net::SocketAddr> {
+    sock_addr(fd, true)
+}
+
+/// The port a TCP listener is bound to (0 for unix sockets).
+pub fn local_port(fd: &OwnedFd) -> u16 {
+    sock_addr(fd, false).map_or(0, |a| a.port())
 }
