@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// Coverage-guided fuzzing of the Rust parser (fuzz/, cargo-fuzz + libFuzzer):
-// runs each target for a bounded time and fails on any crash or failed check.
+// Coverage-guided fuzzing of the Rust parser and of the native transport's
+// engine (fuzz/, cargo-fuzz + libFuzzer): runs each target for a bounded time
+// and fails on any crash or failed check.
 //
 //   node scripts/fuzz.mjs                 (every target, 60 s each)
 //   node scripts/fuzz.mjs split           (one target)
@@ -11,7 +12,8 @@
 // into a temporary directory that is removed afterwards (no corpus is kept in
 // the repository). A crash leaves its input in fuzz/artifacts/<target>/ and
 // the reproduction command in the output; keep such an input as a regression
-// test in crates/scgi-parser/tests/ once fixed.
+// test once fixed (crates/scgi-parser/tests/, or a case of the engine's
+// property test in crates/scgi-napi/src/transport/engine.rs).
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,7 +21,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const TARGETS = ['split', 'typed_raw'];
+const TARGETS = ['split', 'typed_raw', 'engine'];
 const seconds = Number(process.env.SCGI_FUZZ_SECONDS ?? 60);
 if (!Number.isInteger(seconds) || seconds < 1) throw new Error(`SCGI_FUZZ_SECONDS must be a positive integer, not ${process.env.SCGI_FUZZ_SECONDS}`);
 const targets = process.argv.length > 2 ? process.argv.slice(2) : TARGETS;

@@ -46,7 +46,7 @@ export class HeaderReader {
       if (buf.length < this.#need) return Status.Partial;
     } else if (chunk.buffer instanceof SharedArrayBuffer) {
       // The addon refuses memory another thread could write while it parses
-      // (crates/scgi-napi/src/lib.rs): parse a private copy, as the TS parser
+      // (crates/scgi-napi/src/parse.rs): parse a private copy, as the TS parser
       // would read the same bytes.
       buf = Buffer.from(chunk);
     }

@@ -1,7 +1,7 @@
 //! The native transport's engine: one listening socket and all its
 //! connections in one epoll set, the SCGI connection state machine, and the
 //! batch of events handed to JavaScript. No N-API and no `unsafe` here
-//! (system calls go through `sys.rs`); `mod.rs` drives it from a `uv_poll`
+//! (system calls go through `sys.rs`); `binding.rs` drives it from a `uv_poll`
 //! on Node's loop and crosses into JavaScript once per wake-up.
 //!
 //! Lifecycle of a connection (the one of `src/connection.ts`):
