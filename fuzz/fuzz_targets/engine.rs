@@ -11,12 +11,13 @@
 //! What must hold (`transport/testing.rs` has the model; this file adds what
 //! needs the clients): no panic; batches well formed; a request's `out` is
 //! the parser's for its bytes, and its bytes are the first bytes one client
-//! sent (body pieces the next ones); each dispatched id is closed at most
-//! once and refused (`R_STALE`) from then on, as is an id that was never
-//! valid; `peer` is the client's own address on TCP while the id is live,
-//! none on unix or for a closed id; once the clients are gone and the
-//! application destroyed what it held, no connection is left open; and
-//! after the engine is dropped, no descriptor is left open.
+//! sent (body pieces the next ones; distinct requests, distinct clients);
+//! each dispatched id is closed at most once and refused (`R_STALE`) from
+//! then on, as is an id that was never valid; `peer` is the client's own
+//! address on TCP while the id is live, none on unix or for a closed id;
+//! once the clients are gone and the application destroyed what it held, no
+//! connection is left open; and after the engine is dropped, no descriptor
+//! is left open.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -59,7 +60,7 @@ struct Client {
     local: Option<SocketAddr>,
     /// The bytes the socket took, in order.
     sent: Vec<u8>,
-    /// Its request was dispatched (the id), and how far `sent` was delivered.
+    /// Its request is known to be this id's, and how far `sent` was delivered.
     dispatched: Option<(i64, usize)>,
 }
 
@@ -78,6 +79,8 @@ struct Run {
     /// Dispatched ids, in order (deterministic picks).
     ids: Vec<i64>,
     known: std::collections::HashMap<i64, Known>,
+    /// The bytes of every request dispatched, in order.
+    requests: Vec<Vec<u8>>,
 }
 
 fn config(inp: &mut Input, fds: usize) -> Config {
@@ -191,6 +194,9 @@ impl Run {
     fn request(&mut self, b: &Batch, ev: &Event) {
         let id = ev.id;
         let req = b.request_bytes(ev);
+        // The clients this request can be from: not known to be another
+        // request's, and they sent these bytes first. Its own client is
+        // always one of them; when it is the only one, that is certain.
         let candidates: Vec<usize> = (0..self.clients.len())
             .filter(|&k| {
                 let c = &self.clients[k];
@@ -209,10 +215,46 @@ impl Run {
             k
         });
         let exact = by_peer.or((candidates.len() == 1).then(|| candidates[0]));
-        let k = exact.unwrap_or(candidates[0]);
-        self.clients[k].dispatched = Some((id, req.len()));
+        if let Some(k) = exact {
+            self.clients[k].dispatched = Some((id, req.len()));
+        }
         self.known.insert(id, Known { client: exact });
         self.ids.push(id);
+        self.requests.push(req.to_vec());
+        assert!(
+            self.matching(),
+            "requests that no set of distinct clients sent"
+        );
+    }
+
+    /// Whether each request so far can be given a distinct client that sent
+    /// its bytes first (two clients that sent the same bytes cannot be told
+    /// apart on unix, but two requests need two clients).
+    fn matching(&self) -> bool {
+        fn augment(
+            r: usize,
+            reqs: &[Vec<u8>],
+            clients: &[Client],
+            seen: &mut [bool],
+            owner: &mut [Option<usize>],
+        ) -> bool {
+            for (k, c) in clients.iter().enumerate() {
+                if seen[k] || !c.sent.starts_with(&reqs[r]) {
+                    continue;
+                }
+                seen[k] = true;
+                if owner[k].is_none_or(|o| augment(o, reqs, clients, seen, owner)) {
+                    owner[k] = Some(r);
+                    return true;
+                }
+            }
+            false
+        }
+        let mut owner = vec![None; self.clients.len()];
+        (0..self.requests.len()).all(|r| {
+            let mut seen = vec![false; self.clients.len()];
+            augment(r, &self.requests, &self.clients, &mut seen, &mut owner)
+        })
     }
 
     fn poll(&mut self) {
@@ -284,6 +326,7 @@ fn run(data: &[u8]) {
         clients: Vec::new(),
         ids: Vec::new(),
         known: Default::default(),
+        requests: Vec::new(),
     };
     let mut scratch = vec![0u8; 64 * 1024];
     for _ in 0..96 {
