@@ -267,6 +267,7 @@ describe.each(backends.filter((b) => b.name === 'native').map((b) => [b.name, b]
       'transportWrite',
       'transportControl',
       'transportServer',
+      'transportPeer',
     ];
     expect(Object.keys(loadAddon())).toEqual(['parse', ...(process.platform === 'linux' ? transport : [])]);
     expect(loadAddon().parse).toBe(p.parse);
