@@ -31,13 +31,15 @@ const fixtures = join(root, 'test', 'fixtures');
 const failed = [];
 for (const target of targets) {
   const corpus = mkdtempSync(join(tmpdir(), `scgi-fuzz-${target}-`));
+  // The engine target's unix sockets go under TMPDIR: one removed afterwards.
+  const scratch = mkdtempSync(join(tmpdir(), `scgi-fuzz-tmp-${target}-`));
   try {
     for (const f of readdirSync(fixtures)) if (f.endsWith('.bin')) copyFileSync(join(fixtures, f), join(corpus, f));
     // -max_len: the split target parses every prefix (quadratic in the header
     // size); 8 KiB holds every captured header and keeps runs fast.
     const args = ['+nightly', 'fuzz', 'run', target, corpus, '--', `-max_total_time=${seconds}`, '-max_len=8192', '-print_final_stats=1'];
     console.log(`\n--> cargo ${args.join(' ')}`);
-    const r = spawnSync('cargo', args, { cwd: root, encoding: 'utf8', stdio: ['ignore', 'inherit', 'pipe'] });
+    const r = spawnSync('cargo', args, { cwd: root, encoding: 'utf8', stdio: ['ignore', 'inherit', 'pipe'], env: { ...process.env, TMPDIR: scratch } });
     const err = r.stderr ?? '';
     // libFuzzer logs to stderr: all of it on failure (the crash report and the
     // reproduction command), else the start and the final statistics.
@@ -57,6 +59,7 @@ for (const target of targets) {
     }
   } finally {
     rmSync(corpus, { recursive: true, force: true });
+    rmSync(scratch, { recursive: true, force: true });
   }
 }
 if (failed.length) {
