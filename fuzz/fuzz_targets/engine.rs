@@ -386,12 +386,13 @@ fn run(data: &[u8]) {
                 let id = r.pick_id(&mut inp);
                 let call = [
                     Call::Respond,
+                    Call::RespondClose,
                     Call::Write,
                     Call::Pause,
                     Call::Resume,
                     Call::Reset,
                     Call::Destroy,
-                ][usize::from(inp.byte() % 6)];
+                ][usize::from(inp.byte() % 7)];
                 let n = usize::from(inp.byte()) * 8;
                 let body = vec![b'r'; n];
                 r.call(id, call, &body);

@@ -622,7 +622,10 @@ unsafe extern "C" fn respond_cb(env: Env, info: n::napi_callback_info) -> Value 
             } else if let Some(s) = string(env, data) {
                 engine.respond(id, &s, close)
             } else {
-                return throw(env, c"transportRespond(t, id, data: Uint8Array | string, close)");
+                return throw(
+                    env,
+                    c"transportRespond(t, id, data: Uint8Array | string, close)",
+                );
             };
             kick_if_needed(engine);
             ret_u32(env, r)

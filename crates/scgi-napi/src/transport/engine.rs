@@ -1295,7 +1295,7 @@ mod state_machine {
         let r = c.run(e, id, data);
         m.check_call(id, c, r);
         if r == R_CLOSED {
-            m.check_call(id, Call::Respond, e.respond(id, b"late"));
+            m.check_call(id, Call::Respond, e.respond(id, b"late", false));
         }
         r
     }
@@ -1308,7 +1308,7 @@ mod state_machine {
         m.apply(&b);
         for ev in &b.events {
             if ev.ty == EV_CLOSE {
-                m.check_call(ev.id, Call::Respond, e.respond(ev.id, b"late"));
+                m.check_call(ev.id, Call::Respond, e.respond(ev.id, b"late", false));
             }
             if ev.ty != EV_REQUEST {
                 continue;
@@ -1324,7 +1324,7 @@ mod state_machine {
                     call(e, m, ev.id, Call::Respond, b"Status: 200 OK\r\n\r\nok");
                 }
                 1 if call(e, m, ev.id, Call::Write, &[b'x'; 100]) != R_CLOSED => {
-                    call(e, m, ev.id, Call::Respond, b"end");
+                    call(e, m, ev.id, Call::RespondClose, b"end");
                 }
                 2 => {
                     call(e, m, ev.id, Call::Reset, b"");

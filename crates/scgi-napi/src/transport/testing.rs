@@ -124,8 +124,10 @@ pub fn take_batch(e: &mut Engine) -> Batch {
 /// A call the application makes on a connection id.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Call {
-    /// `respond(id, bytes)`.
+    /// `respond(id, bytes, false)`: then half-close and drain.
     Respond,
+    /// `respond(id, bytes, true)`: then close once written, if the whole request was read.
+    RespondClose,
     /// `write(id, bytes)`.
     Write,
     /// `set_reading(id, false)`.
@@ -142,7 +144,8 @@ impl Call {
     /// Makes the call on the engine; `data` for `Respond`/`Write`.
     pub fn run(self, e: &mut Engine, id: i64, data: &[u8]) -> u32 {
         match self {
-            Call::Respond => e.respond(id, data),
+            Call::Respond => e.respond(id, data, false),
+            Call::RespondClose => e.respond(id, data, true),
             Call::Write => e.write(id, data),
             Call::Pause => e.set_reading(id, false),
             Call::Resume => e.set_reading(id, true),
@@ -332,8 +335,8 @@ impl Model {
             return;
         };
         let ok: &[u32] = match (call, c.ended) {
-            (Call::Respond | Call::Write, true) => &[R_STALE],
-            (Call::Respond, false) => &[R_OK, R_CLOSED],
+            (Call::Respond | Call::RespondClose | Call::Write, true) => &[R_STALE],
+            (Call::Respond | Call::RespondClose, false) => &[R_OK, R_CLOSED],
             (Call::Write, false) => &[R_OK, R_FULL, R_CLOSED],
             (Call::Pause | Call::Resume, _) => &[R_OK],
             (Call::Reset | Call::Destroy, _) => &[R_CLOSED],
@@ -344,7 +347,7 @@ impl Model {
             c.ended
         );
         match r {
-            R_OK if call == Call::Respond => c.ended = true,
+            R_OK if call == Call::Respond || call == Call::RespondClose => c.ended = true,
             R_FULL => c.drain_owed = true,
             R_CLOSED => self.close(id, "call"),
             _ => {}
