@@ -48,6 +48,7 @@ interface TransportAddon {
   transportListenUnix(t: object, path: string, backlog: number): number;
   transportListenTcp(t: object, ip: string, port: number, backlog: number): number;
   transportAdopt(t: object, fd: number): number;
+  transportListenSocket(address: string, port: number, backlog: number): [number, number];
   transportRespond(t: object, id: number, data: Uint8Array | string, close: number): number;
   transportWrite(t: object, id: number, data: Uint8Array | string): number;
   transportControl(t: object, id: number, op: number): number;
@@ -75,6 +76,19 @@ export function transportAddon(): TransportAddon | null {
 /** Why the native transport is unavailable (null when it loaded or was not tried). */
 export function nativeTransportError(): Error | null {
   return addonError;
+}
+
+/**
+ * A listening socket that no engine watches: `[fd, port]` (port 0 for a
+ * unix path, given as `port` -1). A cluster primary binds it once and hands
+ * it to every worker, which adopts it (`src/cluster.ts`); the descriptor is
+ * close-on-exec and the caller closes it (`fs.closeSync`).
+ */
+export function listenSocket(address: string, port: number, backlog: number): [fd: number, port: number] {
+  const a = transportAddon();
+  if (a === null) throw addonError ?? new Error('native transport unavailable');
+  if (typeof a.transportListenSocket !== 'function') throw new Error('the loaded addon has no transportListenSocket (rebuild it)');
+  return a.transportListenSocket(address, port, backlog);
 }
 
 export interface NativeEngineOptions {

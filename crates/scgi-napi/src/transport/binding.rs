@@ -592,6 +592,51 @@ unsafe extern "C" fn adopt_cb(env: Env, info: n::napi_callback_info) -> Value {
     }
 }
 
+/// `transportListenSocket(address: string, port: number, backlog: number): [fd, port]`:
+/// a listening socket that no engine watches, for a cluster primary to hand
+/// to its workers, each of which adopts it (`src/cluster.ts`). `port` < 0:
+/// `address` is a unix socket path (and the port returned is 0). The
+/// descriptor is close-on-exec and the caller's to close.
+unsafe extern "C" fn listen_socket_cb(env: Env, info: n::napi_callback_info) -> Value {
+    const USAGE: &CStr = c"transportListenSocket(address, port, backlog)";
+    // SAFETY: as in create_cb.
+    unsafe {
+        guarded(env, || {
+            let Some([address, port, backlog]) = args::<3>(env, info) else {
+                return throw(env, USAGE);
+            };
+            let (Some(address), Some(port), Some(backlog)) =
+                (string(env, address), num(env, port), num(env, backlog))
+            else {
+                return throw(env, USAGE);
+            };
+            let listener = if port < 0.0 {
+                sys::listen_unix(&address, backlog as i32)
+            } else {
+                let Some(ip) = std::str::from_utf8(&address)
+                    .ok()
+                    .and_then(|s| s.parse::<std::net::IpAddr>().ok())
+                else {
+                    return throw(env, USAGE);
+                };
+                sys::listen_tcp(ip, port as u16, backlog as i32)
+            };
+            match listener {
+                Ok(l) => {
+                    let port = if l.tcp { sys::local_port(&l.fd) } else { 0 };
+                    let fd = std::os::fd::IntoRawFd::into_raw_fd(l.fd);
+                    let mut pair = null_mut();
+                    n::napi_create_array_with_length(env, 2, &mut pair);
+                    n::napi_set_element(env, pair, 0, ret_u32(env, fd as u32));
+                    n::napi_set_element(env, pair, 1, ret_u32(env, u32::from(port)));
+                    pair
+                }
+                Err(e) => throw_os(env, &e, "listen"),
+            }
+        })
+    }
+}
+
 /// After a call that may have queued events or reads: wake the poller.
 fn kick_if_needed(engine: &mut Engine) {
     if engine.take_kick() {
@@ -765,11 +810,12 @@ unsafe extern "C" fn server_cb(env: Env, info: n::napi_callback_info) -> Value {
 /// Registers the transport functions on `exports` (Linux only; see lib.rs).
 pub fn register(env: Env, exports: Value) -> Result<(), String> {
     type Callback = unsafe extern "C" fn(Env, n::napi_callback_info) -> Value;
-    let callbacks: [(&str, Callback); 9] = [
+    let callbacks: [(&str, Callback); 10] = [
         ("transportCreate", create_cb),
         ("transportListenUnix", listen_unix_cb),
         ("transportListenTcp", listen_tcp_cb),
         ("transportAdopt", adopt_cb),
+        ("transportListenSocket", listen_socket_cb),
         ("transportRespond", respond_cb),
         ("transportWrite", write_cb),
         ("transportControl", control_cb),
