@@ -356,16 +356,22 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
       if (server === null || !server.listening) resolve();
       else server.close(() => resolve());
     });
-    if (native !== null) {
-      native.engine.closeListener();
-      native.engine.closeIdle();
-    }
     // Connections with no request in progress (nothing sent yet, or part of a
     // header) are closed at once, as Node's http does on close
     // (closeIdleConnections); after one more poll of the event loop, so a
     // request whose bytes have already arrived is read and served. Requests in
     // progress get shutdownTimeout to finish; a response being drained
     // finishes by itself (drainTimeout).
+    if (native !== null) {
+      // The engine's connections that have sent nothing have no lifecycle
+      // yet: the same two turns, then closeIdle. At once would lose requests
+      // in a cluster reload: a retiring worker may have just accepted a
+      // connection whose request was on its way (test/process.test.ts,
+      // "SIGHUP under load").
+      native.engine.closeListener();
+      await new Promise<void>((resolve) => setImmediate(() => setImmediate(resolve)));
+      native.engine.closeIdle();
+    }
     if (this.connections.size > 0) {
       setImmediate(() =>
         setImmediate(() => {
