@@ -5,7 +5,16 @@
  * The primary (`startCluster`) forks workers running the same script.
  * Workers accept on the shared listening socket directly (SCHED_NONE):
  * Node's default round-robin passes every connection through the primary,
- * which triples the CPU per SCGI request. The primary owns the unix socket
+ * which triples the CPU per SCGI request. On the native transport the
+ * primary binds the socket itself through the addon (no engine watches it
+ * there: the primary never accepts) and every worker inherits it as an extra
+ * stdio descriptor named by `SCGI_LISTEN_FD`, adopts it into its own engine
+ * (which watches it with `EPOLLEXCLUSIVE`, so one worker wakes per
+ * connection) and closes the inherited copy. On net the shared socket is
+ * node:cluster's (the workers' `net.Server#listen` asks the primary for the
+ * handle). Either way the socket stays open in the primary until it closes,
+ * so connections wait in its backlog while workers are replaced. The
+ * primary owns the unix socket
  * file (`UnixSocketFile`: stale socket removed, a live one or a non-socket
  * refused, bound under a umask that gives exactly `socketMode`), restarts
  * crashed workers with backoff for as long as it runs (even when every
@@ -21,12 +30,15 @@
  * closes gracefully when asked.
  */
 import cluster, { type Worker } from 'node:cluster';
+import { lookup } from 'node:dns/promises';
 import { EventEmitter } from 'node:events';
-import type { AddressInfo } from 'node:net';
-import { resolveAddress } from './address.ts';
-import { ScgiError } from './errors.ts';
+import { closeSync } from 'node:fs';
+import { isIP, type AddressInfo } from 'node:net';
+import { formatAddress, resolveAddress, type ResolvedAddress } from './address.ts';
+import { listenError, ScgiError } from './errors.ts';
 import { MAX_TIMEOUT, type NormalizedOptions, type ServeOptions } from './options.ts';
 import { trackForSignals } from './signals.ts';
+import { listenSocket } from './transport/native-engine.ts';
 import { zeroStats, type ScgiServer, type ScgiStats } from './types.ts';
 import { UnixSocketFile } from './unix-socket.ts';
 
@@ -34,11 +46,15 @@ import { UnixSocketFile } from './unix-socket.ts';
 export type ClusterMessage =
   /** worker → primary: its counters and open connections (about once a second while they change, and on exit). */
   | { scgi: 'stats'; stats: ScgiStats; open: number }
+  /** worker → primary: its server listens and it takes `shutdown` (what the primary waits for on the native transport). */
+  | { scgi: 'listening' }
   /** primary → worker: finish the requests in progress, then exit 0. */
   | { scgi: 'shutdown' };
 
 /** The environment variable that marks a process forked by the primary. */
 const WORKER_ENV = 'SCGI_WORKER';
+/** The environment variable naming the descriptor of the listening socket a native worker inherits. */
+const LISTEN_FD_ENV = 'SCGI_LISTEN_FD';
 
 /** ms between a worker's reports of its counters to the primary. */
 export const STATS_INTERVAL = 1000;
@@ -56,6 +72,21 @@ export function isClusterWorker(): boolean {
 }
 
 // ---- the worker side ----
+
+/**
+ * In a worker of a primary that chose the native transport: the descriptor
+ * of the listening socket it inherited (the worker adopts it and closes this
+ * copy), else null (net: node:cluster shares the socket). Taken once: the
+ * variable is removed, so a later `serve()` never mistakes another
+ * descriptor that got the number for the socket.
+ */
+export function takeInheritedListenFd(): number | null {
+  if (!isClusterWorker()) return null;
+  const value = process.env[LISTEN_FD_ENV];
+  delete process.env[LISTEN_FD_ENV];
+  const fd = Number(value);
+  return value !== undefined && value !== '' && Number.isInteger(fd) && fd >= 0 ? fd : null;
+}
 
 /** What a worker's in-process server offers `runWorker`. */
 export interface WorkerServer {
@@ -89,14 +120,20 @@ export function runWorker(server: WorkerServer): void {
       report(() => process.exit(0));
     });
   });
+  if (process.connected) {
+    const msg: ClusterMessage = { scgi: 'listening' };
+    process.send!(msg);
+  }
 }
 
 // ---- the primary side ----
 
 class ClusterPrimary extends EventEmitter implements ScgiServer {
   readonly server = null;
-  /** Workers accept on the shared socket with net.Server (the native transport is not used in cluster workers yet). */
-  readonly transport = 'net' as const;
+  /** The workers' transport, chosen here as in process (`chooseTransport`, src/server.ts) and followed by every worker. */
+  transport: 'native' | 'net' = 'net';
+  /** Native: the listening socket the primary bound, open until it closes (each worker gets a copy). */
+  #listenFd: number | null = null;
   /** Last counters each live worker reported, and the sums of the workers that are gone. */
   readonly #reported = new Map<Worker, { stats: ScgiStats; open: number }>();
   readonly #gone: ScgiStats = zeroStats();
@@ -120,16 +157,18 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
     this.#shutdownTimeout = shutdownTimeout;
   }
 
-  async start(options: ServeOptions, opts: NormalizedOptions): Promise<void> {
+  async start(options: ServeOptions, opts: NormalizedOptions, chooseTransport: () => 'native' | 'net'): Promise<void> {
     if (options.socket !== undefined || options.listen !== undefined || options.createServer !== undefined) {
       throw new ScgiError('ERR_SCGI_INVALID_OPTION', 'parallelism > 1 works with address/port, not with socket, listen or createServer');
     }
+    this.transport = chooseTransport();
     const resolved = resolveAddress(options.address, options.port);
     if (resolved.kind === 'unix') {
       const file = new UnixSocketFile(resolved.path, opts.socketMode, opts.socketGroup);
       await file.prepare(options.address === undefined && options.port === undefined);
       this.#socketFile = file;
     }
+    if (this.transport === 'native') this.#bind(resolved, await this.#ip(resolved));
     cluster.schedulingPolicy = cluster.SCHED_NONE;
     cluster.setupPrimary({ silent: false });
     const ready: Promise<void>[] = [];
@@ -146,6 +185,58 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
     if (opts.handleSignals) process.on('SIGHUP', this.#onHup);
   }
 
+  /** The IP literal to bind a TCP address to (a host name is looked up, as in process). */
+  async #ip(resolved: ResolvedAddress): Promise<string | null> {
+    if (resolved.kind !== 'tcp') return null;
+    if (isIP(resolved.host) !== 0) return resolved.host;
+    return (await lookup(resolved.host, { family: resolved.family })).address;
+  }
+
+  /**
+   * Native: bind the listening socket here, once, through the addon (the
+   * same bind as the in-process native transport's, src/server.ts), for
+   * every worker to adopt. No engine watches it in the primary, so the
+   * primary never accepts. A unix socket is bound under the narrowed umask
+   * and then claimed (mode, group, inode), as in process.
+   */
+  #bind(resolved: ResolvedAddress, ip: string | null): void {
+    const backlog = resolved.listen.backlog ?? 511;
+    const file = this.#socketFile;
+    if (resolved.kind === 'unix' && file !== null) {
+      const bound = file.narrowUmask();
+      try {
+        [this.#listenFd] = listenSocket(resolved.path, -1, backlog);
+      } catch (err) {
+        throw listenError(err as NodeJS.ErrnoException, resolved.path);
+      } finally {
+        bound();
+      }
+      try {
+        file.claim();
+      } catch (err) {
+        this.#closeListenFd();
+        throw err;
+      }
+      this.#address = file.path;
+      return;
+    }
+    if (resolved.kind !== 'tcp' || ip === null)
+      throw new ScgiError('ERR_SCGI_INVALID_OPTION', 'parallelism > 1 listens on a unix socket path or a host and port');
+    try {
+      const [fd, port] = listenSocket(ip, resolved.port, backlog);
+      this.#listenFd = fd;
+      this.#address = { address: ip, family: isIP(ip) === 6 ? 'IPv6' : 'IPv4', port };
+    } catch (err) {
+      throw listenError(err as NodeJS.ErrnoException, formatAddress({ address: ip, port: resolved.port }));
+    }
+  }
+
+  #closeListenFd(): void {
+    if (this.#listenFd === null) return;
+    closeSync(this.#listenFd);
+    this.#listenFd = null;
+  }
+
   #onHup = (): void => {
     this.reload().catch((err) => this.#failed(err));
   };
@@ -159,14 +250,64 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
 
   /** Fork one worker; resolves when it listens, rejects if it exits first. */
   #fork(): Promise<void> {
+    const fd = this.#listenFd;
+    if (fd !== null) return this.#forkNative(fd);
     // A worker keeps the umask it is forked under for its whole life: fork under
     // the process's own, even while an earlier worker's bind has it narrowed.
-    const fork = () => cluster.fork({ [WORKER_ENV]: '1' });
+    const fork = () => cluster.fork({ [WORKER_ENV]: '1', [LISTEN_FD_ENV]: '' });
     const worker = this.#socketFile?.outsideNarrowing(fork) ?? fork();
     // The primary binds the shared unix socket for the worker (when the worker
     // asks, later): under the narrowed umask it is exactly socketMode from the
     // first moment.
     const bindDone = this.#socketFile?.narrowUmask() ?? (() => {});
+    return this.#watch(worker, bindDone, (listening) => {
+      worker.once('listening', (address: { address: string; port: number; addressType: number | string }) => {
+        try {
+          this.#afterBind(address);
+        } catch (err) {
+          listening(err);
+          return;
+        }
+        listening();
+      });
+    });
+  }
+
+  /**
+   * Fork a native worker: the listening socket goes to it as the descriptor
+   * after the IPC channel (stdio `[0, 1, 2, 'ipc', fd]`, so fd 4 in the
+   * worker, named by SCGI_LISTEN_FD); it is ready when its message says it
+   * listens. The stdio setting is node:cluster's, for every fork: it is set
+   * for this fork only and put back at once.
+   */
+  #forkNative(fd: number): Promise<void> {
+    const stdio = ['inherit', 'inherit', 'inherit', 'ipc', fd];
+    const before = cluster.settings.stdio;
+    cluster.setupPrimary({ stdio });
+    let worker: Worker;
+    try {
+      worker = cluster.fork({ [WORKER_ENV]: '1', [LISTEN_FD_ENV]: String(stdio.length - 1) });
+    } finally {
+      cluster.setupPrimary({ stdio: before });
+    }
+    return this.#watch(
+      worker,
+      () => {},
+      (listening) => {
+        worker.on('message', (msg: unknown) => {
+          if (isMessage(msg) && msg.scgi === 'listening') listening();
+        });
+      },
+    );
+  }
+
+  /**
+   * Track a forked worker: its reports, its exit (a crash is replaced), and
+   * when it listens (`onListening` arranges for `listening` to be called
+   * then, with an error if the bind must fail `serve()`). Resolves when it
+   * listens, rejects if it exits first.
+   */
+  #watch(worker: Worker, bindDone: () => void, onListening: (listening: (err?: unknown) => void) => void): Promise<void> {
     const started = Date.now();
     this.#workers.add(worker);
     worker.on('message', (msg: unknown) => {
@@ -174,17 +315,13 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
     });
     return new Promise<void>((resolve, reject) => {
       let listening = false;
-      worker.once('listening', (address: { address: string; port: number; addressType: number | string }) => {
+      onListening((err?: unknown) => {
+        if (listening) return;
         listening = true;
         this.#listening.add(worker);
         bindDone();
-        try {
-          this.#afterBind(address);
-        } catch (err) {
-          reject(err);
-          return;
-        }
-        resolve();
+        if (err !== undefined) reject(err);
+        else resolve();
       });
       worker.once('exit', (code, signal) => {
         const retired = this.#retiring.delete(worker);
@@ -314,6 +451,7 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
     for (const t of this.#restarts) clearTimeout(t);
     this.#restarts.clear();
     await Promise.all([...this.#workers].map((w) => this.#retire(w)));
+    this.#closeListenFd();
     this.#socketFile?.release();
     this.emit('close');
   }
@@ -324,8 +462,8 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
 }
 
 /** Become the cluster primary: fork `opts.parallelism` workers; resolves when all listen. */
-export async function startCluster(options: ServeOptions, opts: NormalizedOptions): Promise<ScgiServer> {
+export async function startCluster(options: ServeOptions, opts: NormalizedOptions, chooseTransport: () => 'native' | 'net'): Promise<ScgiServer> {
   const primary = new ClusterPrimary(opts.parallelism, opts.shutdownTimeout);
-  await primary.start(options, opts);
+  await primary.start(options, opts, chooseTransport);
   return primary;
 }

@@ -45,3 +45,10 @@ export class ScgiError extends Error {
     this.code = code;
   }
 }
+
+/** A failed bind or listen on `what` (a path, host:port or fd), as `serve` rejects with it on either transport. */
+export function listenError(err: NodeJS.ErrnoException, what: string): ScgiError {
+  if (err.code === 'EADDRINUSE') return new ScgiError('ERR_SCGI_ADDRESS_IN_USE', `address in use: ${what}`, { cause: err });
+  if (err.code === 'EACCES') return new ScgiError('ERR_SCGI_INVALID_ADDRESS', `permission denied listening on ${what}`, { cause: err });
+  return new ScgiError('ERR_SCGI_LISTEN_FAILED', `cannot listen on ${what}: ${err.message}`, { cause: err });
+}

@@ -9,10 +9,11 @@
 import { EventEmitter } from 'node:events';
 import cluster from 'node:cluster';
 import { lookup } from 'node:dns/promises';
+import { closeSync } from 'node:fs';
 import { createServer as netCreateServer, isIP, Server as NetServer, type AddressInfo, type ListenOptions, type Socket } from 'node:net';
 import { resolveAddress, defaultAddress, formatAddress, type ResolvedAddress } from './address.ts';
-import { isClusterWorker, runWorker, startCluster } from './cluster.ts';
-import { ScgiError } from './errors.ts';
+import { isClusterWorker, runWorker, startCluster, takeInheritedListenFd } from './cluster.ts';
+import { listenError, ScgiError } from './errors.ts';
 import type { HeaderParse } from './header-reader.ts';
 import { FD_RESERVE, openFileLimit, socketFd } from './fd-limit.ts';
 import { Lifecycle, Phase, type LifecycleHost } from './lifecycle.ts';
@@ -249,11 +250,7 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
   /** The native transport binds (or adopts) the listening socket itself, synchronously. */
   async #listenNative(resolved: ResolvedAddress, mode: number, group: number | undefined, isDefault: boolean): Promise<void> {
     const engine = this.native!.engine;
-    const fail = (err: NodeJS.ErrnoException, what: string): ScgiError => {
-      if (err.code === 'EADDRINUSE') return new ScgiError('ERR_SCGI_ADDRESS_IN_USE', `address in use: ${what}`, { cause: err });
-      if (err.code === 'EACCES') return new ScgiError('ERR_SCGI_INVALID_ADDRESS', `permission denied listening on ${what}`, { cause: err });
-      return new ScgiError('ERR_SCGI_LISTEN_FAILED', `cannot listen on ${what}: ${err.message}`, { cause: err });
-    };
+    const fail = listenError;
     if (resolved.kind === 'unix') {
       const file = new UnixSocketFile(resolved.path, mode, group);
       await file.prepare(isDefault);
@@ -407,13 +404,16 @@ function describe(options: ListenOptions & { fd?: number }): string {
 }
 
 /**
- * The transport for this `serve()`. Net where sockets are handed to us or in
- * a cluster worker (the shared listening socket is the primary's net handle).
+ * The transport for this `serve()`. Net where sockets are handed to us.
  * Unset: native where the addon has it, except with SCGI_PARSER=js (which
  * promises not to touch the addon). Asked for and unavailable: an error.
+ * A cluster primary chooses for its workers (`startCluster`); a worker does
+ * what its primary chose (`inherited`: the primary bound the socket for the
+ * native transport and passed it down; else node:cluster shares a net one).
  */
-function chooseTransport(want: 'native' | 'net' | null, handedSockets: boolean, inWorker: boolean): 'native' | 'net' {
-  if (want === 'net' || handedSockets || inWorker) return 'net';
+function chooseTransport(want: 'native' | 'net' | null, handedSockets: boolean, worker: 'native' | 'net' | null): 'native' | 'net' {
+  if (worker === 'native') want = 'native';
+  else if (worker === 'net' || want === 'net' || handedSockets) return 'net';
   if (want === null) {
     if (parserInfo.forced === 'js') return 'net';
     return nativeUnavailableReason() === null ? 'native' : 'net';
@@ -443,13 +443,29 @@ function systemdFd(): number {
 export async function serve(handler: Handler, options: ServeOptions = {}): Promise<ScgiServer> {
   if (typeof handler !== 'function') throw new ScgiError('ERR_SCGI_INVALID_OPTION', 'handler must be a function');
   const opts = normalizeOptions(options);
-  if (opts.parallelism > 1 && cluster.isPrimary) return startCluster(options, opts);
+  if (opts.parallelism > 1 && cluster.isPrimary) return startCluster(options, opts, () => chooseTransport(opts.transport, false, null));
   const inWorker = isClusterWorker();
+  const inherited = takeInheritedListenFd();
   const existing = options.socket instanceof NetServer ? options.socket : null;
-  const transport = chooseTransport(opts.transport, existing !== null || options.listen !== undefined || options.createServer !== undefined, inWorker);
-  const server = new InProcessServer(handler, opts, existing, options.createServer, transport);
+  const handed = existing !== null || options.listen !== undefined || options.createServer !== undefined;
+  const workerTransport = !inWorker ? null : inherited !== null ? 'native' : 'net';
+  let server: InProcessServer;
+  try {
+    server = new InProcessServer(handler, opts, existing, options.createServer, chooseTransport(opts.transport, handed, workerTransport));
+  } catch (err) {
+    if (inherited !== null) closeSync(inherited);
+    throw err;
+  }
 
-  if (existing !== null) {
+  if (inherited !== null) {
+    // A native worker: adopt the socket its primary bound (a duplicate) and
+    // close the inherited copy, so the engine's is the worker's only one.
+    try {
+      await server.listenOn({ kind: 'custom', listen: { fd: inherited } as ListenOptions }, opts.socketMode, undefined, undefined, false);
+    } finally {
+      closeSync(inherited);
+    }
+  } else if (existing !== null) {
     if (!existing.listening) {
       await new Promise<void>((resolve, reject) => {
         existing.once('listening', resolve);
