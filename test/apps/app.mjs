@@ -1,7 +1,10 @@
 // A test app run as its own process. Options come as JSON in SCGI_TEST_OPTIONS
 // (`socket: {fd}` and 'systemd' pass through). Answers with its pid; /slow
-// waits ?ms= before answering; /crash exits the process.
+// waits ?ms= before answering; /crash exits the process. X-Socket says which
+// transport carried the request in the process that answered: 'net' when
+// client.socket is a net.Socket, else 'native'.
 import cluster from 'node:cluster';
+import { Socket } from 'node:net';
 import { serve } from 'scgi';
 
 const options = JSON.parse(process.env.SCGI_TEST_OPTIONS ?? '{}');
@@ -14,7 +17,8 @@ const server = await serve(async (headers, client) => {
   }
   let body = 0;
   for await (const c of client) body += c.length;
-  client.writeHead(200, { 'X-Pid': String(process.pid), 'X-Body': String(body) });
+  const socket = client.socket instanceof Socket ? 'net' : 'native';
+  client.writeHead(200, { 'X-Pid': String(process.pid), 'X-Body': String(body), 'X-Socket': socket });
   client.end(`pid ${process.pid}\n`);
 }, options);
 
@@ -22,5 +26,5 @@ if (cluster.isPrimary) {
   server.on('workerExit', (e) => console.log(JSON.stringify({ workerExit: e })));
   server.on('reload', () => console.log(JSON.stringify({ reloaded: server.workers })));
   process.on('SIGUSR2', async () => console.log(JSON.stringify({ stats: server.stats, open: await server.getConnections() })));
-  console.log(JSON.stringify({ ready: server.address(), pid: process.pid, workers: server.workers ?? null }));
+  console.log(JSON.stringify({ ready: server.address(), pid: process.pid, workers: server.workers ?? null, transport: server.transport }));
 }
