@@ -93,7 +93,30 @@ export interface WorkerServer {
   readonly stats: Readonly<ScgiStats>;
   /** Open connections now. */
   readonly openConnections: number;
+  /** Connections accepted whose request has not started yet. */
+  readonly awaitingHeader: number;
+  stopAccepting(): void;
   close(): Promise<void>;
+}
+
+/** At most this long (ms) a retiring worker waits for the requests of connections it accepted to arrive. */
+export const HANDOVER_GRACE = 1000;
+
+/**
+ * A retiring worker: stop accepting (the socket stays open in the primary
+ * and the other workers take new connections), then wait until every
+ * connection accepted has sent its request, at most HANDOVER_GRACE ms,
+ * before `close()` closes those that have sent nothing. A front connects and
+ * writes at once, but under load its request can arrive after a worker
+ * accepted it and was told to go: closing it then (as `close()` does after
+ * two loop turns) lost the request in a reload (test/process.test.ts,
+ * "SIGHUP under load"). A connection that really is idle costs the grace.
+ */
+async function handOver(server: WorkerServer): Promise<void> {
+  server.stopAccepting();
+  const until = Date.now() + HANDOVER_GRACE;
+  while (server.awaitingHeader > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
+  await server.close();
 }
 
 /**
@@ -115,7 +138,7 @@ export function runWorker(server: WorkerServer): void {
   // The primary asks only workers that listen (one still starting gets SIGTERM).
   process.on('message', (msg: unknown) => {
     if (!isMessage(msg) || msg.scgi !== 'shutdown') return;
-    server.close().then(() => {
+    handOver(server).then(() => {
       clearInterval(timer);
       report(() => process.exit(0));
     });

@@ -199,6 +199,24 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
     return this.native !== null ? this.native.engine.openConnections : this.connections.size;
   }
 
+  /**
+   * Connections accepted whose request has not started: on net those in
+   * `HEADER`; native, the engine's that it has not handed over (header still
+   * coming, or refused and draining).
+   */
+  get awaitingHeader(): number {
+    if (this.native !== null) return Math.max(0, this.native.engine.openConnections - this.native.live);
+    let n = 0;
+    for (const conn of this.connections) if (conn.phase === Phase.HEADER) n++;
+    return n;
+  }
+
+  /** Stop accepting; connections stay. `close()` still closes (a cluster worker being retired does this first, src/cluster.ts). */
+  stopAccepting(): void {
+    if (this.native !== null) this.native.engine.closeListener();
+    else if (this.server?.listening) this.server.close();
+  }
+
   /** One timer for all connections' deadlines. */
   #ensureSweep(): void {
     if (this.#sweep !== null) return;

@@ -79,6 +79,10 @@ describe('scgi CLI', () => {
     const sock = join(dir.path, 'express.sock');
     const { child, out } = await serveCli(['examples/express.js', '--address', sock, '--parallelism', '2'], /Try it/);
     expect(out()).toMatch(/Express\/Connect app, .* with 2 workers/);
+    // The banner names the workers' transport (the primary chooses it as in process, src/cluster.ts).
+    const transport =
+      process.env.SCGI_TRANSPORT === 'net' ? 'net' : process.platform === 'linux' && transportAddon() !== null && parserInfo.forced !== 'js' ? 'native' : 'net';
+    expect(out()).toContain(`transport ${transport})`);
     const r = run(['request', sock, '/users/5']);
     expect(r.stdout).toContain('{"id":"5","query":{}}');
     child.kill('SIGTERM');
