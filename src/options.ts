@@ -35,9 +35,10 @@ export interface ServeOptions {
    * Default: the `SCGI_TRANSPORT` environment variable, else `'native'` where
    * the addon has it (Linux; not with `SCGI_PARSER=js`), else `'net'`.
    * `'native'` falls back to `'net'` where sockets are handed to us (`socket`
-   * as a `net.Server`, `listen`/`createServer` hooks) and in cluster workers;
-   * it throws `ERR_SCGI_NATIVE_UNAVAILABLE` when the addon has no native
-   * transport. `server.transport` says which is in use.
+   * as a `net.Server`, `listen`/`createServer` hooks); it throws
+   * `ERR_SCGI_NATIVE_UNAVAILABLE` when the addon has no native transport.
+   * With `parallelism` the primary chooses for its workers (src/cluster.ts).
+   * `server.transport` says which is in use.
    */
   transport?: 'native' | 'net';
   /**
