@@ -263,6 +263,7 @@ describe.each(backends.filter((b) => b.name === 'native').map((b) => [b.name, b]
       'transportListenUnix',
       'transportListenTcp',
       'transportAdopt',
+      'transportListenSocket',
       'transportRespond',
       'transportWrite',
       'transportControl',
