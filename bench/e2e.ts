@@ -207,9 +207,11 @@ async function runMode(nginxWorkers: '1' | 'auto'): Promise<Map<string, Sample[]
   }
   const best = nativeBuilt ? 'native' : 'js';
   if (nativeBuilt && process.platform === 'linux') {
-    // serve() on the native transport (src/transport/native.ts); in process only (cluster workers use net).
+    // serve() on the native transport (src/transport/native.ts), in process and in cluster workers.
     variants.push({ name: 'scgi unix p1 native-transport', transport: 'unix', parallelism: 1, parser: 'native', conn: 'native' });
     variants.push({ name: 'scgi tcp p1 native-transport', transport: 'tcp', parallelism: 1, parser: 'native', conn: 'native' });
+    variants.push({ name: 'scgi unix p2 native-transport', transport: 'unix', parallelism: 2, parser: 'native', conn: 'native' });
+    variants.push({ name: 'scgi tcp p2 native-transport', transport: 'tcp', parallelism: 2, parser: 'native', conn: 'native' });
   }
   variants.push({ name: `scgi unix p2 ${best}`, transport: 'unix', parallelism: 2, parser: best });
   variants.push({ name: `scgi tcp p2 ${best}`, transport: 'tcp', parallelism: 2, parser: best });
