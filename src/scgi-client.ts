@@ -172,19 +172,23 @@ export class ScgiClient extends (DeferredDuplex as unknown as typeof Duplex) {
 
   // Every Readable/Writable method and property goes through these two: the
   // first use builds the state. (While `Duplex.call` runs they are being set.)
+  /** @internal */
   get _readableState(): unknown {
     if (this.#built) return undefined;
     this.#build();
     return (this as unknown as { _readableState: unknown })._readableState;
   }
+  /** @internal */
   set _readableState(state: unknown) {
     Object.defineProperty(this, '_readableState', { value: state, writable: true, configurable: true, enumerable: true });
   }
+  /** @internal */
   get _writableState(): unknown {
     if (this.#built) return undefined;
     this.#build();
     return (this as unknown as { _writableState: unknown })._writableState;
   }
+  /** @internal */
   set _writableState(state: unknown) {
     Object.defineProperty(this, '_writableState', { value: state, writable: true, configurable: true, enumerable: true });
   }
