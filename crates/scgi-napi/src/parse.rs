@@ -203,34 +203,53 @@ unsafe extern "C" fn parse_cb(
     ret
 }
 
-/// Registers `parse` (a raw callback, see the crate doc) on the exports.
-#[napi(module_exports)]
-pub fn init(mut exports: Object) -> Result<()> {
-    const NAME: &str = "parse";
-    let mut func = null_mut();
-    // SAFETY: the env is the one napi-rs hands to module registration; the
-    // name pointer/length pair is valid for the call; `parse_cb` has the N-API
-    // callback signature; `func` is a valid out-pointer.
-    let status = unsafe {
-        sys::napi_create_function(
-            exports.env(),
-            NAME.as_ptr().cast(),
-            NAME.len() as isize,
-            Some(parse_cb),
-            null_mut(),
-            &mut func,
-        )
-    };
-    if status != sys::Status::napi_ok {
-        return Err(Error::new(
-            Status::GenericFailure,
-            "napi_create_function(parse) failed",
-        ));
+/// A raw N-API callback, as `parse_cb` and the transport's are.
+pub(crate) type Callback =
+    unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value;
+
+/// Sets each `(name, callback)` as a function on `exports`: the one way this
+/// crate registers its raw callbacks (`parse` here, the transport's in
+/// `transport/binding.rs`).
+pub(crate) fn register(
+    env: sys::napi_env,
+    exports: sys::napi_value,
+    callbacks: &[(&str, Callback)],
+) -> std::result::Result<(), String> {
+    for &(name, cb) in callbacks {
+        let mut func = null_mut();
+        // SAFETY: `env` is the env of the module registration running now; the
+        // name pointer/length pair is valid for the call; `cb` has the N-API
+        // callback signature; `func` is a valid out-pointer.
+        let st = unsafe {
+            sys::napi_create_function(
+                env,
+                name.as_ptr().cast(),
+                name.len() as isize,
+                Some(cb),
+                null_mut(),
+                &mut func,
+            )
+        };
+        if st != sys::Status::napi_ok {
+            return Err(format!("napi_create_function({name}) failed"));
+        }
+        let cname = std::ffi::CString::new(name).map_err(|e| e.to_string())?;
+        // SAFETY: `exports` and `func` are values of `env`; the name is NUL-terminated.
+        if unsafe { sys::napi_set_named_property(env, exports, cname.as_ptr(), func) }
+            != sys::Status::napi_ok
+        {
+            return Err(format!("exports.{name} could not be set"));
+        }
     }
-    // SAFETY: `func` is the function value just created in this env.
-    exports.set_named_property(NAME, unsafe {
-        Unknown::from_raw_unchecked(exports.env(), func)
-    })?;
+    Ok(())
+}
+
+/// Registers `parse` (a raw callback, see the crate doc) and, on Linux, the
+/// transport's functions on the exports.
+#[napi(module_exports)]
+pub fn init(exports: Object) -> Result<()> {
+    register(exports.env(), exports.raw(), &[("parse", parse_cb)])
+        .map_err(|e| Error::new(Status::GenericFailure, e))?;
     #[cfg(target_os = "linux")]
     crate::transport::binding::register(exports.env(), exports.raw())
         .map_err(|e| Error::new(Status::GenericFailure, e))?;

@@ -809,8 +809,7 @@ unsafe extern "C" fn server_cb(env: Env, info: n::napi_callback_info) -> Value {
 
 /// Registers the transport functions on `exports` (Linux only; see lib.rs).
 pub fn register(env: Env, exports: Value) -> Result<(), String> {
-    type Callback = unsafe extern "C" fn(Env, n::napi_callback_info) -> Value;
-    let callbacks: [(&str, Callback); 10] = [
+    let callbacks: [(&str, crate::parse::Callback); 10] = [
         ("transportCreate", create_cb),
         ("transportListenUnix", listen_unix_cb),
         ("transportListenTcp", listen_tcp_cb),
@@ -822,29 +821,5 @@ pub fn register(env: Env, exports: Value) -> Result<(), String> {
         ("transportServer", server_cb),
         ("transportPeer", peer_cb),
     ];
-    for (name, cb) in callbacks {
-        let mut func = null_mut();
-        // SAFETY: the name pointer/length pair is valid; `cb` has the N-API callback signature.
-        let st = unsafe {
-            n::napi_create_function(
-                env,
-                name.as_ptr().cast(),
-                name.len() as isize,
-                Some(cb),
-                null_mut(),
-                &mut func,
-            )
-        };
-        if st != n::Status::napi_ok {
-            return Err(format!("napi_create_function({name}) failed"));
-        }
-        let cname = std::ffi::CString::new(name).map_err(|e| e.to_string())?;
-        // SAFETY: `exports` and `func` are values of `env`; the name is NUL-terminated.
-        if unsafe { n::napi_set_named_property(env, exports, cname.as_ptr(), func) }
-            != n::Status::napi_ok
-        {
-            return Err(format!("exports.{name} could not be set"));
-        }
-    }
-    Ok(())
+    crate::parse::register(env, exports, &callbacks)
 }
