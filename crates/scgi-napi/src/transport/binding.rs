@@ -154,6 +154,25 @@ unsafe extern "C" fn on_poll(handle: *mut c_void, _status: c_int, _events: c_int
     }
     // SAFETY: see above; no other reference to the cell is live in this callback.
     let _ = catch_unwind(AssertUnwindSafe(|| unsafe { poll_and_deliver(cell) }));
+    // JavaScript has had the batch: watch the connections it left open. It
+    // may have closed the transport (teardown then put something else in the
+    // handle's data, and the cell may be gone): only the same cell, still
+    // in the handle, is used. The handle itself is freed by its close
+    // callback, which never runs inside this one.
+    // SAFETY: `handle` is valid for this callback (above).
+    if unsafe { *handle.cast::<*mut Cell>() } != cell {
+        return;
+    }
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: the handle still holds the cell, so teardown has not run
+        // (and finalize runs teardown first): it is live, and no other
+        // reference to it is.
+        let cell = unsafe { &mut *cell };
+        if let Some(engine) = cell.engine.as_mut() {
+            engine.register_deferred();
+            kick_if_needed(engine);
+        }
+    }));
 }
 
 /// One wake-up: let the engine handle what epoll reports, then hand the

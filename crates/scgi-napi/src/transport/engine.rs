@@ -215,6 +215,8 @@ struct Conn {
     /// Close as soon as the response is out, without a drain: the caller
     /// knows the front sends nothing more (`Engine::respond`).
     close_after: bool,
+    /// In the epoll set (see `Engine::deferred`).
+    registered: bool,
     shut: bool,
     notify_drain: bool,
     dispatched: bool,
@@ -259,6 +261,10 @@ pub struct Engine {
     free: Vec<u32>,
     open: usize,
     events: Vec<libc::epoll_event>,
+    /// Connections read and dispatched at accept, before epoll watches them
+    /// (`add_conn`): registered by `register_deferred` once JavaScript has
+    /// had the batch, unless its response closed them first.
+    deferred: Vec<Id>,
     sh: Shared,
     /// How far `advance_clock` moved the clock forward, ms.
     #[cfg(any(test, feature = "testing"))]
@@ -307,6 +313,7 @@ impl Engine {
             free: Vec::new(),
             open: 0,
             events: vec![libc::epoll_event { events: 0, u64: 0 }; 256],
+            deferred: Vec::new(),
             sh: Shared {
                 cfg,
                 batch: Batch::new(),
@@ -439,6 +446,7 @@ impl Engine {
 
     /// Handles everything epoll reports now, without blocking; fills the batch.
     pub fn poll(&mut self) {
+        self.register_deferred();
         self.sh.now = self.clock();
         let mut events = std::mem::take(&mut self.events);
         for _round in 0..4 {
@@ -528,14 +536,22 @@ impl Engine {
             slot,
             gen: self.slots[slot as usize].gen,
         };
-        if sys::epoll_ctl(
-            &self.epfd,
-            libc::EPOLL_CTL_ADD,
-            fd.as_raw_fd(),
-            CONN_EVENTS,
-            id.token(),
-        )
-        .is_err()
+        // Over a unix socket the front has usually written its request by
+        // the time it is accepted: read it now, and leave the epoll set out
+        // until JavaScript has had the request (most responses close the
+        // connection within that call, and then it never joins the set:
+        // one system call fewer per request). TCP requests come after the
+        // handshake that woke the accept, so they are watched at once.
+        let optimistic = !tcp && !overloaded;
+        if !optimistic
+            && sys::epoll_ctl(
+                &self.epfd,
+                libc::EPOLL_CTL_ADD,
+                fd.as_raw_fd(),
+                CONN_EVENTS,
+                id.token(),
+            )
+            .is_err()
         {
             self.free.push(slot);
             return;
@@ -559,6 +575,7 @@ impl Engine {
             out_pos: 0,
             ending: false,
             close_after: false,
+            registered: true,
             shut: false,
             notify_drain: false,
             dispatched: false,
@@ -572,6 +589,8 @@ impl Engine {
         };
         self.open += 1;
         self.arm_timer();
+        conn.registered = !optimistic;
+        conn.readable = optimistic;
         let act = if overloaded {
             let slot = if near_fd_limit {
                 BATCH_FD_LIMIT
@@ -583,11 +602,58 @@ impl Engine {
             let act = conn.respond(&mut self.sh, &resp, false);
             self.sh.cfg.resp_503 = resp;
             act
+        } else if optimistic {
+            conn.step(&mut self.sh, id, false)
         } else {
             Act::Keep
         };
+        let later = optimistic && matches!(act, Act::Keep) && conn.phase == Phase::Open;
         self.slots[slot as usize].conn = Some(conn);
+        if optimistic && matches!(act, Act::Keep) {
+            if later {
+                self.deferred.push(id);
+            } else {
+                // The request is not all here yet: watch it from now on.
+                self.register(id);
+                return;
+            }
+        }
         self.apply(id, act);
+    }
+
+    /// Puts connection `id` in the epoll set (edge-triggered: what is
+    /// already readable or writable is reported at once). If that fails the
+    /// connection is closed, as one that could not be watched from accept.
+    fn register(&mut self, id: Id) {
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
+        if conn.registered {
+            return;
+        }
+        conn.registered = true;
+        let fd = conn.fd.as_raw_fd();
+        if sys::epoll_ctl(&self.epfd, libc::EPOLL_CTL_ADD, fd, CONN_EVENTS, id.token()).is_err() {
+            self.apply(id, Act::Close(Some(CLOSE_ABORTED), false));
+        }
+    }
+
+    /// Registers the connections dispatched at accept that are still open
+    /// (`deferred`). The binding calls it right after JavaScript has had the
+    /// batch; `poll` calls it first too, for callers that poll directly.
+    pub fn register_deferred(&mut self) {
+        if self.deferred.is_empty() {
+            return;
+        }
+        let deferred = std::mem::take(&mut self.deferred);
+        for &id in &deferred {
+            self.register(id);
+        }
+        let mut deferred = deferred;
+        deferred.clear();
+        if self.deferred.is_empty() {
+            self.deferred = deferred;
+        }
     }
 
     /// Closes or keeps the connection `id` after a step.
