@@ -8,15 +8,9 @@
  * these fail if it never joins. Both transports, unix sockets.
  */
 import { once } from 'node:events';
-import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { afterEach, describe, expect, it } from 'vitest';
-import { type ScgiServer, serve } from '../src/index.ts';
-import { transportAddon } from '../src/transport/native-engine.ts';
-import { block, netstring, tempDir } from './helpers.ts';
-
-const transports: ('net' | 'native')[] = ['net'];
-if (process.platform === 'linux' && transportAddon() !== null) transports.push('native');
+import { describe, expect, it } from 'vitest';
+import { block, netstring, serverPerTest, TRANSPORTS } from './helpers.ts';
 
 function header(contentLength: number): Buffer {
   return netstring(
@@ -58,22 +52,9 @@ function front(address: string, first: Buffer, rest: Buffer): Worker {
   return worker;
 }
 
-describe.each(transports)('%s transport', (transport) => {
-  let server: ScgiServer | null = null;
-  let dir: { path: string; cleanup(): void } | null = null;
-  afterEach(async () => {
-    await server?.close();
-    server = null;
-    dir?.cleanup();
-    dir = null;
-  });
-
-  async function start(handler: Parameters<typeof serve>[0]): Promise<string> {
-    dir = tempDir();
-    const address = join(dir.path, 'w.sock');
-    server = await serve(handler, { address, transport, handleSignals: false, requestTimeout: 60_000 });
-    return address;
-  }
+describe.each(TRANSPORTS)('%s transport', (transport) => {
+  const each = serverPerTest(transport);
+  const start = (handler: Parameters<typeof each.start>[0]) => each.start(handler, { requestTimeout: 60_000 });
 
   it("a handler still waiting sees the front go away ('close'), long before requestTimeout", async () => {
     let closed: Promise<unknown> | null = null;
@@ -89,7 +70,7 @@ describe.each(transports)('%s transport', (transport) => {
     await new Promise((r) => setTimeout(r, 20)); // the handler's call is over
     worker.postMessage('close');
     await closed;
-    expect(server!.stats.requests).toBe(1);
+    expect(each.server.stats.requests).toBe(1);
     await worker.terminate();
   });
 

@@ -15,11 +15,7 @@ import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { serve } from '../src/index.ts';
-import { transportAddon } from '../src/transport/native-engine.ts';
-import { block, netstring, tempDir, waitFor } from './helpers.ts';
-
-const transports: ('net' | 'native')[] = ['net'];
-if (process.platform === 'linux' && transportAddon() !== null) transports.push('native');
+import { block, netstring, tempDir, TRANSPORTS, waitFor } from './helpers.ts';
 
 const RESPONSE = 'Status: 200 OK\r\nContent-Length: 2\r\n\r\nok';
 
@@ -32,7 +28,7 @@ function header(contentLength: number): Buffer {
   );
 }
 
-describe.each(transports)('%s transport: the end of a connection after its response', (transport) => {
+describe.each(TRANSPORTS)('%s transport: the end of a connection after its response', (transport) => {
   it('drains the unread body the front sends after the response: no EPIPE, no reset', async () => {
     const dir = tempDir();
     const address = join(dir.path, 'drain.sock');

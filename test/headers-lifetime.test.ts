@@ -5,43 +5,25 @@
  * must copy (net) or read records nothing writes again (native). A handler
  * that reads its headers only after other requests were parsed sees its own.
  */
-import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { type ScgiServer, serve } from '../src/index.ts';
+import { describe, expect, it } from 'vitest';
 import { request } from '../src/requester.ts';
-import { transportAddon } from '../src/transport/native-engine.ts';
-import { tempDir } from './helpers.ts';
+import { serverPerTest, TRANSPORTS } from './helpers.ts';
 
-const transports: ('net' | 'native')[] = ['net'];
-if (process.platform === 'linux' && transportAddon() !== null) transports.push('native');
-
-describe.each(transports)('%s transport', (transport) => {
-  let server: ScgiServer | null = null;
-  let dir: { path: string; cleanup(): void } | null = null;
-  afterEach(async () => {
-    await server?.close();
-    server = null;
-    dir?.cleanup();
-    dir = null;
-  });
+describe.each(TRANSPORTS)('%s transport', (transport) => {
+  const each = serverPerTest(transport);
 
   it('headers read late, after other requests were parsed, are still the request’s own', async () => {
-    dir = tempDir();
-    const address = join(dir.path, 'h.sock');
     let held = 0;
     let release: () => void = () => {};
     const allHeld = new Promise<void>((resolve) => (release = resolve));
     const N = 6;
-    server = await serve(
-      async (headers, client) => {
-        // Hold every request until all have been parsed, then read.
-        if (++held === N) release();
-        await allHeld;
-        const pairs = [...headers].filter(([k]) => k.startsWith('HTTP_X_') || k === 'REQUEST_URI');
-        client.end(`Status: 200 OK\r\n\r\n${JSON.stringify(pairs)}`);
-      },
-      { address, transport, handleSignals: false },
-    );
+    const address = await each.start(async (headers, client) => {
+      // Hold every request until all have been parsed, then read.
+      if (++held === N) release();
+      await allHeld;
+      const pairs = [...headers].filter(([k]) => k.startsWith('HTTP_X_') || k === 'REQUEST_URI');
+      client.end(`Status: 200 OK\r\n\r\n${JSON.stringify(pairs)}`);
+    });
     const responses = await Promise.all(
       Array.from({ length: N }, (_, i) =>
         request(address, {

@@ -3,7 +3,10 @@ import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { afterEach } from 'vitest';
+import { type Handler, type ScgiServer, serve, type ServeOptions } from '../src/index.ts';
 import { encodeRequest, parseResponse, type ClientRequest, type ClientResponse } from '../src/requester.ts';
+import { transportAddon } from '../src/transport/native-engine.ts';
 
 export const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url));
 
@@ -114,4 +117,36 @@ export function bigBody(n = 3 * 1024 * 1024): Buffer {
   const b = Buffer.allocUnsafe(n);
   for (let i = 0; i < n; i++) b[i] = (i * 31 + 7 + (i >>> 10)) & 0xff;
   return b;
+}
+
+/** The transports `serve()` can use here: net always, native where the addon has it (Linux). */
+export const TRANSPORTS: readonly ('net' | 'native')[] = process.platform === 'linux' && transportAddon() !== null ? ['net', 'native'] : ['net'];
+
+/**
+ * One server per test, on a unix socket in its own temp dir, on `transport`;
+ * closed and the dir removed after each test. Call inside a `describe`.
+ */
+export function serverPerTest(transport: 'net' | 'native'): {
+  start(handler: Handler, options?: ServeOptions): Promise<string>;
+  readonly server: ScgiServer;
+} {
+  let server: ScgiServer | null = null;
+  let dir: { path: string; cleanup(): void } | null = null;
+  afterEach(async () => {
+    await server?.close();
+    server = null;
+    dir?.cleanup();
+    dir = null;
+  });
+  return {
+    async start(handler, options = {}) {
+      dir = tempDir();
+      const address = join(dir.path, 'scgi.sock');
+      server = await serve(handler, { address, transport, handleSignals: false, ...options });
+      return address;
+    },
+    get server() {
+      return server!;
+    },
+  };
 }

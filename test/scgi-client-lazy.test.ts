@@ -7,15 +7,13 @@
  * start would.
  */
 import { once } from 'node:events';
-import { join } from 'node:path';
 import { Duplex, PassThrough, Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterEach, describe, expect, it } from 'vitest';
-import { type Handler, inject, type ScgiClient, serve, type ScgiServer } from '../src/index.ts';
+import { describe, expect, it } from 'vitest';
+import { type Handler, inject, type ScgiClient } from '../src/index.ts';
 import { request } from '../src/requester.ts';
-import { transportAddon } from '../src/transport/native-engine.ts';
-import { tempDir } from './helpers.ts';
+import { serverPerTest, TRANSPORTS } from './helpers.ts';
 
 const built = (client: ScgiClient): boolean => Object.hasOwn(client, '_readableState') || Object.hasOwn(client, '_writableState');
 
@@ -105,25 +103,8 @@ describe('in memory (inject)', () => {
   });
 });
 
-const transports: ('net' | 'native')[] = ['net'];
-if (process.platform === 'linux' && transportAddon() !== null) transports.push('native');
-
-describe.each(transports)('%s transport', (transport) => {
-  let server: ScgiServer | null = null;
-  let dir: { path: string; cleanup(): void } | null = null;
-  afterEach(async () => {
-    await server?.close();
-    server = null;
-    dir?.cleanup();
-    dir = null;
-  });
-
-  async function start(handler: Handler): Promise<string> {
-    dir = tempDir();
-    const address = join(dir.path, 'lazy.sock');
-    server = await serve(handler, { address, transport, handleSignals: false });
-    return address;
-  }
+describe.each(TRANSPORTS)('%s transport', (transport) => {
+  const { start } = serverPerTest(transport);
 
   it('a body read late, after more than the high-water mark waited unread, arrives whole and in order', async () => {
     const body = Buffer.alloc(300 * 1024);

@@ -103,24 +103,11 @@ unsafe extern "C" fn parse_cb(
 ) -> sys::napi_value {
     const USAGE: &CStr = c"parse(buf: Uint8Array, out: Uint32Array, maxHeaderSize: number, maxHeaders: number, flags: number)";
     const SHARED: &CStr = c"parse: buf and out must not be views of a SharedArrayBuffer";
-    let mut argc = 5usize;
-    let mut argv = [null_mut(); 5];
-    // SAFETY: `env`/`info` are this call's; argv has room for argc values.
-    let status = unsafe {
-        sys::napi_get_cb_info(
-            env,
-            info,
-            &mut argc,
-            argv.as_mut_ptr(),
-            null_mut(),
-            null_mut(),
-        )
-    };
-    if status != sys::Status::napi_ok || argc < 5 {
+    // SAFETY: `env`/`info` are this call's.
+    let Some([a_buf, a_out, a_size, a_count, a_flags]) = (unsafe { args::<5>(env, info) }) else {
         // SAFETY: `env` is this call's.
         return unsafe { throw(env, false, USAGE) };
-    }
-    let [a_buf, a_out, a_size, a_count, a_flags] = argv;
+    };
     // SAFETY: `env` is this call's and the values are its arguments.
     let (b, o) = unsafe {
         (
@@ -201,6 +188,33 @@ unsafe extern "C" fn parse_cb(
         return unsafe { throw(env, false, c"scgi native parser: napi_create_uint32 failed") };
     }
     ret
+}
+
+/// The first `N` arguments of the running callback, or None when there are
+/// fewer (or N-API fails): the one argument reader of this crate's raw
+/// callbacks (`parse_cb` and `transport/binding.rs`).
+///
+/// # Safety
+/// `env` and `info` are those of the N-API callback running on this thread.
+pub(crate) unsafe fn args<const N: usize>(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> Option<[sys::napi_value; N]> {
+    let mut argc = N;
+    let mut argv = [null_mut(); N];
+    // SAFETY: `env`/`info` are the running callback's (the caller's contract);
+    // argv has room for `argc` values.
+    let status = unsafe {
+        sys::napi_get_cb_info(
+            env,
+            info,
+            &mut argc,
+            argv.as_mut_ptr(),
+            null_mut(),
+            null_mut(),
+        )
+    };
+    (status == sys::Status::napi_ok && argc >= N).then_some(argv)
 }
 
 /// A raw N-API callback, as `parse_cb` and the transport's are.

@@ -16,6 +16,7 @@
 
 use super::engine::{self, Engine};
 use super::sys;
+use crate::parse::args;
 use napi::sys as n;
 use std::ffi::{c_int, c_void, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -317,23 +318,6 @@ unsafe fn throw_os(env: Env, err: &std::io::Error, what: &str) -> Value {
         n::napi_throw(env, e);
     }
     null_mut()
-}
-
-unsafe fn args<const N: usize>(env: Env, info: n::napi_callback_info) -> Option<[Value; N]> {
-    let mut argc = N;
-    let mut argv = [null_mut(); N];
-    // SAFETY: argv has room for `argc` values.
-    let status = unsafe {
-        n::napi_get_cb_info(
-            env,
-            info,
-            &mut argc,
-            argv.as_mut_ptr(),
-            null_mut(),
-            null_mut(),
-        )
-    };
-    (status == n::Status::napi_ok && argc >= N).then_some(argv)
 }
 
 unsafe fn cell_of<'a>(env: Env, v: Value) -> Option<&'a mut Cell> {
