@@ -5,6 +5,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, existsSync, statSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { request } from '../../src/requester.ts';
 import { tempDir, waitFor } from '../helpers.ts';
@@ -23,7 +24,16 @@ describe('examples/systemd', () => {
     });
     const exited = new Promise((r) => child.once('exit', r));
     try {
-      await waitFor(() => existsSync(sock), 10_000);
+      // The file exists from bind(); connections are taken from listen() on.
+      const accepts = () =>
+        new Promise<boolean>((resolve) => {
+          const c = connect(sock, () => {
+            c.destroy();
+            resolve(true);
+          });
+          c.on('error', () => resolve(false));
+        });
+      await waitFor(async () => existsSync(sock) && (await accepts()), 10_000);
       const st = statSync(sock);
       expect(st.mode & 0o777).toBe(0o660);
       expect(st.gid).toBe(process.getgid!());
