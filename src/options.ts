@@ -104,6 +104,19 @@ export interface ServeOptions {
   headerEncoding?: HeaderEncoding;
   /** Close gracefully and exit 0 on SIGTERM and SIGINT. Default true. */
   handleSignals?: boolean;
+  /**
+   * ms a worker's event loop may go without answering (no heartbeat, as
+   * gunicorn's `timeout`) before it is killed and replaced, after one report
+   * (pid, requests in progress, the JavaScript stack of the blocked loop) on
+   * stderr and through `onError` (`ERR_SCGI_WORKER_TIMEOUT`). A loop that is
+   * busy but turns (heavy load, 200 ms synchronous chunks, long GC) is never
+   * killed: the heartbeat comes every second. With `parallelism` 1 a
+   * watchdog thread does it in process: the report goes to stderr and the
+   * process kills itself, for its supervisor (systemd `Restart=on-failure`)
+   * to restart it; not while an inspector is attached. Default 30000; 0 =
+   * off; else at least 2000 (two heartbeats).
+   */
+  workerTimeout?: number;
 }
 
 /** The defaults of the numeric options. */
@@ -118,7 +131,11 @@ export const DEFAULTS = {
   drainTimeout: 5_000,
   maxDrainSize: 16 * 1024 * 1024,
   socketMode: 0o660,
+  workerTimeout: 30_000,
 } as const;
+
+/** The smallest `workerTimeout` other than 0: two heartbeat intervals (src/supervision/heartbeat.ts). */
+export const MIN_WORKER_TIMEOUT = 2000;
 
 /**
  * The longest a Node timer can wait: a larger delay fires after 1 ms (with a
@@ -160,6 +177,10 @@ export interface NormalizedOptions {
   handleSignals: boolean;
   /** The transport asked for (option, else SCGI_TRANSPORT), or null for the default. */
   transport: 'native' | 'net' | null;
+  /** ms without a heartbeat before a worker is killed; 0 = off. */
+  workerTimeout: number;
+  /** `onError` was given (supervision reports go to it as well as to stderr). */
+  userOnError: boolean;
 }
 
 function checkInt(name: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number {
@@ -212,6 +233,7 @@ const KNOWN_OPTIONS = new Set([
   'handleSignals',
   'allowHalfOpen',
   'transport',
+  'workerTimeout',
 ]);
 
 /** Check `options` and fill in the defaults. Throws `ERR_SCGI_INVALID_OPTION`. */
@@ -255,7 +277,17 @@ export function normalizeOptions(options: ServeOptions): NormalizedOptions {
     socketGroup: o.socketGroup === undefined ? undefined : resolveGroup(o.socketGroup),
     handleSignals: o.handleSignals ?? true,
     transport: transportOption(o.transport),
+    workerTimeout: workerTimeoutOption(o.workerTimeout),
+    userOnError: o.onError !== undefined,
   };
+}
+
+function workerTimeoutOption(value: unknown): number {
+  const ms = checkTimeout('workerTimeout', value ?? DEFAULTS.workerTimeout);
+  if (ms !== 0 && ms < MIN_WORKER_TIMEOUT) {
+    throw new ScgiError('ERR_SCGI_INVALID_OPTION', `workerTimeout must be 0 (off) or from ${MIN_WORKER_TIMEOUT} to ${MAX_TIMEOUT}, got ${ms}`);
+  }
+  return ms;
 }
 
 /** The `transport` option, else `SCGI_TRANSPORT` ('' or 'auto': the default). */

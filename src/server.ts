@@ -21,6 +21,7 @@ import { normalizeOptions, type LifecycleOptions, type NormalizedOptions, type S
 import { parse as activeParse, parserInfo, FLAG_STRICT, outSize } from './parser/index.ts';
 import type { Handler } from './scgi-client.ts';
 import { trackForSignals } from './signals.ts';
+import { armSelfWatchdog } from './supervision/watchdog.ts';
 import { NetTransport } from './transport/net.ts';
 import { NativeListener, nativeUnavailableReason } from './transport/native.ts';
 import type { Transport, TransportSocket } from './transport/types.ts';
@@ -61,6 +62,7 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
   /** The unix socket file we created: removed on close if it is still ours. */
   #socketFile: UnixSocketFile | null = null;
   #untrack: () => void = () => {};
+  #disarm: () => void = () => {};
   /** The soft `ulimit -n` (null: unknown) and the descriptor number from which connections are refused. */
   readonly #fdLimit: number | null;
   readonly fdCeiling: number;
@@ -349,6 +351,11 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
     this.#untrack = trackForSignals(this, handleSignals);
   }
 
+  /** Parallelism 1 without a primary: the in-process workerTimeout (src/supervision/watchdog.ts), until close. */
+  async armWatchdog(workerTimeout: number): Promise<void> {
+    this.#disarm = await armSelfWatchdog(this, workerTimeout);
+  }
+
   address(): string | AddressInfo | null {
     if (this.server === null) return this.#nativeAddress;
     return this.server.address();
@@ -365,6 +372,7 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
 
   async #close(): Promise<void> {
     this.#untrack();
+    this.#disarm();
     const server = this.server;
     const native = this.native;
     const closed = new Promise<void>((resolve) => {
@@ -505,6 +513,7 @@ export async function serve(handler: Handler, options: ServeOptions = {}): Promi
   }
   server.track(opts.handleSignals);
   if (inWorker) runWorker(server);
+  else await server.armWatchdog(opts.workerTimeout);
   return server;
 }
 

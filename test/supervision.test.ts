@@ -2,19 +2,30 @@
 // heartbeat and the primary's worker records, on both transports (the
 // primary forks native and net workers differently).
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import type { ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawnApp, type AppProcess } from './apps/spawn.ts';
-import { scgiRequest, tempDir, TRANSPORTS, waitFor, type Target } from './helpers.ts';
+import { request } from '../src/requester.ts';
+import { tempDir, TRANSPORTS, waitFor } from './helpers.ts';
 
 const APP = fileURLToPath(new URL('./apps/supervised-app.mjs', import.meta.url));
 const dir = tempDir();
 afterAll(() => dir.cleanup());
 
 const children: ChildProcess[] = [];
+/** Worker pids the tests saw: killed after each test too (a stuck worker outlives a killed primary). */
+const workerPids = new Set<number>();
 afterEach(() => {
   for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  for (const pid of workerPids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone already
+    }
+  }
+  workerPids.clear();
 });
 
 type Ready = { ready: string | { address: string; port: number }; pid: number; workers: number[] | null; transport: 'native' | 'net' };
@@ -39,13 +50,27 @@ interface Rec {
   replacements: Record<string, number>;
 }
 
-function startApp(options: object, env: Record<string, string> = {}): Promise<App> {
-  return spawnApp([process.execPath, APP], { SCGI_TEST_OPTIONS: JSON.stringify(options), ...env }, children);
+async function startApp(options: object, env: Record<string, string> = {}): Promise<App> {
+  const app = await spawnApp<Ready>([process.execPath, APP], { SCGI_TEST_OPTIONS: JSON.stringify(options), ...env }, children);
+  for (const pid of app.ready.workers ?? []) workerPids.add(pid);
+  return app;
 }
 
-function targetOf(app: App): Target {
+/** Where the app listens, as `request` (src/requester.ts) takes it. */
+function targetOf(app: App): string {
   const r = app.ready.ready;
-  return typeof r === 'string' ? { path: r } : { host: '127.0.0.1', port: r.port };
+  return typeof r === 'string' ? r : `127.0.0.1:${r.port}`;
+}
+
+type Target = string;
+
+/** One request; the status, or the error's code if it failed. */
+async function ask(target: Target, uri: string, timeout = 10_000): Promise<number | string> {
+  try {
+    return (await request(target, { uri, timeout })).status;
+  } catch (err) {
+    return String((err as { code?: string }).code ?? err);
+  }
 }
 
 /** The primary's worker records, now (SIGUSR2 makes the app print them). */
@@ -53,7 +78,9 @@ async function records(app: App): Promise<Rec[]> {
   const before = app.lines.length;
   app.child.kill('SIGUSR2');
   await waitFor(() => app.lines.slice(before).some((l) => 'records' in l));
-  return app.lines.slice(before).find((l) => 'records' in l)!.records as Rec[];
+  const recs = app.lines.slice(before).find((l) => 'records' in l)!.records as Rec[];
+  for (const r of recs) workerPids.add(r.pid);
+  return recs;
 }
 
 for (const transport of TRANSPORTS) {
@@ -64,7 +91,7 @@ for (const transport of TRANSPORTS) {
       expect(app.ready.transport).toBe(transport);
       const target = targetOf(app);
       const t0 = Date.now();
-      const slow = scgiRequest(target, { uri: '/slow?ms=3000' });
+      const slow = ask(target, '/slow?ms=3000');
       let recs: Rec[] = [];
       // heartbeats come unconditionally: two records, each with a heartbeat, one busy with the slow request
       await waitFor(
@@ -99,7 +126,7 @@ for (const transport of TRANSPORTS) {
       // heartbeats keep coming while nothing changes
       const seen = idle.heartbeat!.time;
       await waitFor(async () => (await records(app)).find((r) => r.pid === idle.pid)!.heartbeat!.time > seen, 3000, 200);
-      expect((await slow).status).toBe(200);
+      expect(await slow).toBe(200);
       // a crashed worker's replacement continues its line: one crash counted
       process.kill(idle.pid, 'SIGKILL');
       await waitFor(
@@ -114,6 +141,130 @@ for (const transport of TRANSPORTS) {
       expect(replacement.replacements).toEqual({ crash: 1, timeout: 0, recycle: 0, reload: 0, shutdown: 0 });
       app.child.kill('SIGTERM');
       expect(await app.exited).toBe(0);
+    });
+  });
+}
+
+/** Send a request that blocks the worker that takes it; its answer never comes (the worker is killed). */
+function spin(target: Target): void {
+  void ask(target, '/spin?x=1', 20_000);
+}
+
+/** Poll `/` until it answers 200; resolves with when it did. */
+async function answersAgain(target: Target, within: number): Promise<number> {
+  const until = Date.now() + within;
+  while (Date.now() < until) {
+    if ((await ask(target, '/', 500)) === 200) return Date.now();
+  }
+  throw new Error(`no answer within ${within} ms`);
+}
+
+const WORKER_TIMEOUT = 2000;
+
+for (const transport of TRANSPORTS) {
+  describe(`workerTimeout (${transport} workers)`, () => {
+    it('two workers stuck in for (;;) {}: each is reported (pid, request, stack) and killed, the service answers again within workerTimeout + 2 s', async () => {
+      const path = join(dir.path, `stuck-${transport}.sock`);
+      const app = await startApp({ address: path, parallelism: 2, transport, workerTimeout: WORKER_TIMEOUT });
+      const target = targetOf(app);
+      // wait for both workers' first heartbeat: from then on a silence is the loop's
+      await waitFor(async () => (await records(app)).filter((r) => r.heartbeat !== null).length === 2, 5000, 100);
+      spin(target);
+      await new Promise((r) => setTimeout(r, 300));
+      spin(target);
+      // both blocked: nothing answers
+      await new Promise((r) => setTimeout(r, 300));
+      const blocked = Date.now();
+      expect(await ask(target, '/', 300)).toBe('ERR_SCGI_RESPONSE_TIMEOUT');
+      const back = await answersAgain(target, WORKER_TIMEOUT + 2000);
+      expect(back - blocked).toBeLessThanOrEqual(WORKER_TIMEOUT + 2000);
+      await waitFor(() => app.lines.filter((l) => 'workerExit' in l).length >= 2, 10_000);
+      const exits = app.lines.filter((l) => 'workerExit' in l).map((l) => l.workerExit as { pid: number; signal: string; reason: string });
+      expect(exits.map((e) => e.reason)).toEqual(['timeout', 'timeout']);
+      expect(exits.map((e) => e.pid).sort()).toEqual([...app.ready.workers!].sort());
+      for (const e of exits) expect(e.signal).toBe('SIGKILL');
+      // one report per worker through onError, naming the pid, the request and the blocked function
+      const reports = app.lines.filter((l) => 'onError' in l).map((l) => l.onError as { code: string; message: string });
+      expect(reports).toHaveLength(2);
+      for (const [i, r] of reports.entries()) {
+        expect(r.code).toBe('ERR_SCGI_WORKER_TIMEOUT');
+        expect(r.message).toContain(`worker ${exits[i]!.pid}`);
+        expect(r.message).toMatch(/in progress: GET \/spin\?x=1 \(\d+\.\d s\)/);
+        expect(r.message).toMatch(/at spinForever \(.*supervised-app\.mjs:\d+:\d+\)/);
+      }
+      // replaced at once, not as crashes: two live workers, each continuing a line with one timeout
+      await waitFor(async () => (await records(app)).filter((r) => r.state === 'idle').length === 2, 5000, 100);
+      const recs = await records(app);
+      for (const r of recs) expect(r.replacements).toEqual({ crash: 0, timeout: 1, recycle: 0, reload: 0, shutdown: 0 });
+      app.child.kill('SIGTERM');
+      expect(await app.exited).toBe(0);
+    });
+
+    it('a worker busy in 200 ms synchronous chunks under load for 10 s is never killed', async () => {
+      const path = join(dir.path, `chunks-${transport}.sock`);
+      const app = await startApp({ address: path, parallelism: 2, transport, workerTimeout: WORKER_TIMEOUT });
+      const target = targetOf(app);
+      const until = Date.now() + 10_000;
+      const failures: string[] = [];
+      let done = 0;
+      // two long requests that keep each worker's loop busy 200 ms at a time, and short ones in between
+      const long = async () => {
+        while (Date.now() < until) {
+          const status = await ask(target, '/chunks?n=10&ms=200', 20_000);
+          if (status !== 200) failures.push(String(status));
+          else done++;
+        }
+      };
+      const short = async () => {
+        while (Date.now() < until) {
+          const status = await ask(target, '/', 20_000);
+          if (status !== 200) failures.push(String(status));
+          else done++;
+        }
+      };
+      await Promise.all([long(), long(), short(), short()]);
+      expect(failures).toEqual([]);
+      expect(done).toBeGreaterThan(20);
+      expect(app.lines.filter((l) => 'workerExit' in l || 'onError' in l)).toEqual([]);
+      const recs = await records(app);
+      expect(recs.map((r) => r.pid).sort()).toEqual([...app.ready.workers!].sort());
+      app.child.kill('SIGTERM');
+      expect(await app.exited).toBe(0);
+    }, 40_000);
+  });
+}
+
+for (const transport of TRANSPORTS) {
+  describe(`workerTimeout at parallelism 1 (${transport})`, () => {
+    it('a loop stuck in for (;;) {}: the watchdog thread reports the request and the stack on stderr and kills the process (for its supervisor to restart)', async () => {
+      const path = join(dir.path, `p1-${transport}.sock`);
+      const child = spawn(process.execPath, [APP], {
+        env: { ...process.env, SCGI_TEST_OPTIONS: JSON.stringify({ address: path, transport, workerTimeout: WORKER_TIMEOUT }) },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      children.push(child);
+      let stdout = '';
+      let stderr = '';
+      child.stdout!.on('data', (d) => (stdout += d));
+      child.stderr!.on('data', (d) => (stderr += d));
+      const exited = new Promise<{ code: number | null; signal: string | null }>((r) => child.once('exit', (code, signal) => r({ code, signal })));
+      await waitFor(() => stdout.includes('"ready"'), 10_000);
+      expect(await ask(path, '/slow?ms=10')).toBe(200);
+      // a loop that turns (2 s of 200 ms chunks, longer than workerTimeout) is left alone
+      expect(await ask(path, '/chunks?n=12&ms=200', 20_000)).toBe(200);
+      const t0 = Date.now();
+      spin(path);
+      const exit = await exited;
+      expect(Date.now() - t0).toBeLessThanOrEqual(WORKER_TIMEOUT + 2000);
+      expect(exit).toEqual({ code: null, signal: 'SIGKILL' });
+      expect(stderr).toContain(`[ERR_SCGI_WORKER_TIMEOUT] process ${child.pid}`);
+      expect(stderr).toMatch(/in progress: GET \/spin\?x=1 \(\d+\.\d s\)/);
+      expect(stderr).toMatch(/at spinForever \(.*supervised-app\.mjs:\d+:\d+\)/);
+      // the next start takes over the stale socket file
+      const again = await startApp({ address: path, transport, workerTimeout: WORKER_TIMEOUT });
+      expect(await ask(path, '/')).toBe(200);
+      again.child.kill('SIGTERM');
+      expect(await again.exited).toBe(0);
     });
   });
 }
