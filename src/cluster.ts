@@ -61,6 +61,8 @@ export type ClusterMessage =
   | Heartbeat
   /** worker → primary: its server listens and it takes `shutdown` (what the primary waits for on the native transport). */
   | { scgi: 'listening' }
+  /** worker → primary: replace me (maxRequests reached, or `server.recycle()`), as a reload step does. */
+  | { scgi: 'recycle' }
   /** primary → worker: finish the requests in progress, then exit 0. */
   | { scgi: 'shutdown' };
 
@@ -107,6 +109,8 @@ export interface WorkerServer extends HeartbeatSource {
   readonly awaitingHeader: number;
   stopAccepting(): void;
   close(): Promise<void>;
+  /** How it asks for its replacement: `recycle` once at its `recycleAfter`-th request, and from `server.recycle()`. */
+  supervise(recycle: () => void, recycleAfter: number): void;
 }
 
 /** At most this long (ms) a retiring worker waits for the requests of connections it accepted to arrive. */
@@ -135,7 +139,7 @@ async function handOver(server: WorkerServer): Promise<void> {
  * HEARTBEAT_INTERVAL ms, from one unref'd timer, and once more on the way
  * out; close gracefully and exit 0 on `shutdown`.
  */
-export function runWorker(server: WorkerServer): void {
+export function runWorker(server: WorkerServer, opts: Pick<NormalizedOptions, 'maxRequests' | 'maxRequestsJitter'>): void {
   // Forked with a watchdog pipe (workerTimeout on): the thread that gives the primary this loop's stack when it blocks.
   if (startPipeWatchdog()) reportRequestsOf(server);
   const heartbeats = new HeartbeatMaker(server);
@@ -146,6 +150,15 @@ export function runWorker(server: WorkerServer): void {
   };
   const timer = setInterval(() => report(), HEARTBEAT_INTERVAL);
   timer.unref();
+  let asked = false;
+  const recycle = () => {
+    if (asked || !process.connected) return;
+    asked = true;
+    const msg: ClusterMessage = { scgi: 'recycle' };
+    process.send!(msg);
+  };
+  const after = opts.maxRequests > 0 ? opts.maxRequests + Math.floor(Math.random() * (opts.maxRequestsJitter + 1)) : Infinity;
+  server.supervise(recycle, after);
   // The primary asks only workers that listen (one still starting gets SIGTERM).
   process.on('message', (msg: unknown) => {
     if (!isMessage(msg) || msg.scgi !== 'shutdown') return;
@@ -192,6 +205,10 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
   /** The primary's end of each worker's watchdog pipe (workerTimeout on). */
   readonly #watchdogs = new Map<Worker, Socket>();
   readonly #workerTimeout: number;
+  readonly #maxRss: number;
+  /** Recycles, one after another (each a reload step), and the workers waiting for theirs. */
+  #recycling: Promise<void> = Promise.resolve();
+  readonly #toRecycle = new Set<Worker>();
   /** The primary's onError, when one was given (timeout reports go there as well as to stderr). */
   readonly #onError: ((err: Error, client: null) => void) | null;
   /** The heartbeat check (workerTimeout on). */
@@ -207,6 +224,7 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
     this.#size = opts.parallelism;
     this.#shutdownTimeout = opts.shutdownTimeout;
     this.#workerTimeout = opts.workerTimeout;
+    this.#maxRss = opts.maxRss;
     this.#onError = opts.userOnError ? opts.conn.onError : null;
   }
 
@@ -478,7 +496,10 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
     this.#workers.add(worker);
     this.#records.add(worker, worker.process.pid!, after);
     worker.on('message', (msg: unknown) => {
-      if (isHeartbeat(msg)) this.#records.beat(worker, msg);
+      if (isHeartbeat(msg)) {
+        this.#records.beat(worker, msg);
+        if (this.#maxRss > 0 && msg.rss > this.#maxRss) this.#recycle(worker);
+      } else if (isMessage(msg) && msg.scgi === 'recycle') this.#recycle(worker);
     });
     return new Promise<void>((resolve, reject) => {
       let listening = false;
@@ -560,14 +581,42 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
     try {
       for (const old of [...this.#workers]) {
         if (this.#closing !== null) break;
-        const record = this.#records.get(old);
-        await this.#fork(record === undefined ? undefined : { replacements: record.replacements, reason: 'reload' });
-        await this.#retire(old, 'reload');
+        // one already going (recycled, timed out) is replaced already
+        if (this.#planned.has(old) || old.isDead()) continue;
+        await this.#replace(old, 'reload');
       }
       this.emit('reload');
     } finally {
       this.#reloading = false;
     }
+  }
+
+  /**
+   * A reload step: fork `old`'s replacement, and once it listens ask `old` to
+   * finish its requests and exit. If the replacement fails, `old` serves on
+   * (and the error rejects).
+   */
+  async #replace(old: Worker, reason: 'reload' | 'recycle'): Promise<void> {
+    const record = this.#records.get(old);
+    this.#planned.set(old, reason);
+    try {
+      await this.#fork(record === undefined ? undefined : { replacements: record.replacements, reason });
+    } catch (err) {
+      if (this.#planned.get(old) === reason) this.#planned.delete(old);
+      throw err;
+    }
+    await this.#retire(old, reason);
+  }
+
+  /** maxRequests, maxRss or `server.recycle()`: replace `worker` (once), after the recycles before it. */
+  #recycle(worker: Worker): void {
+    if (this.#toRecycle.has(worker) || this.#planned.has(worker) || this.#closing !== null || !this.#listening.has(worker)) return;
+    this.#toRecycle.add(worker);
+    this.#recycling = this.#recycling.then(async () => {
+      this.#toRecycle.delete(worker);
+      if (this.#closing !== null || worker.isDead() || this.#planned.has(worker)) return;
+      await this.#replace(worker, 'recycle').catch((err) => this.#failed(err));
+    });
   }
 
   /** Ask a worker to finish its requests and exit; kill it after shutdownTimeout. */

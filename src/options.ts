@@ -117,6 +117,24 @@ export interface ServeOptions {
    * off; else at least 2000 (two heartbeats).
    */
   workerTimeout?: number;
+  /**
+   * Replace a worker after it has served this many requests (plus a random
+   * 0..`maxRequestsJitter`, so workers do not all go at once), as a SIGHUP
+   * reload step does: the replacement listens before the old worker stops
+   * accepting, the old one finishes its requests, and it is not a crash (no
+   * backoff). Like uWSGI's `max-requests`, gunicorn's `max_requests`.
+   * Needs `parallelism` > 1. Default 0 = never.
+   */
+  maxRequests?: number;
+  /** Random extra requests (0..this) added to `maxRequests` in each worker. Default 0. */
+  maxRequestsJitter?: number;
+  /**
+   * Replace a worker whose resident set size (RSS) exceeds this many bytes,
+   * as `maxRequests` does (uWSGI's `reload-on-rss`, pm2's
+   * `max_memory_restart`); checked at each heartbeat (every second). Needs
+   * `parallelism` > 1. Default 0 = never.
+   */
+  maxRss?: number;
 }
 
 /** The defaults of the numeric options. */
@@ -181,6 +199,11 @@ export interface NormalizedOptions {
   workerTimeout: number;
   /** `onError` was given (supervision reports go to it as well as to stderr). */
   userOnError: boolean;
+  /** Requests after which a worker is replaced (0 = never), and the most random extra ones. */
+  maxRequests: number;
+  maxRequestsJitter: number;
+  /** RSS in bytes over which a worker is replaced (0 = never). */
+  maxRss: number;
 }
 
 function checkInt(name: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number {
@@ -234,6 +257,9 @@ const KNOWN_OPTIONS = new Set([
   'allowHalfOpen',
   'transport',
   'workerTimeout',
+  'maxRequests',
+  'maxRequestsJitter',
+  'maxRss',
 ]);
 
 /** Check `options` and fill in the defaults. Throws `ERR_SCGI_INVALID_OPTION`. */
@@ -268,7 +294,7 @@ export function normalizeOptions(options: ServeOptions): NormalizedOptions {
     catchErrors,
     onError: o.onError ?? defaultOnError,
   };
-  return {
+  const normalized: NormalizedOptions = {
     conn,
     parallelism,
     maxConnections: o.maxConnections === undefined ? Infinity : checkInt('maxConnections', o.maxConnections, 1),
@@ -279,7 +305,19 @@ export function normalizeOptions(options: ServeOptions): NormalizedOptions {
     transport: transportOption(o.transport),
     workerTimeout: workerTimeoutOption(o.workerTimeout),
     userOnError: o.onError !== undefined,
+    maxRequests: checkInt('maxRequests', o.maxRequests ?? 0, 0),
+    maxRequestsJitter: checkInt('maxRequestsJitter', o.maxRequestsJitter ?? 0, 0),
+    maxRss: checkInt('maxRss', o.maxRss ?? 0, 0),
   };
+  if (normalized.parallelism === 1 && (normalized.maxRequests > 0 || normalized.maxRss > 0)) {
+    // Replacing the process needs a primary to fork the replacement first.
+    throw new ScgiError(
+      'ERR_SCGI_INVALID_OPTION',
+      `${normalized.maxRequests > 0 ? 'maxRequests' : 'maxRss'} needs parallelism > 1 (a primary forks the replacement before the old worker stops); ` +
+        'at parallelism 1 use parallelism: 2, or let the service manager restart the process (systemd: MemoryMax= with Restart=always)',
+    );
+  }
+  return normalized;
 }
 
 function workerTimeoutOption(value: unknown): number {

@@ -63,6 +63,10 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
   #socketFile: UnixSocketFile | null = null;
   #untrack: () => void = () => {};
   #disarm: () => void = () => {};
+  /** A cluster worker: ask the primary for this worker's replacement (set by runWorker), else null. */
+  #recycle: (() => void) | null = null;
+  /** The request count at which a cluster worker asks for its replacement (maxRequests + jitter), else Infinity. */
+  recycleAfter = Infinity;
   /** The soft `ulimit -n` (null: unknown) and the descriptor number from which connections are refused. */
   readonly #fdLimit: number | null;
   readonly fdCeiling: number;
@@ -182,7 +186,8 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
   }
 
   record(kind: keyof ScgiStats, err?: ScgiError, socket?: TransportSocket): void {
-    this.stats[kind]++;
+    // A cluster worker with maxRequests asks for its replacement at its `recycleAfter`-th request (src/cluster.ts runWorker).
+    if (++this.stats[kind] === this.recycleAfter && kind === 'requests') this.#recycle?.();
     if (err !== undefined && this.listenerCount('clientError') > 0) this.emit('clientError', err, socket);
   }
 
@@ -351,6 +356,27 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
     this.#untrack = trackForSignals(this, handleSignals);
   }
 
+  /** In a cluster worker: how it asks for its replacement (src/cluster.ts runWorker). */
+  supervise(recycle: () => void, recycleAfter: number): void {
+    this.#recycle = recycle;
+    this.recycleAfter = recycleAfter;
+  }
+
+  /**
+   * In a cluster worker: ask the primary to replace this worker, as a SIGHUP
+   * reload step does (the replacement listens first, then this one finishes
+   * its requests and exits). Without a primary: `ERR_SCGI_NOT_SUPERVISED`.
+   */
+  recycle(): void {
+    if (this.#recycle === null) {
+      throw new ScgiError(
+        'ERR_SCGI_NOT_SUPERVISED',
+        'recycle() replaces a cluster worker: it needs parallelism > 1 (at parallelism 1, exit and let the service manager restart the process)',
+      );
+    }
+    this.#recycle();
+  }
+
   /** Parallelism 1 without a primary: the in-process workerTimeout (src/supervision/watchdog.ts), until close. */
   async armWatchdog(workerTimeout: number): Promise<void> {
     this.#disarm = await armSelfWatchdog(this, workerTimeout);
@@ -512,7 +538,7 @@ export async function serve(handler: Handler, options: ServeOptions = {}): Promi
     }
   }
   server.track(opts.handleSignals);
-  if (inWorker) runWorker(server);
+  if (inWorker) runWorker(server, opts);
   else await server.armWatchdog(opts.workerTimeout);
   return server;
 }

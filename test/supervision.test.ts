@@ -7,6 +7,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawnApp, type AppProcess } from './apps/spawn.ts';
 import { request } from '../src/requester.ts';
+import { serve } from '../src/server.ts';
+import { normalizeOptions } from '../src/options.ts';
 import { tempDir, TRANSPORTS, waitFor } from './helpers.ts';
 
 const APP = fileURLToPath(new URL('./apps/supervised-app.mjs', import.meta.url));
@@ -268,3 +270,112 @@ for (const transport of TRANSPORTS) {
     });
   });
 }
+
+/** `clients` loops sending `uri(i)` until `total` requests are done; the failures (status or error code). */
+async function load(target: Target, total: number, clients: number, uri: (i: number) => string): Promise<{ failures: string[]; pids: Set<number> }> {
+  let next = 0;
+  const failures: string[] = [];
+  const pids = new Set<number>();
+  const client = async () => {
+    while (next < total) {
+      const i = next++;
+      try {
+        const res = await request(target, { uri: uri(i), timeout: 20_000 });
+        if (res.status !== 200) failures.push(`${i}: ${res.status}`);
+        else pids.add(Number(res.headers['x-pid']));
+      } catch (err) {
+        failures.push(`${i}: ${(err as { code?: string }).code ?? err}`);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: clients }, client));
+  return { failures, pids };
+}
+
+const exitsOf = (app: App) => app.lines.filter((l) => 'workerExit' in l).map((l) => l.workerExit as { pid: number; reason: string; code: number });
+
+for (const transport of TRANSPORTS) {
+  describe(`recycling (${transport} workers)`, () => {
+    it('maxRequests 100 at parallelism 2: 1000 requests under steady load, none fails, workers recycled (not crashes)', async () => {
+      const path = join(dir.path, `maxreq-${transport}.sock`);
+      const app = await startApp({ address: path, parallelism: 2, transport, maxRequests: 100, maxRequestsJitter: 10 });
+      const { failures, pids } = await load(path, 1000, 8, (i) => `/slow?ms=20&i=${i}`);
+      expect(failures).toEqual([]);
+      // replacements answered during the load (a worker serves on until its replacement listens, so
+      // under this load each serves more than 100)
+      expect(pids.size).toBeGreaterThanOrEqual(3);
+      await waitFor(() => exitsOf(app).length >= 2, 10_000);
+      const exits = exitsOf(app);
+      expect(new Set(exits.map((e) => e.reason))).toEqual(new Set(['recycle']));
+      for (const e of exits) expect(e.code).toBe(0);
+      await waitFor(async () => (await records(app)).filter((r) => r.state === 'idle').length === 2, 5000, 100);
+      for (const r of await records(app)) {
+        expect(r.replacements.crash).toBe(0);
+        expect(r.replacements.recycle).toBeGreaterThan(0);
+      }
+      app.child.kill('SIGTERM');
+      expect(await app.exited).toBe(0);
+    }, 60_000);
+
+    it('maxRss: a worker that leaks is replaced once over it, under load, with no failed request', async () => {
+      const path = join(dir.path, `maxrss-${transport}.sock`);
+      // the workers' RSS when idle, to set maxRss 64 MiB above it
+      const probe = await startApp({ address: path, parallelism: 2, transport });
+      let idle: Rec[] = [];
+      await waitFor(async () => (idle = await records(probe)).every((r) => r.heartbeat !== null), 5000, 100);
+      const base = Math.max(...idle.map((r) => r.heartbeat!.rss));
+      probe.child.kill('SIGTERM');
+      expect(await probe.exited).toBe(0);
+      const maxRss = base + 64 * 1024 * 1024;
+      const app = await startApp({ address: path, parallelism: 2, transport, maxRss });
+      // 2 MiB kept per request, about 40 requests a second
+      const { failures } = await load(path, 150, 2, (i) => `/leak?kb=2048&wait=50&i=${i}`);
+      expect(failures).toEqual([]);
+      await waitFor(() => exitsOf(app).length >= 1, 10_000);
+      expect(new Set(exitsOf(app).map((e) => e.reason))).toEqual(new Set(['recycle']));
+      expect(await ask(path, '/')).toBe(200);
+      app.child.kill('SIGTERM');
+      expect(await app.exited).toBe(0);
+    }, 60_000);
+
+    it('server.recycle() in a worker asks for its own replacement: it listens first, then the old one finishes and exits 0', async () => {
+      const path = join(dir.path, `recycle-${transport}.sock`);
+      const app = await startApp({ address: path, parallelism: 2, transport });
+      const res = await request(path, { uri: '/recycle' });
+      expect(res.status).toBe(200);
+      const pid = Number(res.headers['x-pid']);
+      await waitFor(() => exitsOf(app).length === 1, 10_000);
+      expect(exitsOf(app)).toEqual([expect.objectContaining({ pid, reason: 'recycle', code: 0 })]);
+      const recs = await records(app);
+      expect(recs).toHaveLength(2);
+      expect(recs.map((r) => r.pid)).not.toContain(pid);
+      expect(recs.filter((r) => r.replacements.recycle === 1)).toHaveLength(1);
+      expect(await ask(path, '/')).toBe(200);
+      app.child.kill('SIGTERM');
+      expect(await app.exited).toBe(0);
+    });
+  });
+}
+
+describe('recycling needs a primary', () => {
+  it('maxRequests and maxRss at parallelism 1 are refused, saying what to use instead', () => {
+    expect(() => normalizeOptions({ maxRequests: 100 })).toThrow(/maxRequests needs parallelism > 1.*parallelism: 2.*Restart=/);
+    expect(() => normalizeOptions({ maxRss: 1 << 30 })).toThrow(/maxRss needs parallelism > 1/);
+    expect(() => normalizeOptions({ maxRequests: -1, parallelism: 2 })).toThrow(/maxRequests must be an integer from 0/);
+    expect(() => normalizeOptions({ workerTimeout: 500 })).toThrow(/workerTimeout must be 0 \(off\) or from 2000/);
+    expect(normalizeOptions({ maxRequests: 100, maxRequestsJitter: 5, maxRss: 1 << 30, parallelism: 2 })).toMatchObject({
+      maxRequests: 100,
+      maxRequestsJitter: 5,
+      maxRss: 1 << 30,
+    });
+  });
+
+  it('server.recycle() without a primary throws ERR_SCGI_NOT_SUPERVISED', async () => {
+    const server = await serve(() => {}, { address: join(dir.path, 'p1-recycle.sock'), handleSignals: false, workerTimeout: 0 });
+    try {
+      expect(() => server.recycle!()).toThrow(expect.objectContaining({ code: 'ERR_SCGI_NOT_SUPERVISED' }));
+    } finally {
+      await server.close();
+    }
+  });
+});
