@@ -111,6 +111,7 @@ export interface WorkerServer extends HeartbeatSource {
   close(): Promise<void>;
   /** How it asks for its replacement: `recycle` once at its `recycleAfter`-th request, and from `server.recycle()`. */
   supervise(recycle: () => void, recycleAfter: number): void;
+  onHangup?: () => void;
 }
 
 /** At most this long (ms) a retiring worker waits for the requests of connections it accepted to arrive. */
@@ -142,6 +143,8 @@ async function handOver(server: WorkerServer): Promise<void> {
 export function runWorker(server: WorkerServer, opts: Pick<NormalizedOptions, 'maxRequests' | 'maxRequestsJitter'>): void {
   // Forked with a watchdog pipe (workerTimeout on): the thread that gives the primary this loop's stack when it blocks.
   if (startPipeWatchdog()) reportRequestsOf(server);
+  // SIGHUP (a terminal hangup or a kill of the process group): the primary reloads, this worker serves on.
+  server.onHangup = () => {};
   const heartbeats = new HeartbeatMaker(server);
   const report = (then?: () => void) => {
     if (!process.connected) return then?.();
@@ -253,7 +256,6 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
       throw err;
     }
     this.#untrack = trackForSignals(this, opts.handleSignals);
-    if (opts.handleSignals) process.on('SIGHUP', this.#onHup);
     if (this.#workerTimeout > 0) {
       this.#lastCheck = this.#countFrom = Date.now();
       this.#supervisor = setInterval(() => this.#checkHeartbeats(), SUPERVISION_TICK);
@@ -393,9 +395,16 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
     this.#listenFd = null;
   }
 
-  #onHup = (): void => {
+  /** SIGHUP (src/signals.ts): reload. */
+  onHangup(): void {
     this.reload().catch((err) => this.#failed(err));
-  };
+  }
+
+  /** The second SIGINT (src/signals.ts): the process exits now; no worker or socket file may outlive it. */
+  abort(): void {
+    for (const w of this.#workers) w.process.kill('SIGKILL');
+    this.#socketFile?.release();
+  }
 
   /** A replacement worker failed to start: 'error' listeners, else one line; ignored while closing. */
   #failed(err: unknown): void {
@@ -692,7 +701,6 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
 
   async #close(): Promise<void> {
     this.#untrack();
-    process.off('SIGHUP', this.#onHup);
     for (const t of this.#restarts) clearTimeout(t);
     this.#restarts.clear();
     if (this.#supervisor !== null) clearInterval(this.#supervisor);

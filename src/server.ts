@@ -356,6 +356,15 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
     this.#untrack = trackForSignals(this, handleSignals);
   }
 
+  /** SIGHUP (src/signals.ts): unset, a warning that it keeps serving; a cluster worker ignores it (runWorker). */
+  onHangup?: () => void;
+
+  /** The second SIGINT (src/signals.ts): the process exits now; remove the socket file we created. */
+  abort(): void {
+    this.#socketFile?.release();
+    this.#socketFile = null;
+  }
+
   /** In a cluster worker: how it asks for its replacement (src/cluster.ts runWorker). */
   supervise(recycle: () => void, recycleAfter: number): void {
     this.#recycle = recycle;

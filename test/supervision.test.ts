@@ -3,6 +3,7 @@
 // primary forks native and net workers differently).
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawnApp, type AppProcess } from './apps/spawn.ts';
@@ -379,3 +380,108 @@ describe('recycling needs a primary', () => {
     }
   });
 });
+
+/** Spawn the app with stdout and stderr collected; resolves once it printed its ready line. */
+async function spawnCollected(options: object, argv: string[] = [process.execPath, APP], env: Record<string, string> = {}) {
+  const child = spawn(argv[0]!, argv.slice(1), {
+    env: { ...process.env, SCGI_TEST_OPTIONS: JSON.stringify(options), ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.push(child);
+  const out = { stdout: '', stderr: '' };
+  child.stdout!.on('data', (d) => (out.stdout += d));
+  child.stderr!.on('data', (d) => (out.stderr += d));
+  const exited = new Promise<{ code: number | null; signal: string | null }>((r) => child.once('exit', (code, signal) => r({ code, signal })));
+  await Promise.race([
+    waitFor(() => out.stdout.includes('"ready"'), 15_000),
+    exited.then((e) => Promise.reject(new Error(`exited ${JSON.stringify(e)}: ${out.stderr}`))),
+  ]);
+  const ready = JSON.parse(out.stdout.split('\n').find((l) => l.includes('"ready"'))!) as Ready;
+  for (const pid of ready.workers ?? []) workerPids.add(pid);
+  return { child, out, exited, ready };
+}
+
+const lines = (text: string) =>
+  text
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+
+for (const transport of TRANSPORTS) {
+  describe(`signals (${transport})`, () => {
+    it('SIGHUP at parallelism 1: a warning, the request in flight answered, still serving, the socket file in place', async () => {
+      const path = join(dir.path, `hup1-${transport}.sock`);
+      const app = await spawnCollected({ address: path, transport });
+      const inFlight = ask(path, '/slow?ms=800');
+      await new Promise((r) => setTimeout(r, 200));
+      app.child.kill('SIGHUP');
+      expect(await inFlight).toBe(200);
+      expect(await ask(path, '/')).toBe(200);
+      expect(app.child.exitCode).toBe(null);
+      expect(app.out.stderr).toContain('SIGHUP ignored, still serving');
+      expect(existsSync(path)).toBe(true);
+      app.child.kill('SIGTERM');
+      expect(await app.exited).toEqual({ code: 0, signal: null });
+      expect(existsSync(path)).toBe(false);
+    });
+
+    for (const parallelism of [1, 2]) {
+      it(`SIGTERM twice during the drain (parallelism ${parallelism}): every request in flight answered, exit 0`, async () => {
+        const path = join(dir.path, `term2-${transport}-${parallelism}.sock`);
+        const app = await spawnCollected({ address: path, transport, parallelism });
+        const inFlight = Array.from({ length: 4 }, (_, i) => ask(path, `/slow?ms=1000&i=${i}`));
+        await new Promise((r) => setTimeout(r, 200));
+        app.child.kill('SIGTERM');
+        await new Promise((r) => setTimeout(r, 200));
+        app.child.kill('SIGTERM');
+        expect(await Promise.all(inFlight)).toEqual([200, 200, 200, 200]);
+        expect(await app.exited).toEqual({ code: 0, signal: null });
+        expect(existsSync(path)).toBe(false);
+      });
+
+      it(`a second SIGINT exits at once (parallelism ${parallelism}): status 130, no worker and no socket file left`, async () => {
+        const path = join(dir.path, `int2-${transport}-${parallelism}.sock`);
+        const app = await spawnCollected({ address: path, transport, parallelism, shutdownTimeout: 20_000 });
+        const inFlight = ask(path, '/slow?ms=10000');
+        await new Promise((r) => setTimeout(r, 200));
+        app.child.kill('SIGINT');
+        await new Promise((r) => setTimeout(r, 200));
+        expect(app.child.exitCode).toBe(null); // the first one drains
+        const t0 = Date.now();
+        app.child.kill('SIGINT');
+        expect(await app.exited).toEqual({ code: 130, signal: null });
+        expect(Date.now() - t0).toBeLessThan(3000);
+        expect(await inFlight).not.toBe(200);
+        expect(existsSync(path)).toBe(false);
+        for (const pid of app.ready.workers ?? []) await waitFor(() => !alive(pid), 3000);
+      });
+    }
+
+    it('SIGHUP to a worker (a hangup of the process group) does not kill it: the primary reloads', async () => {
+      const path = join(dir.path, `hupw-${transport}.sock`);
+      const app = await spawnCollected({ address: path, transport, parallelism: 2 });
+      const [w] = app.ready.workers!;
+      process.kill(w!, 'SIGHUP');
+      await new Promise((r) => setTimeout(r, 300));
+      expect(alive(w!)).toBe(true);
+      app.child.kill('SIGHUP');
+      await waitFor(() => lines(app.out.stdout).some((l) => 'reloaded' in l), 15_000);
+      const exits = lines(app.out.stdout)
+        .filter((l) => 'workerExit' in l)
+        .map((l) => (l.workerExit as { reason: string }).reason);
+      expect(exits).toEqual(['reload', 'reload']);
+      expect(await ask(path, '/')).toBe(200);
+      app.child.kill('SIGTERM');
+      expect(await app.exited).toEqual({ code: 0, signal: null });
+    });
+  });
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
