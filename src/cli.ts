@@ -17,6 +17,7 @@ import type { Handler } from './scgi-client.ts';
 import type { NodeListener } from './adapters/http.ts';
 import { ScgiError } from './errors.ts';
 import { parserInfo } from './parser/index.ts';
+import { MIN_WORKER_TIMEOUT } from './options.ts';
 import { serve, defaultAddress, type ServeOptions } from './server.ts';
 
 const VERSION = (() => {
@@ -61,6 +62,17 @@ serve options:
   --header-timeout MS   for the whole request header                (default 10000)
   --request-timeout MS  for the handler to finish                   (default 0: none)
   --shutdown-timeout MS wait for requests on SIGTERM                 (default 30000)
+  --worker-timeout MS   kill and replace a worker whose event loop has not
+                        answered for this long, after reporting its stack
+                        (at parallelism 1 the process reports and exits)
+                                                                    (default 30000; 0: off)
+  --max-requests N      replace a worker after N requests, as SIGHUP does
+                        (needs --parallelism 2 or more)             (default 0: never)
+  --max-requests-jitter N
+                        add a random 0..N to --max-requests in each worker
+                                                                    (default 0)
+  --max-rss SIZE        replace a worker whose RSS exceeds SIZE (bytes, or
+                        512M, 2G; needs --parallelism 2 or more)    (default 0: never)
 
 request options:
   -X, --method METHOD   (default GET, or POST with -d)
@@ -205,7 +217,28 @@ function inheritedSocketPath(fd: number): string | null {
   return null;
 }
 
-const SERVE_NUMERIC = ['port', 'parallelism', 'max-body-size', 'max-connections', 'header-timeout', 'request-timeout', 'shutdown-timeout'];
+const SERVE_NUMERIC = [
+  'port',
+  'parallelism',
+  'max-body-size',
+  'max-connections',
+  'header-timeout',
+  'request-timeout',
+  'shutdown-timeout',
+  'worker-timeout',
+  'max-requests',
+  'max-requests-jitter',
+  'max-rss',
+];
+
+/** A size in bytes: a whole number, optionally with K, M or G (powers of 1024), e.g. 512M. */
+function size(name: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const m = /^(\d{1,16})([KMG]?)$/i.exec(v);
+  const bytes = m === null ? Number.NaN : Number(m[1]) * 1024 ** ' KMG'.indexOf((m[2] || ' ').toUpperCase());
+  if (!Number.isSafeInteger(bytes)) throw new UsageError(`--${name} must be a size in bytes, or with K, M or G (512M, 2G), got ${JSON.stringify(v)}`);
+  return bytes;
+}
 
 async function cmdServe(args: string[]): Promise<void> {
   rejectNegativeNumbers(args, SERVE_NUMERIC);
@@ -227,6 +260,10 @@ async function cmdServe(args: string[]): Promise<void> {
       'header-timeout': { type: 'string' },
       'request-timeout': { type: 'string' },
       'shutdown-timeout': { type: 'string' },
+      'worker-timeout': { type: 'string' },
+      'max-requests': { type: 'string' },
+      'max-requests-jitter': { type: 'string' },
+      'max-rss': { type: 'string' },
     },
   });
   if (positionals.length !== 1) throw new UsageError('scgi serve takes one APP module');
@@ -266,6 +303,20 @@ async function cmdServe(args: string[]): Promise<void> {
       throw new UsageError(`--address: ${(err as Error).message}`);
     }
   }
+  const workerTimeout = int('worker-timeout', values['worker-timeout'], 0, TIMER_MAX);
+  if (workerTimeout !== undefined && workerTimeout !== 0 && workerTimeout < MIN_WORKER_TIMEOUT) {
+    throw new UsageError(`--worker-timeout must be 0 (off) or from ${MIN_WORKER_TIMEOUT} to ${TIMER_MAX}, got ${JSON.stringify(values['worker-timeout'])}`);
+  }
+  const maxRequests = int('max-requests', values['max-requests']);
+  const maxRss = size('max-rss', values['max-rss']);
+  for (const [flag, v] of [
+    ['--max-requests', maxRequests],
+    ['--max-rss', maxRss],
+  ] as const) {
+    if (v !== undefined && v > 0 && (parallelism === undefined || parallelism === 1)) {
+      throw new UsageError(`${flag} needs --parallelism 2 or more (a primary forks the replacement before the old worker stops)`);
+    }
+  }
   const options: ServeOptions = {
     socket,
     address: values.address,
@@ -279,6 +330,10 @@ async function cmdServe(args: string[]): Promise<void> {
     headerTimeout: int('header-timeout', values['header-timeout'], 0, TIMER_MAX),
     requestTimeout: int('request-timeout', values['request-timeout'], 0, TIMER_MAX),
     shutdownTimeout: int('shutdown-timeout', values['shutdown-timeout'], 0, TIMER_MAX),
+    workerTimeout,
+    maxRequests,
+    maxRequestsJitter: int('max-requests-jitter', values['max-requests-jitter']),
+    maxRss,
   };
   for (const k of Object.keys(options) as (keyof ServeOptions)[]) if (options[k] === undefined) delete options[k];
 
