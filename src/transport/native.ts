@@ -215,10 +215,11 @@ export class NativeListener implements NativeEngineEvents {
         strict: o.strict,
         // The lifecycle answers 413 (startRequest) with the same message as on net.
         maxBodySize: Infinity,
-        // With bodyTimeout on, bodies go to the lifecycle as they come, so its
-        // body watch (bodyTimeout/minBodyRate) sees them; what came with the
-        // header is handed over with it either way.
-        bodyPreread: o.bodyTimeout > 0 ? 0 : 64 * 1024,
+        // Every request goes to the lifecycle at header completion, with the
+        // body bytes that came with the header: the rest streams to it, so
+        // headerTimeout, bodyTimeout/minBodyRate, requestTimeout, maxBodySize
+        // and shutdown apply to every phase, as on net.
+        bodyPreread: 0,
         maxConnections,
         headerTimeout: o.headerTimeout,
         // requestTimeout and drainTimeout are the lifecycle's (the server's sweep).

@@ -1,0 +1,130 @@
+/**
+ * Every phase of a request under the lifecycle's deadlines and limits, the
+ * same on both transports (issue 18): a body still coming when the header is
+ * complete, a handler that reads late, a response larger than the front reads
+ * quickly, bytes past the body, errors reported once.
+ */
+import { connect, type Socket } from 'node:net';
+import { describe, expect, it } from 'vitest';
+import type { ScgiError } from '../src/errors.ts';
+import type { ScgiClient, ScgiHeaders } from '../src/index.ts';
+import { block, netstring, serverPerTest, TRANSPORTS, waitFor } from './helpers.ts';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A header announcing `length` body bytes. */
+function head(length: number, extra: [string, string][] = []): Buffer {
+  return netstring(
+    block([
+      ['CONTENT_LENGTH', String(length)],
+      ['SCGI', '1'],
+      ['REQUEST_METHOD', 'POST'],
+      ['REQUEST_URI', '/'],
+      ...extra,
+    ]),
+  );
+}
+
+/** A raw front connection: what it received, and whether the server closed it. */
+interface Front {
+  socket: Socket;
+  data(): string;
+  bytes(): number;
+  closed: boolean;
+  error: string | null;
+  done: Promise<void>;
+}
+
+function front(path: string, first?: Buffer, opts: { paused?: boolean } = {}): Front {
+  const socket = connect(path);
+  const got: Buffer[] = [];
+  let n = 0;
+  const f: Front = {
+    socket,
+    data: () => Buffer.concat(got).toString('latin1'),
+    bytes: () => n,
+    closed: false,
+    error: null,
+    done: null as never,
+  };
+  f.done = new Promise((resolve) => {
+    socket.on('close', () => {
+      f.closed = true;
+      resolve();
+    });
+  });
+  socket.on('data', (c: Buffer) => {
+    n += c.length;
+    if (got.length < 64) got.push(c);
+  });
+  socket.on('error', (e: NodeJS.ErrnoException) => {
+    f.error = e.code ?? e.message;
+  });
+  if (opts.paused) socket.pause();
+  if (first !== undefined) socket.write(first);
+  return f;
+}
+
+async function readAll(client: ScgiClient): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of client) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+describe.each(TRANSPORTS)('a request whose body is still coming (%s transport)', (transport) => {
+  const s = serverPerTest(transport);
+
+  it('bodyTimeout 0: requestTimeout still ends a request whose body stalls (the handler runs meanwhile)', async () => {
+    let called = 0;
+    const path = await s.start(
+      async (_h, client) => {
+        called++;
+        await readAll(client).catch(() => {});
+      },
+      { bodyTimeout: 0, requestTimeout: 300 },
+    );
+    const f = front(path, Buffer.concat([head(1000), Buffer.alloc(10, 'a')]));
+    await Promise.race([f.done, sleep(3000)]);
+    expect(called).toBe(1);
+    expect(f.closed).toBe(true);
+    expect(s.server.stats.timeouts).toBe(1);
+    f.socket.destroy();
+  });
+
+  it('bodyTimeout 0: CONTENT_LENGTH over maxBodySize is answered 413 before the body is all in', async () => {
+    let called = 0;
+    const errors: string[] = [];
+    const path = await s.start(
+      () => {
+        called++;
+      },
+      { bodyTimeout: 0, maxBodySize: 50 },
+    );
+    s.server.on('clientError', (e: ScgiError) => errors.push(e.code));
+    const f = front(path, Buffer.concat([head(100), Buffer.alloc(10, 'a')]));
+    await waitFor(() => f.data().includes('413'), 2000).catch(() => {});
+    expect(f.data()).toMatch(/^Status: 413/);
+    expect(errors).toEqual(['ERR_SCGI_BODY_TOO_LARGE']);
+    expect(called).toBe(0);
+    f.socket.destroy();
+  });
+
+  it('bodyTimeout 0: close() during an upload serves it (a request being read is in progress)', async () => {
+    const path = await s.start(
+      async (_h, client) => {
+        const body = await readAll(client);
+        client.writeHead(200, { 'Content-Type': 'text/plain' });
+        client.end(`got ${body.length}`);
+      },
+      { bodyTimeout: 0, shutdownTimeout: 3000 },
+    );
+    const f = front(path, Buffer.concat([head(1000), Buffer.alloc(10, 'a')]));
+    await sleep(100);
+    const closed = s.server.close();
+    await sleep(400);
+    f.socket.write(Buffer.alloc(990, 'b'));
+    await closed;
+    await Promise.race([f.done, sleep(2000)]);
+    expect(f.data()).toMatch(/^Status: 200[^]*got 1000$/);
+  });
+});
