@@ -128,3 +128,62 @@ describe.each(TRANSPORTS)('a request whose body is still coming (%s transport)',
     expect(f.data()).toMatch(/^Status: 200[^]*got 1000$/);
   });
 });
+
+describe.each(TRANSPORTS)('a handler that reads its body late (%s transport)', (transport) => {
+  const s = serverPerTest(transport);
+
+  it('bodyTimeout counts only time spent waiting while the handler reads: a late reader of a body sent after the header is served', async () => {
+    const path = await s.start(
+      async (_h, client) => {
+        await sleep(600);
+        const body = await readAll(client);
+        client.writeHead(200, { 'Content-Type': 'text/plain' });
+        client.end(`got ${body.length}`);
+      },
+      { bodyTimeout: 300 },
+    );
+    const f = front(path, head(100));
+    await sleep(50);
+    f.socket.write(Buffer.alloc(100, 'b'));
+    await Promise.race([f.done, sleep(3000)]);
+    expect(f.data()).toMatch(/^Status: 200[^]*got 100$/);
+    expect(s.server.stats.timeouts).toBe(0);
+  });
+
+  it('a late reader of a body larger than its stream buffers is served too (the front is paused, not timed)', async () => {
+    const size = 1024 * 1024;
+    const path = await s.start(
+      async (_h, client) => {
+        await sleep(700);
+        const body = await readAll(client);
+        client.writeHead(200, { 'Content-Type': 'text/plain' });
+        client.end(`got ${body.length}`);
+      },
+      { bodyTimeout: 300 },
+    );
+    const f = front(path, head(size));
+    await sleep(50);
+    f.socket.write(Buffer.alloc(size, 'b'));
+    await Promise.race([f.done, sleep(4000)]);
+    expect(f.data()).toMatch(/^Status: 200[^]*got 1048576$/);
+    expect(s.server.stats.timeouts).toBe(0);
+  });
+
+  it('a body that stops coming while the handler reads is still cut by bodyTimeout', async () => {
+    let failure = '';
+    const path = await s.start(
+      async (_h, client) => {
+        await sleep(100);
+        await readAll(client).catch((e: ScgiError) => {
+          failure = e.code;
+        });
+      },
+      { bodyTimeout: 300 },
+    );
+    const f = front(path, Buffer.concat([head(100), Buffer.alloc(10, 'a')]));
+    await Promise.race([f.done, sleep(3000)]);
+    expect(f.closed).toBe(true);
+    expect(failure).toBe('ERR_SCGI_BODY_TIMEOUT');
+    expect(s.server.stats.timeouts).toBe(1);
+  });
+});

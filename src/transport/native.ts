@@ -108,6 +108,11 @@ export class NativeTransport implements Transport {
 
   attach(events: TransportEvents): void {
     this.events = events;
+    // Read the rest of the body ahead, as a net.Socket does: the handler's
+    // body stream takes it until it is full, then the lifecycle pauses us.
+    // Only then does a handler that reads late not count as a slow front
+    // (bodyTimeout counts time spent waiting while the body is wanted).
+    if (this.bodyPending) this.#owner.engine.resume(this.id);
   }
 
   pause(): void {
