@@ -23,6 +23,7 @@ import type { Handler } from './scgi-client.ts';
 import { trackForSignals } from './signals.ts';
 import { NetTransport } from './transport/net.ts';
 import { NativeListener, nativeUnavailableReason } from './transport/native.ts';
+import { rethrowLater } from './transport/native-engine.ts';
 import type { Transport, TransportSocket } from './transport/types.ts';
 import { zeroStats, type ScgiServer, type ScgiStats } from './types.ts';
 import { UnixSocketFile } from './unix-socket.ts';
@@ -181,7 +182,16 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
 
   record(kind: keyof ScgiStats, err?: ScgiError, socket?: TransportSocket): void {
     this.stats[kind]++;
-    if (err !== undefined && this.listenerCount('clientError') > 0) this.emit('clientError', err, socket);
+    if (err !== undefined && this.listenerCount('clientError') > 0) {
+      try {
+        this.emit('clientError', err, socket);
+      } catch (thrown) {
+        // A listener's bug is the process's (uncaughtException), not this
+        // connection's or the others' handled in the same call: the caller
+        // goes on (closes the connection, delivers the rest of its batch).
+        rethrowLater(thrown);
+      }
+    }
   }
 
   released(conn: Lifecycle): void {
@@ -509,3 +519,4 @@ export async function serve(handler: Handler, options: ServeOptions = {}): Promi
 }
 
 export { defaultAddress };
+

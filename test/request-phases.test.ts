@@ -187,3 +187,40 @@ describe.each(TRANSPORTS)('a handler that reads its body late (%s transport)', (
     expect(s.server.stats.timeouts).toBe(1);
   });
 });
+
+describe.each(TRANSPORTS)('a listener that throws (%s transport)', (transport) => {
+  const s = serverPerTest(transport);
+
+  it("a 'clientError' listener that throws (uncaughtException handled) loses no other request of the burst", async () => {
+    const path = await s.start((_h, client) => {
+      client.writeHead(200, { 'Content-Type': 'text/plain' });
+      client.end('ok');
+    });
+    s.server.on('clientError', () => {
+      throw new Error('listener bug');
+    });
+    // Vitest's own handlers fail the run on an uncaught exception; for this
+    // test the process handles them itself, as production code that logs does.
+    const saved = process.listeners('uncaughtException');
+    process.removeAllListeners('uncaughtException');
+    const caught: string[] = [];
+    process.on('uncaughtException', (e) => caught.push(e.message));
+    try {
+      const fronts: Front[] = [];
+      for (let i = 0; i < 20; i++) fronts.push(front(path));
+      await Promise.all(fronts.map((f) => new Promise((r) => (f.socket.connecting ? f.socket.once('connect', r) : r(null)))));
+      await sleep(50);
+      fronts[0]!.socket.write('5:abcde;');
+      for (const f of fronts.slice(1)) f.socket.write(head(0));
+      await Promise.race([Promise.all(fronts.slice(1).map((f) => f.done)), sleep(3000)]);
+      const answered = fronts.slice(1).filter((f) => f.data().startsWith('Status: 200')).length;
+      expect(answered).toBe(19);
+      expect(caught).toEqual(['listener bug']);
+      for (const f of fronts) f.socket.destroy();
+      await waitFor(() => s.server.openConnections === 0, 2000);
+    } finally {
+      process.removeAllListeners('uncaughtException');
+      for (const l of saved) process.on('uncaughtException', l);
+    }
+  });
+});
