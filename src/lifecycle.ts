@@ -98,6 +98,8 @@ export class Lifecycle implements TransportEvents, ClientPort {
   /** ms spent waiting for body bytes in the current `bodyTimeout` window, and `bodyLeft` when it began. */
   #bodyClock = 0;
   #bodyMark = 0;
+  /** The error this lifecycle reported and destroyed the client with: a handler rethrowing it is not a second failure. */
+  #reported: Error | null = null;
 
   constructor(transport: Transport, host: LifecycleHost, now: number) {
     this.transport = transport;
@@ -153,6 +155,7 @@ export class Lifecycle implements TransportEvents, ClientPort {
         ? `no request body byte within bodyTimeout (${o.bodyTimeout} ms)`
         : `the request body came at ${Math.round((got * 1000) / clock)} bytes/s, under minBodyRate (${o.minBodyRate})`,
     );
+    this.#reported = err;
     this.#host.record('timeouts', err, this.transport.socket);
     this.#phase = Phase.CLOSED;
     this.transport.reset();
@@ -227,6 +230,7 @@ export class Lifecycle implements TransportEvents, ClientPort {
     } else if (phase === Phase.BODY) {
       this.#host.record('timeouts');
       const err = new ScgiError('ERR_SCGI_REQUEST_TIMEOUT', 'the handler did not finish within requestTimeout');
+      this.#reported = err;
       try {
         this.#host.options.onError(err, this.#client);
       } catch {
@@ -308,6 +312,8 @@ export class Lifecycle implements TransportEvents, ClientPort {
 
   /** A handler threw or rejected. */
   #handlerError(err: unknown, client: ScgiClient): void {
+    // The handler let go the timeout its body stream failed with: already counted and reported.
+    if (err === this.#reported) return;
     const host = this.#host;
     const catchErrors = host.options.catchErrors;
     const caught = typeof catchErrors === 'function' ? catchErrors(err) : catchErrors;

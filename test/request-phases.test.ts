@@ -224,3 +224,39 @@ describe.each(TRANSPORTS)('a listener that throws (%s transport)', (transport) =
     }
   });
 });
+
+describe.each(TRANSPORTS)('errors reported once (%s transport)', (transport) => {
+  const s = serverPerTest(transport);
+
+  it('a requestTimeout while the handler awaits its body is reported once, as a timeout', async () => {
+    const reported: string[] = [];
+    const path = await s.start(
+      async (_h, client) => {
+        await readAll(client); // rejects with the timeout, and the handler lets it go
+      },
+      { requestTimeout: 200, bodyTimeout: 0, onError: (e) => reported.push((e as ScgiError).code ?? e.message) },
+    );
+    const f = front(path, Buffer.concat([head(100), Buffer.alloc(10, 'a')]));
+    await Promise.race([f.done, sleep(3000)]);
+    await sleep(50);
+    expect(reported).toEqual(['ERR_SCGI_REQUEST_TIMEOUT']);
+    expect(s.server.stats.timeouts).toBe(1);
+    expect(s.server.stats.errors).toBe(0);
+  });
+
+  it('a bodyTimeout the handler rethrows is not counted again as a handler error', async () => {
+    const reported: string[] = [];
+    const path = await s.start(
+      async (_h, client) => {
+        await readAll(client);
+      },
+      { bodyTimeout: 200, onError: (e) => reported.push((e as ScgiError).code ?? e.message) },
+    );
+    const f = front(path, Buffer.concat([head(100), Buffer.alloc(10, 'a')]));
+    await Promise.race([f.done, sleep(3000)]);
+    await sleep(50);
+    expect(reported).toEqual([]);
+    expect(s.server.stats.timeouts).toBe(1);
+    expect(s.server.stats.errors).toBe(0);
+  });
+});
