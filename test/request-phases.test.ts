@@ -217,7 +217,7 @@ describe.each(TRANSPORTS)('a listener that throws (%s transport)', (transport) =
       expect(answered).toBe(19);
       expect(caught).toEqual(['listener bug']);
       for (const f of fronts) f.socket.destroy();
-      await waitFor(() => s.server.openConnections === 0, 2000);
+      await waitFor(async () => (await s.server.getConnections()) === 0, 2000);
     } finally {
       process.removeAllListeners('uncaughtException');
       for (const l of saved) process.on('uncaughtException', l);
@@ -259,4 +259,39 @@ describe.each(TRANSPORTS)('errors reported once (%s transport)', (transport) => 
     expect(s.server.stats.timeouts).toBe(1);
     expect(s.server.stats.errors).toBe(0);
   });
+});
+
+describe.each(TRANSPORTS)('backpressure of the first write and of a corked batch (%s transport)', (transport) => {
+  const s = serverPerTest(transport);
+
+  for (const how of ['first write after writeHead', 'corked writes (_writev)'] as const) {
+    it(`${how}: the callback waits until the front has read what the transport could not take`, async () => {
+      const big = Buffer.alloc(4 * 1024 * 1024, 'x');
+      let calledBack = false;
+      let calledEarly: boolean | null = null;
+      const path = await s.start((_h, client) => {
+        client.writeHead(200, { 'Content-Type': 'application/octet-stream' });
+        const done = () => {
+          calledBack = true;
+          client.end();
+        };
+        if (how === 'first write after writeHead') {
+          client.write(big, done);
+        } else {
+          client.write('a'); // the head and 'a' go out; the next two are one _writev
+          client.cork();
+          client.write(big);
+          client.write(big, done);
+          client.uncork();
+        }
+      });
+      const f = front(path, head(0), { paused: true });
+      await sleep(300);
+      calledEarly = calledBack;
+      f.socket.resume();
+      await Promise.race([f.done, sleep(5000)]);
+      expect(calledEarly).toBe(false);
+      expect(calledBack).toBe(true);
+    });
+  }
 });

@@ -88,6 +88,7 @@ export class NativeTransport implements Transport {
   /** `onClose` delivered or scheduled. */
   closed = false;
   #corked: (string | Uint8Array)[] | null = null;
+  #corks = 0;
   #socket: NativeSocket | null = null;
 
   constructor(owner: NativeListener, id: number) {
@@ -145,6 +146,7 @@ export class NativeTransport implements Transport {
     const corked = this.#corked;
     if (corked !== null) {
       this.#corked = null;
+      this.#corks = 0;
       corked.push(bytes);
       bytes = Buffer.concat(corked.map((c) => (typeof c === 'string' ? Buffer.from(c) : c)));
     }
@@ -152,14 +154,16 @@ export class NativeTransport implements Transport {
   }
 
   cork(): void {
+    this.#corks++;
     this.#corked ??= [];
   }
 
-  uncork(): void {
+  uncork(): boolean {
     const corked = this.#corked;
-    if (corked === null) return;
+    if (corked === null || --this.#corks > 0) return true;
     this.#corked = null;
-    if (corked.length > 0) this.write(Buffer.concat(corked.map((c) => (typeof c === 'string' ? Buffer.from(c) : c))));
+    if (corked.length === 0) return true;
+    return this.write(corked.length === 1 ? corked[0]! : Buffer.concat(corked.map((c) => (typeof c === 'string' ? Buffer.from(c) : c))));
   }
 
   reset(): void {
