@@ -345,6 +345,11 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
     });
   }
 
+  /** `serve()` failed before this server listened: release what the constructor made (the native engine). */
+  abandon(): void {
+    this.native?.engine.close();
+  }
+
   track(handleSignals: boolean): void {
     this.#untrack = trackForSignals(this, handleSignals);
   }
@@ -475,6 +480,29 @@ export async function serve(handler: Handler, options: ServeOptions = {}): Promi
     throw err;
   }
 
+  try {
+    await listenFor(server, options, opts, inherited, existing, inWorker);
+  } catch (err) {
+    // Nothing of a serve() that rejects stays: the native engine (its epoll
+    // set, timerfd, eventfd and ref'd poll handle, made before listening)
+    // would hold descriptors and keep the process alive.
+    server.abandon();
+    throw err;
+  }
+  server.track(opts.handleSignals);
+  if (inWorker) runWorker(server);
+  return server;
+}
+
+/** Listen as `options` say (inherited socket, given server, fd, or address). */
+async function listenFor(
+  server: InProcessServer,
+  options: ServeOptions,
+  opts: NormalizedOptions,
+  inherited: number | null,
+  existing: NetServer | null,
+  inWorker: boolean,
+): Promise<void> {
   if (inherited !== null) {
     // A native worker: adopt the socket its primary bound (a duplicate) and
     // close the inherited copy, so the engine's is the worker's only one.
@@ -503,9 +531,6 @@ export async function serve(handler: Handler, options: ServeOptions = {}): Promi
       await server.listenOn(resolved, opts.socketMode, opts.socketGroup, options.listen, isDefault);
     }
   }
-  server.track(opts.handleSignals);
-  if (inWorker) runWorker(server);
-  return server;
 }
 
 export { defaultAddress };

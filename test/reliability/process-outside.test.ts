@@ -1,0 +1,88 @@
+// Faults found from outside (issue 18) in what a process sees of serve():
+// a serve() that rejects leaves nothing behind, stats.fdExhausted counts
+// connections answered 503, a graceful stop resets nothing that reached the
+// socket, unix sockets in worker_threads, an app's own node:cluster. Real
+// processes, real sockets; every wait is bounded.
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { createServer, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { serve, type ScgiError } from '../../src/index.ts';
+import { tempDir, TRANSPORTS } from '../helpers.ts';
+import { spyOnProcessErrors } from './util.ts';
+
+spyOnProcessErrors();
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const dir = tempDir('scgi-process-outside-');
+afterAll(() => dir.cleanup());
+
+const children: ChildProcess[] = [];
+const sockets: Socket[] = [];
+afterEach(() => {
+  for (const s of sockets.splice(0)) s.destroy();
+  for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+});
+
+let n = 0;
+const sockPath = () => join(dir.path, `p${n++}.sock`);
+const openFds = () => readdirSync('/proc/self/fd').length;
+
+/** Run `node --input-type=module -e script` (importing scgi from dist/); resolves with its exit code and output, or 'timeout'. */
+function runScript(script: string, env: Record<string, string> = {}, timeout = 10_000): Promise<{ code: number | null | 'timeout'; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(child);
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (c) => (stdout += c));
+    child.stderr!.on('data', (c) => (stderr += c));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      resolve({ code: 'timeout', stdout, stderr });
+    }, timeout);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+describe.each(TRANSPORTS)('8. a serve() that rejects leaves nothing behind (%s)', (transport) => {
+  it('60 failed calls (missing directory, not a socket, address in use) leave no extra descriptors', async () => {
+    const notSocket = join(dir.path, `plain-${transport}`);
+    writeFileSync(notSocket, 'x');
+    const taken = createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+    const port = (taken.address() as { port: number }).port;
+    const addresses = [join(dir.path, 'missing', 'dir', 's.sock'), notSocket, `127.0.0.1:${port}`];
+    const before = openFds();
+    const codes = new Set<string>();
+    for (let i = 0; i < 60; i++) {
+      const err = await serve(() => {}, { address: addresses[i % 3], transport, handleSignals: false }).then(
+        (s) => {
+          void s.close();
+          return null;
+        },
+        (e: ScgiError) => e,
+      );
+      expect(err).not.toBeNull();
+      codes.add(err!.code);
+    }
+    const after = openFds();
+    await new Promise<void>((r) => taken.close(() => r()));
+    expect(codes.has('ERR_SCGI_ADDRESS_IN_USE')).toBe(true);
+    expect(after - before).toBeLessThanOrEqual(0);
+  });
+
+  it('a script whose serve() rejected exits by itself', async () => {
+    const missing = join(dir.path, 'nowhere', 'x.sock');
+    const script = `import { serve } from 'scgi';
+serve(() => {}, { address: ${JSON.stringify(missing)}, transport: ${JSON.stringify(transport)} }).catch((e) => console.log(e.code));`;
+    const r = await runScript(script);
+    expect(r.stdout.trim()).toMatch(/^ERR_SCGI_/);
+    expect(r.code).toBe(0);
+  });
+});
