@@ -142,26 +142,30 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
     this.#reportFdLimit();
   }
 
-  /** The native transport refused `n` connections for the fd limit (it answered 503 itself). */
-  fdLimitRefused(n: number): void {
-    for (let i = 0; i < n; i++) {
-      this.record('fdExhausted');
-      this.#reportFdLimit();
-    }
+  /**
+   * The native transport answered `n` connections 503 for the fd limit
+   * (counted, once each); `stalled`: accept() also failed for lack of
+   * descriptors, which refuses nobody (the engine retries later) and is
+   * reported, not counted.
+   */
+  fdLimitRefused(n: number, stalled: boolean): void {
+    for (let i = 0; i < n; i++) this.record('fdExhausted');
+    if (n > 0 || stalled) this.#reportFdLimit(n);
   }
 
-  /** One line (or one 'error' event, ERR_SCGI_FD_LIMIT) at most every FD_REPORT_INTERVAL ms. */
-  #reportFdLimit(): void {
-    this.#fdPending++;
+  /** One line (or one 'error' event, ERR_SCGI_FD_LIMIT) at most every FD_REPORT_INTERVAL ms, for `n` more connections answered 503. */
+  #reportFdLimit(n = 1): void {
+    this.#fdPending += n;
     const now = Date.now();
     if (now - this.#fdReportedAt < FD_REPORT_INTERVAL) return;
     this.#fdReportedAt = now;
-    const n = this.#fdPending;
+    const refused = this.#fdPending;
     this.#fdPending = 0;
     const limit = this.#fdLimit === null ? '' : ` ${this.#fdLimit}`;
+    const what = refused > 0 ? `${refused} connection${refused === 1 ? '' : 's'} refused with 503` : 'accepting paused';
     const err = new ScgiError(
       'ERR_SCGI_FD_LIMIT',
-      `${n} connection${n === 1 ? '' : 's'} refused with 503: the process is at its file descriptor limit (ulimit -n${limit}); ` +
+      `${what}: the process is at its file descriptor limit (ulimit -n${limit}); ` +
         'raise it (systemd: LimitNOFILE=) or set maxConnections below it (docs/security.md)',
     );
     if (this.listenerCount('error') > 0) this.emit('error', err);

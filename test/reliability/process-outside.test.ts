@@ -6,16 +6,18 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
-import { createServer, type Socket } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
+import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { serve, type ScgiError } from '../../src/index.ts';
-import { tempDir, TRANSPORTS } from '../helpers.ts';
-import { spyOnProcessErrors } from './util.ts';
+import { tempDir, TRANSPORTS, waitFor } from '../helpers.ts';
+import { sleep, spyOnProcessErrors } from './util.ts';
 
 spyOnProcessErrors();
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const APP = fileURLToPath(new URL('../apps/app.mjs', import.meta.url));
 const dir = tempDir('scgi-process-outside-');
 afterAll(() => dir.cleanup());
 
@@ -84,5 +86,47 @@ serve(() => {}, { address: ${JSON.stringify(missing)}, transport: ${JSON.stringi
     const r = await runScript(script);
     expect(r.stdout.trim()).toMatch(/^ERR_SCGI_/);
     expect(r.code).toBe(0);
+  });
+});
+
+describe.each(TRANSPORTS)('7. stats.fdExhausted counts connections answered 503, once each (%s)', (transport) => {
+  it('ulimit -n 64, 100 connections held, none new: the count is the 503s the fronts got, and stays there', async () => {
+    const address = sockPath();
+    const child = spawn('sh', ['-c', 'ulimit -n 64 && exec "$0" "$1"', process.execPath, APP], {
+      env: { ...process.env, SCGI_TEST_OPTIONS: JSON.stringify({ address, transport, drainTimeout: 30_000, headerTimeout: 30_000 }) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    children.push(child);
+    let stderr = '';
+    child.stderr!.on('data', (c) => (stderr += c));
+    const lines: { stats?: { fdExhausted: number } }[] = [];
+    createInterface({ input: child.stdout! }).on('line', (l) => lines.push(JSON.parse(l)));
+    await waitFor(() => lines.length > 0, 10_000);
+    const stats = async () => {
+      const before = lines.length;
+      child.kill('SIGUSR2');
+      await waitFor(() => lines.length > before);
+      return lines.at(-1)!.stats!.fdExhausted;
+    };
+    const got = new Map<Socket, string>();
+    for (let i = 0; i < 100; i++) {
+      const s = connect({ path: address });
+      sockets.push(s);
+      got.set(s, '');
+      s.on('data', (c) => got.set(s, got.get(s)! + c));
+      s.on('error', () => {});
+    }
+    const answered503 = () => [...got.values()].filter((d) => d.startsWith('Status: 503')).length;
+    await waitFor(() => answered503() > 0, 10_000);
+    await sleep(500);
+    const first = await stats();
+    // the engine retries accept every 100 ms while descriptors are out
+    await sleep(1500);
+    const second = await stats();
+    expect(first).toBeGreaterThan(0);
+    expect(second).toBe(first);
+    expect(second).toBe(answered503());
+    // one line for the first, the rest are counted into the next report (rate-limited)
+    expect(stderr).toMatch(/scgi: \d+ connections? refused with 503/);
   });
 });
