@@ -4,7 +4,7 @@
 // socket, unix sockets in worker_threads, an app's own node:cluster. Real
 // processes, real sockets; every wait is bounded.
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
@@ -17,6 +17,7 @@ import { sleep, spyOnProcessErrors } from './util.ts';
 spyOnProcessErrors();
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const CLI = join(ROOT, 'dist', 'cli.js');
 const APP = fileURLToPath(new URL('../apps/app.mjs', import.meta.url));
 const dir = tempDir('scgi-process-outside-');
 afterAll(() => dir.cleanup());
@@ -128,5 +129,13 @@ describe.each(TRANSPORTS)('7. stats.fdExhausted counts connections answered 503,
     expect(second).toBe(answered503());
     // one line for the first, the rest are counted into the next report (rate-limited)
     expect(stderr).toMatch(/scgi: \d+ connections? refused with 503/);
+  });
+});
+
+describe('13. scgi serve with an app that never finishes loading', () => {
+  it('a top-level await that never settles: exit 1, saying what happened (not exit 13 in silence)', () => {
+    const r = spawnSync(process.execPath, [CLI, 'serve', 'test/apps/cli/never-settles.mjs', '--address', sockPath()], { cwd: ROOT, encoding: 'utf8', timeout: 20_000 });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/never-settles\.mjs.*top-level await.*never settled/);
   });
 });
