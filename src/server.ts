@@ -437,12 +437,16 @@ function describe(options: ListenOptions & { fd?: number }): string {
  * A cluster primary chooses for its workers (`startCluster`); a worker does
  * what its primary chose (`inherited`: the primary bound the socket for the
  * native transport and passed it down; else node:cluster shares a net one).
+ * In a worker of the app's own node:cluster (or PM2's cluster mode), the
+ * default is net: node:cluster shares a net.Server's handle between its
+ * workers, where each native engine would bind for itself and all but the
+ * first would fail with ERR_SCGI_ADDRESS_IN_USE. `'native'` asked for is kept.
  */
 function chooseTransport(want: 'native' | 'net' | null, handedSockets: boolean, worker: 'native' | 'net' | null): 'native' | 'net' {
   if (worker === 'native') want = 'native';
   else if (worker === 'net' || want === 'net' || handedSockets) return 'net';
   if (want === null) {
-    if (parserInfo.forced === 'js') return 'net';
+    if (parserInfo.forced === 'js' || cluster.isWorker) return 'net';
     return nativeUnavailableReason() === null ? 'native' : 'net';
   }
   const reason = nativeUnavailableReason();

@@ -11,6 +11,7 @@ import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { serve, type ScgiError } from '../../src/index.ts';
+import { request } from '../../src/requester.ts';
 import { tempDir, TRANSPORTS, waitFor } from '../helpers.ts';
 import { sleep, spyOnProcessErrors } from './util.ts';
 
@@ -137,5 +138,47 @@ describe('13. scgi serve with an app that never finishes loading', () => {
     const r = spawnSync(process.execPath, [CLI, 'serve', 'test/apps/cli/never-settles.mjs', '--address', sockPath()], { cwd: ROOT, encoding: 'utf8', timeout: 20_000 });
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/never-settles\.mjs.*top-level await.*never settled/);
+  });
+});
+
+describe("10. an app's own node:cluster (PM2's cluster mode)", () => {
+  const FOREIGN = fileURLToPath(new URL('../apps/foreign-cluster.mjs', import.meta.url));
+  /** Start test/apps/foreign-cluster.mjs; resolves with what each of its two workers printed. */
+  async function start(options: object): Promise<{ child: ChildProcess; workers: { worker: number; transport?: string; error?: string }[] }> {
+    const env = { ...process.env, SCGI_TEST_OPTIONS: JSON.stringify(options) };
+    delete env.SCGI_TRANSPORT;
+    const child = spawn(process.execPath, [FOREIGN], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+    children.push(child);
+    const workers: { worker: number; transport?: string; error?: string }[] = [];
+    createInterface({ input: child.stdout! }).on('line', (l) => workers.push(JSON.parse(l)));
+    await waitFor(() => workers.length >= 2, 10_000);
+    return { child, workers };
+  }
+  const freePort = async () => {
+    const s = createServer();
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+    const port = (s.address() as { port: number }).port;
+    await new Promise<void>((r) => s.close(() => r()));
+    return port;
+  };
+
+  it('two workers, the same TCP address, no transport option: both listen (net, sharing the handle) and both answer', async () => {
+    const port = await freePort();
+    const { child, workers } = await start({ address: `127.0.0.1:${port}` });
+    expect(workers.map((w) => w.error ?? w.transport)).toEqual(['net', 'net']);
+    const pids = new Set<number>();
+    for (let round = 0; round < 20 && pids.size < 2; round++) {
+      const got = await Promise.all(Array.from({ length: 20 }, () => request(`127.0.0.1:${port}`, { uri: '/' })));
+      for (const r of got) pids.add(Number(r.headers['x-pid']));
+    }
+    expect([...pids].sort()).toEqual(workers.map((w) => w.worker).sort());
+    child.kill('SIGTERM');
+  });
+
+  it.runIf(TRANSPORTS.includes('native'))("transport: 'native' asked for explicitly is kept (the second worker cannot bind)", async () => {
+    const port = await freePort();
+    const { child, workers } = await start({ address: `127.0.0.1:${port}`, transport: 'native' });
+    expect(workers.map((w) => w.error ?? w.transport).sort()).toEqual(['ERR_SCGI_ADDRESS_IN_USE', 'native']);
+    child.kill('SIGTERM');
   });
 });
