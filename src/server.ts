@@ -51,7 +51,7 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
   readonly transport: 'native' | 'net';
   /** The native transport's engine and connections (null on net). */
   readonly native: NativeListener | null = null;
-  /** Where the native transport listens (what `address()` says). */
+  /** Where the native transport listens, or a net unix socket bound aside (what `address()` says). */
   #nativeAddress: string | AddressInfo | null = null;
   readonly #maxConnections: number;
   readonly #shutdownTimeout: number;
@@ -257,13 +257,22 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
     }
     const file = new UnixSocketFile(resolved.path, mode, group);
     await file.prepare(isDefault);
-    // The umask is restored right after the bind (a synchronous part of
-    // listen()), so nothing else in the process creates files under it.
-    const bound = file.narrowUmask();
-    try {
-      await this.#listen(resolved.listen, hook, bound);
-    } finally {
-      bound();
+    if (UnixSocketFile.bindsAside) {
+      // A worker thread: bound at a private path, then linked into place (address() is the real path).
+      await file.bindAside((tmp) => this.#listen({ ...resolved.listen, path: tmp }, hook)).catch((err) => {
+        this.server!.close();
+        throw err;
+      });
+      this.#nativeAddress = resolved.path;
+    } else {
+      // The umask is restored right after the bind (a synchronous part of
+      // listen()), so nothing else in the process creates files under it.
+      const bound = file.narrowUmask();
+      try {
+        await this.#listen(resolved.listen, hook, bound);
+      } finally {
+        bound();
+      }
     }
     file.claim();
     this.#socketFile = file;
@@ -276,13 +285,23 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
     if (resolved.kind === 'unix') {
       const file = new UnixSocketFile(resolved.path, mode, group);
       await file.prepare(isDefault);
-      const bound = file.narrowUmask();
-      try {
-        engine.listenUnix(resolved.path, resolved.listen.backlog ?? 511);
-      } catch (err) {
-        throw fail(err as NodeJS.ErrnoException, resolved.path);
-      } finally {
-        bound();
+      const listenUnix = (path: string) => {
+        try {
+          engine.listenUnix(path, resolved.listen.backlog ?? 511);
+        } catch (err) {
+          throw fail(err as NodeJS.ErrnoException, resolved.path);
+        }
+      };
+      if (UnixSocketFile.bindsAside) {
+        // A worker thread (no umask): bound at a private path, then linked into place.
+        await file.bindAside(listenUnix);
+      } else {
+        const bound = file.narrowUmask();
+        try {
+          listenUnix(resolved.path);
+        } finally {
+          bound();
+        }
       }
       file.claim();
       this.#socketFile = file;
@@ -359,7 +378,8 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
   }
 
   address(): string | AddressInfo | null {
-    if (this.server === null) return this.#nativeAddress;
+    // Native, or a unix socket a worker thread bound aside (net.Server names the private path).
+    if (this.server === null || this.#nativeAddress !== null) return this.#nativeAddress;
     return this.server.address();
   }
 

@@ -5,11 +5,12 @@
 // processes, real sockets; every wait is bounded.
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { serve, type ScgiError } from '../../src/index.ts';
 import { request } from '../../src/requester.ts';
 import { tempDir, TRANSPORTS, waitFor } from '../helpers.ts';
@@ -145,7 +146,7 @@ describe("10. an app's own node:cluster (PM2's cluster mode)", () => {
   const FOREIGN = fileURLToPath(new URL('../apps/foreign-cluster.mjs', import.meta.url));
   /** Start test/apps/foreign-cluster.mjs; resolves with what each of its two workers printed. */
   async function start(options: object): Promise<{ child: ChildProcess; workers: { worker: number; transport?: string; error?: string }[] }> {
-    const env = { ...process.env, SCGI_TEST_OPTIONS: JSON.stringify(options) };
+    const env: NodeJS.ProcessEnv = { ...process.env, SCGI_TEST_OPTIONS: JSON.stringify(options) };
     delete env.SCGI_TRANSPORT;
     const child = spawn(process.execPath, [FOREIGN], { env, stdio: ['ignore', 'pipe', 'inherit'] });
     children.push(child);
@@ -180,5 +181,39 @@ describe("10. an app's own node:cluster (PM2's cluster mode)", () => {
     const { child, workers } = await start({ address: `127.0.0.1:${port}`, transport: 'native' });
     expect(workers.map((w) => w.error ?? w.transport).sort()).toEqual(['ERR_SCGI_ADDRESS_IN_USE', 'native']);
     child.kill('SIGTERM');
+  });
+});
+
+describe.each(TRANSPORTS)('6. serve() on a unix socket inside worker_threads (%s)', (transport) => {
+  it('listens, answers, the socket has socketMode from the first moment it is reachable, and close() removes it', async () => {
+    const path = sockPath();
+    const index = pathToFileURL(join(ROOT, 'dist', 'index.js')).href;
+    const code = `const { parentPort } = require('node:worker_threads');
+import(${JSON.stringify(index)}).then(async ({ serve }) => {
+  try {
+    const server = await serve((h, c) => c.end('Status: 200 OK\\r\\n\\r\\nthread\\n'), { address: ${JSON.stringify(path)}, transport: ${JSON.stringify(transport)}, socketMode: 0o600 });
+    parentPort.postMessage({ listening: server.address(), transport: server.transport });
+    parentPort.once('message', async () => { await server.close(); parentPort.postMessage({ closed: true }); });
+  } catch (err) {
+    parentPort.postMessage({ error: String(err.code) + ': ' + err.message });
+  }
+});`;
+    const worker = new Worker(code, { eval: true });
+    const messages: Record<string, unknown>[] = [];
+    worker.on('message', (m) => messages.push(m));
+    try {
+      await waitFor(() => messages.length > 0, 10_000);
+      expect(messages[0]).toEqual({ listening: path, transport });
+      expect(lstatSync(path).mode & 0o777).toBe(0o600);
+      // nothing but the socket is left next to it (the private directory it was bound in is gone)
+      expect(readdirSync(dir.path).filter((f) => f.startsWith('.scgi-'))).toEqual([]);
+      const res = await request(path, { uri: '/' });
+      expect(res.body.toString()).toBe('thread\n');
+      worker.postMessage('close');
+      await waitFor(() => messages.length > 1, 10_000);
+      expect(existsSync(path)).toBe(false);
+    } finally {
+      await worker.terminate();
+    }
   });
 });
