@@ -40,8 +40,8 @@ export interface NativeHost {
   record(kind: keyof ScgiStats, err?: ScgiError, socket?: TransportSocket): void;
   /** Descriptors at or above this are answered 503 (`src/fd-limit.ts`). */
   readonly fdCeiling: number;
-  /** `n` connections refused for the fd limit: counted and reported (rate-limited), as on net. */
-  fdLimitRefused(n: number): void;
+  /** `n` connections answered 503 for the fd limit: counted and reported (rate-limited), as on net; `stalled`: accept() failed for it too (reported only). */
+  fdLimitRefused(n: number, stalled: boolean): void;
 }
 
 type Peer = [address: string, port: number] | undefined;
@@ -311,9 +311,10 @@ export class NativeListener implements NativeEngineEvents {
     const host = this.#host;
     for (let i = 0; i < accepted; i++) host.record('connections');
     for (let i = 0; i < overloaded; i++) host.record('overloaded');
-    // Answered 503 near the fd limit, or accept() failed for lack of
-    // descriptors (the engine then stops watching the listening socket for a
-    // while, no spin; the connections wait in the backlog).
-    if (nearFdLimit + acceptErrors > 0) host.fdLimitRefused(nearFdLimit + acceptErrors);
+    // Answered 503 near the fd limit: counted, once each. An accept() that
+    // failed for lack of descriptors refused nobody (the engine stops
+    // watching the listening socket for a while, no spin, and tries again:
+    // the connection waits in the backlog), so it is reported, not counted.
+    if (nearFdLimit + acceptErrors > 0) host.fdLimitRefused(nearFdLimit, acceptErrors > 0);
   }
 }
