@@ -221,6 +221,12 @@ function makeRequest(headers: ScgiHeaders, client: ScgiClient, socket: CgiSocket
   req.httpVersionMinor = dot === -1 ? 0 : Number(target.httpVersion.slice(dot + 1)) || 0;
   req.headers = mapped.headers as IncomingHttpHeaders;
   req.rawHeaders = mapped.rawHeaders;
+  // What node:http's server sets on every request (IncomingMessage's own
+  // defaults differ): no upgrade over SCGI, and the server's
+  // joinDuplicateHeaders option left unset.
+  const own = req as unknown as { upgrade: boolean; joinDuplicateHeaders: boolean | null };
+  own.upgrade = false;
+  own.joinDuplicateHeaders = null;
   if (headers.contentLength === 0) {
     // No body: `req` ends at once (as node:http's for a GET), the client's
     // readable side is never touched.
