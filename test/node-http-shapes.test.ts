@@ -55,7 +55,8 @@ describe('scgi/http: IncomingMessage as node:http gives it', () => {
     await onNodeHttp(
       (req, res) => {
         real = shapes(req);
-        realHasOwn = Object.hasOwn(req.headers as { hasOwnProperty(k: string): boolean }, 'x-a');
+        // biome-ignore lint/suspicious/noPrototypeBuiltins: the call Next.js makes
+        realHasOwn = (req.headers as { hasOwnProperty(k: string): boolean }).hasOwnProperty('x-a');
         res.end();
       },
       { 'x-a': '1', cookie: 'a=1' },
@@ -65,6 +66,7 @@ describe('scgi/http: IncomingMessage as node:http gives it', () => {
     const r = await inject(
       fromNodeListener((req, res) => {
         ours = shapes(req);
+        // biome-ignore lint/suspicious/noPrototypeBuiltins: the call Next.js makes
         oursHasOwn = (req.headers as { hasOwnProperty?: (k: string) => boolean }).hasOwnProperty?.('x-a');
         res.end();
       }),
