@@ -1,11 +1,13 @@
 // scgi/http's request and response against a real node:http pair (issue 21):
 // the shapes of IncomingMessage's fields (Next.js calls
-// req.headers.hasOwnProperty, which an Object.create(null) object lacks).
+// req.headers.hasOwnProperty, which an Object.create(null) object lacks) and
+// the Content-Length node:http sends.
 import { describe, expect, it } from 'vitest';
-import { createServer, get, type IncomingMessage, type RequestListener } from 'node:http';
+import { createServer, get, request as httpRequest, type IncomingMessage, type RequestListener } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { inject } from '../src/index.ts';
 import { fromNodeListener } from '../src/adapters/http.ts';
+import { scgiRequest, serverPerTest, TRANSPORTS } from './helpers.ts';
 
 /** The first request a real node:http server gets, handed to `listener`. */
 function onNodeHttp(listener: RequestListener, headers: Record<string, string | string[]> = {}): Promise<void> {
@@ -105,5 +107,149 @@ describe('scgi/http: IncomingMessage as node:http gives it', () => {
     );
     expect(real).toBe('a, b');
     expect(ours).toBe(real);
+  });
+});
+
+/** One HTTP/1.1 request to a real node:http server running `listener`: status, content-length and body. */
+function viaNodeHttp(listener: RequestListener, method: string): Promise<{ status: number; length: string | undefined; body: string }> {
+  return new Promise((resolve, reject) => {
+    const server = createServer(listener);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      const req = httpRequest({ host: '127.0.0.1', port, method, path: '/' }, (r) => {
+        const chunks: Buffer[] = [];
+        r.on('data', (c: Buffer) => chunks.push(c));
+        r.once('end', () =>
+          server.close(() => resolve({ status: r.statusCode!, length: r.headers['content-length'], body: Buffer.concat(chunks).toString('latin1') })),
+        );
+      });
+      req.once('error', reject);
+      req.end();
+    });
+  });
+}
+
+/** Responses where node:http sends a Content-Length and where it does not (it frames those chunked; SCGI sends them close-delimited). */
+const LENGTH_CASES: [string, string, RequestListener][] = [
+  ['end(body) at once', 'GET', (_q, s) => s.end('hello')],
+  ['end(body) after a microtask', 'GET', (_q, s) => queueMicrotask(() => s.end('hello'))],
+  ['end(body) after a timer', 'GET', (_q, s) => void setTimeout(() => s.end(Buffer.from('héllo')), 5)],
+  [
+    'end(body) after setHeader, after a timer',
+    'GET',
+    (_q, s) => {
+      s.setHeader('Content-Type', 'text/plain');
+      setTimeout(() => s.end('héllo', 'latin1'), 5);
+    },
+  ],
+  [
+    'an empty end() on a 302',
+    'GET',
+    (_q, s) => {
+      s.statusCode = 302;
+      s.setHeader('Location', '/there');
+      s.end();
+    },
+  ],
+  [
+    'an empty end() on a 302 after a timer',
+    'GET',
+    (_q, s) => {
+      setTimeout(() => {
+        s.writeHead(302, { Location: '/there' }).end();
+      }, 5);
+    },
+  ],
+  ['an empty end() after a timer', 'GET', (_q, s) => void setTimeout(() => s.end(), 5)],
+  ['end(body) on HEAD', 'HEAD', (_q, s) => s.end('hello')],
+  [
+    'a 204',
+    'GET',
+    (_q, s) => {
+      s.statusCode = 204;
+      s.end();
+    },
+  ],
+  [
+    'a 304 after a timer',
+    'GET',
+    (_q, s) => {
+      setTimeout(() => {
+        s.statusCode = 304;
+        s.end();
+      }, 5);
+    },
+  ],
+  [
+    'writeHead(200) then end(body)',
+    'GET',
+    (_q, s) => {
+      s.writeHead(200);
+      s.end('hello');
+    },
+  ],
+  [
+    'write then end',
+    'GET',
+    (_q, s) => {
+      s.write('hel');
+      s.end('lo');
+    },
+  ],
+  [
+    'flushHeaders then end(body)',
+    'GET',
+    (_q, s) => {
+      s.flushHeaders();
+      s.end('hello');
+    },
+  ],
+  [
+    'removeHeader(content-length) then end(body)',
+    'GET',
+    (_q, s) => {
+      s.setHeader('Content-Length', '5');
+      s.removeHeader('Content-Length');
+      s.end('hello');
+    },
+  ],
+  [
+    'an explicit Content-Length',
+    'GET',
+    (_q, s) => {
+      setTimeout(() => {
+        s.setHeader('Content-Length', '5');
+        s.end('hello');
+      }, 5);
+    },
+  ],
+  [
+    'an explicit Transfer-Encoding: chunked (the body still arrives as it is)',
+    'GET',
+    (_q, s) => {
+      s.setHeader('Transfer-Encoding', 'chunked');
+      s.write('hel');
+      s.end('lo');
+    },
+  ],
+];
+
+describe.each(TRANSPORTS)('scgi/http: Content-Length whenever node:http sends it (%s transport)', (transport) => {
+  const srv = serverPerTest(transport);
+  for (const [name, method, listener] of LENGTH_CASES) {
+    it(name, async () => {
+      const real = await viaNodeHttp(listener, method);
+      const address = await srv.start(fromNodeListener(listener));
+      const ours = await scgiRequest({ path: address }, { method, uri: '/' });
+      expect(ours.error).toBe(null);
+      expect({ status: ours.status, length: ours.headers['content-length'], body: ours.body.toString('latin1') }).toEqual(real);
+      expect(ours.headers['transfer-encoding']).toBe(undefined);
+    });
+  }
+  it('the cases cover both answers of node:http', async () => {
+    const lengths = await Promise.all(LENGTH_CASES.map(([, method, l]) => viaNodeHttp(l, method).then((r) => r.length)));
+    expect(lengths).toContain(undefined);
+    expect(lengths).toContain('0');
+    expect(lengths).toContain('5');
   });
 });
