@@ -55,6 +55,25 @@ function fsCall<T>(what: string, fn: () => T): T {
   }
 }
 
+/** The first ancestor of `dir` (from the root down) that exists and is not a directory. */
+function firstNonDirectory(dir: string): string | undefined {
+  const chain: string[] = [];
+  for (let d = dir; ; d = dirname(d)) {
+    chain.unshift(d);
+    if (dirname(d) === d) break;
+  }
+  for (const d of chain) {
+    let st: ReturnType<typeof statSync> | undefined;
+    try {
+      st = statSync(d);
+    } catch {
+      return undefined;
+    }
+    if (!st.isDirectory()) return d;
+  }
+  return undefined;
+}
+
 export class UnixSocketFile {
   readonly path: string;
   readonly mode: number;
@@ -92,13 +111,26 @@ export class UnixSocketFile {
     } else {
       // Only the default socket's directory is ours to create; a missing
       // directory elsewhere is a typo or a missing deployment step.
-      const st = fsCall(`cannot stat ${dir}`, () => statSync(dir, { throwIfNoEntry: false }));
-      if (st === undefined) {
-        throw new ScgiError(
-          'ERR_SCGI_INVALID_ADDRESS',
-          `the directory ${dir} does not exist: create it first (systemd: RuntimeDirectory=), or fix the path ${path}`,
-        );
-      }
+      // No `throwIfNoEntry: false`: Node 22+ also returns undefined for
+      // ENOTDIR there, Node 20 throws it; both errnos are handled here alike.
+      const st = fsCall(`cannot stat ${dir}`, () => {
+        try {
+          return statSync(dir);
+        } catch (err) {
+          const code = (err as NodeJS.ErrnoException).code;
+          if (code === 'ENOTDIR') {
+            const file = firstNonDirectory(dir) ?? dir;
+            throw new ScgiError('ERR_SCGI_INVALID_ADDRESS', `${file} is not a directory: fix the path ${path}`);
+          }
+          if (code === 'ENOENT') {
+            throw new ScgiError(
+              'ERR_SCGI_INVALID_ADDRESS',
+              `the directory ${dir} does not exist: create it first (systemd: RuntimeDirectory=), or fix the path ${path}`,
+            );
+          }
+          throw err;
+        }
+      });
       if (!st.isDirectory()) throw new ScgiError('ERR_SCGI_INVALID_ADDRESS', `${dir} is not a directory: fix the path ${path}`);
     }
     const st = fsCall(`cannot stat ${path}`, () => lstatSync(path, { throwIfNoEntry: false }));
