@@ -78,6 +78,8 @@ export class Lifecycle implements TransportEvents, ClientPort {
   #phase: Phase = Phase.HEADER;
   /** When the current phase times out (ms since epoch); 0 = never. Read by the server's sweep. */
   deadline = 0;
+  /** When the handler was called (ms since epoch); 0 before. Read by the worker heartbeat (src/supervision/heartbeat.ts). */
+  requestStart = 0;
   /** Made by the first header bytes (a transport that parses headers itself never needs one). */
   #reader: HeaderReader | null = null;
   /** Any byte received (an empty connection is a quiet close). */
@@ -112,6 +114,11 @@ export class Lifecycle implements TransportEvents, ClientPort {
   /** Where the connection is: `Phase.HEADER` (idle), `BODY` (a request in progress), `DRAIN`, `CLOSED`. */
   get phase(): Phase {
     return this.#phase;
+  }
+
+  /** The handler's client (null before the request starts). */
+  get client(): ScgiClient | null {
+    return this.#client;
   }
 
   /** Refuse this connection with a whole response (503 when over maxConnections). */
@@ -284,6 +291,7 @@ export class Lifecycle implements TransportEvents, ClientPort {
       return;
     }
     this.#phase = Phase.BODY;
+    this.requestStart = now;
     this.deadline = opts.requestTimeout > 0 ? now + opts.requestTimeout : 0;
     this.#bodyLeft = contentLength;
     this.#bodyMark = contentLength;
