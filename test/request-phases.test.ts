@@ -295,3 +295,47 @@ describe.each(TRANSPORTS)('backpressure of the first write and of a corked batch
     });
   }
 });
+
+describe.each(TRANSPORTS)('a large response to a slow reader (%s transport)', (transport) => {
+  const s = serverPerTest(transport);
+  const size = 8 * 1024 * 1024;
+  const big = Buffer.alloc(size, 'z');
+
+  it('drainTimeout starts once the last byte is written: a response the front takes longer to read arrives whole', async () => {
+    const reported: string[] = [];
+    const path = await s.start(
+      (_h, client) => {
+        client.writeHead(200, { 'Content-Type': 'application/octet-stream' });
+        client.end(big);
+      },
+      { drainTimeout: 200, onError: (e) => reported.push((e as ScgiError).code) },
+    );
+    const f = front(path, head(0), { paused: true });
+    await sleep(600);
+    f.socket.resume();
+    await Promise.race([f.done, sleep(5000)]);
+    expect(f.bytes()).toBeGreaterThan(size);
+    expect(f.data()).toMatch(/^Status: 200/);
+    expect(reported).toEqual([]);
+    expect(s.server.stats.timeouts).toBe(0);
+  });
+
+  it('a response cut by requestTimeout while being written is counted and reported', async () => {
+    const reported: string[] = [];
+    const path = await s.start(
+      (_h, client) => {
+        client.writeHead(200, { 'Content-Type': 'application/octet-stream' });
+        client.end(big);
+      },
+      { requestTimeout: 300, onError: (e) => reported.push((e as ScgiError).code) },
+    );
+    const f = front(path, head(0), { paused: true });
+    await sleep(800);
+    f.socket.resume();
+    await Promise.race([f.done, sleep(5000)]);
+    expect(f.bytes()).toBeLessThan(size);
+    expect(reported).toEqual(['ERR_SCGI_REQUEST_TIMEOUT']);
+    expect(s.server.stats.timeouts).toBe(1);
+    expect(s.server.stats.errors).toBe(0);
+  });
+});

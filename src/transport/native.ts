@@ -139,8 +139,8 @@ export class NativeTransport implements Transport {
     return r !== R_FULL;
   }
 
-  end(data?: string | Uint8Array | null, encoding?: BufferEncoding, close = false): void {
-    if (!this.writable) return;
+  end(data?: string | Uint8Array | null, encoding?: BufferEncoding, close = false): boolean {
+    if (!this.writable) return true;
     this.#ended = true;
     let bytes: string | Uint8Array = data == null ? '' : toWire(data, encoding);
     const corked = this.#corked;
@@ -150,7 +150,15 @@ export class NativeTransport implements Transport {
       corked.push(bytes);
       bytes = Buffer.concat(corked.map((c) => (typeof c === 'string' ? Buffer.from(c) : c)));
     }
-    if (this.#owner.engine.respond(this.id, bytes, close) === R_CLOSED) this.#owner.closedNow(this);
+    const r = this.#owner.engine.respond(this.id, bytes, close);
+    if (r === R_CLOSED) this.#owner.closedNow(this);
+    // R_FULL: the rest is written natively; a drain record says when it is out.
+    return r !== R_FULL;
+  }
+
+  /** `end` was called (a drain record then means the whole response is out). */
+  get ended(): boolean {
+    return this.#ended;
   }
 
   cork(): void {
@@ -304,7 +312,9 @@ export class NativeListener implements NativeEngineEvents {
 
   onDrain(id: number): void {
     const t = this.#live.get(id);
-    if (t !== undefined) t.events!.onDrain();
+    if (t === undefined) return;
+    t.events!.onDrain();
+    if (t.ended) t.events!.onFinish();
   }
 
   onAccepted(accepted: number, overloaded: number, acceptErrors: number, nearFdLimit: number): void {

@@ -48,9 +48,11 @@ export interface Transport {
    * discard), unless `close`: the whole request was read, nothing more is
    * expected, so the connection closes once everything is sent (`onClose`
    * follows) without waiting for the peer (the lifecycle decides:
-   * `finishResponse` in src/lifecycle.ts).
+   * `finishResponse` in src/lifecycle.ts). Returns true when every byte of
+   * the response is written (handed to the kernel) already; else
+   * `onFinish` follows once it is (or `onClose`, if the connection goes first).
    */
-  end(data?: string | Uint8Array | null, encoding?: BufferEncoding, close?: boolean): void;
+  end(data?: string | Uint8Array | null, encoding?: BufferEncoding, close?: boolean): boolean;
   /** Gather the writes until `uncork` into one (one syscall). Calls nest: the outermost `uncork` sends. */
   cork(): void;
   /**
@@ -83,6 +85,8 @@ export interface TransportEvents {
   onFin(): void;
   /** The write buffer emptied after a `write` returned false. */
   onDrain(): void;
+  /** The last byte of the response is written, after an `end` that returned false. */
+  onFinish(): void;
   /** The connection is gone (after `destroy`, `reset`, an error, or both sides closed). Called once, last. */
   onClose(): void;
 }
