@@ -450,13 +450,22 @@ export class Lifecycle implements TransportEvents, ClientPort {
     }
     this.#writing = false;
     if (this.#phase !== Phase.DRAIN) return;
+    if (this.#discarded > this.#host.options.maxDrainSize) {
+      this.transport.destroy();
+      return;
+    }
     const t = this.#host.options.drainTimeout;
     this.deadline = t > 0 ? now + t : 0;
   }
 
+  /**
+   * Bytes past the body are counted; `maxDrainSize` applies once the
+   * response is out (as the engine's `finish` does): before, the handler
+   * may still answer.
+   */
   #discard(n: number): void {
     this.#discarded += n;
-    if (this.#discarded > this.#host.options.maxDrainSize) this.transport.destroy();
+    if (this.#phase === Phase.DRAIN && !this.#writing && this.#discarded > this.#host.options.maxDrainSize) this.transport.destroy();
   }
 
   /** Bad input or a header timeout: counted as `kind`, reported, closed. */

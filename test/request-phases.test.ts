@@ -339,3 +339,23 @@ describe.each(TRANSPORTS)('a large response to a slow reader (%s transport)', (t
     expect(s.server.stats.errors).toBe(0);
   });
 });
+
+describe.each(TRANSPORTS)('bytes past the body (%s transport)', (transport) => {
+  const s = serverPerTest(transport);
+
+  it('maxDrainSize applies after the response: bytes past the body before it do not cut the connection first', async () => {
+    const path = await s.start(
+      async (_h, client) => {
+        const body = await readAll(client);
+        await sleep(300);
+        client.writeHead(200, { 'Content-Type': 'text/plain' });
+        client.end(`got ${body.length}`);
+      },
+      { maxDrainSize: 1000 },
+    );
+    const f = front(path, Buffer.concat([head(10), Buffer.alloc(10, 'a'), Buffer.alloc(5000, 'x')]));
+    await Promise.race([f.done, sleep(3000)]);
+    expect(f.data()).toMatch(/^Status: 200[^]*got 10$/);
+    expect(f.closed).toBe(true);
+  });
+});
