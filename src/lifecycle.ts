@@ -22,7 +22,7 @@
  */
 import { ScgiError } from './errors.ts';
 import { HeaderReader, type HeaderParse } from './header-reader.ts';
-import { errorFromParse, headersFromParse, type ScgiHeaders } from './headers.ts';
+import { errorFromParse, headersFromParse, ownHeaderBytes, type ScgiHeaders } from './headers.ts';
 import type { LifecycleOptions } from './options.ts';
 import { OUT_HEADER_END, Status } from './parser/types.ts';
 import { plainResponse } from './response.ts';
@@ -162,6 +162,12 @@ export class Lifecycle implements TransportEvents, ClientPort {
     this.#phase = Phase.CLOSED;
     this.transport.reset();
     this.#client?.destroy(err);
+  }
+
+  /** Let go of views into a transport's shared buffer (`NativeListener.onBatchEnd`): copy the headers' bytes. */
+  ownBytes(): void {
+    const client = this.#client;
+    if (client !== null && this.#phase !== Phase.CLOSED) ownHeaderBytes(client.headers);
   }
 
   // ---- transport events ----

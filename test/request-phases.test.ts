@@ -359,3 +359,64 @@ describe.each(TRANSPORTS)('bytes past the body (%s transport)', (transport) => {
     expect(f.closed).toBe(true);
   });
 });
+
+describe.each(TRANSPORTS)('what a long-lived request keeps alive (%s transport)', (transport) => {
+  const s = serverPerTest(transport);
+
+  it('long-polls that arrive while uploads stream keep their own bytes, not the uploads', async () => {
+    const { setFlagsFromString } = await import('node:v8');
+    const { runInNewContext } = await import('node:vm');
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const settle = async () => {
+      for (let i = 0; i < 3; i++) {
+        gc();
+        await sleep(20);
+      }
+      return process.memoryUsage().arrayBuffers;
+    };
+    const held: ScgiClient[] = [];
+    let uploaded = 0;
+    const path = await s.start(
+      async (h: ScgiHeaders, client) => {
+        if (h.get('REQUEST_URI') === '/poll') {
+          held.push(client); // answered later: a long-poll
+          return;
+        }
+        for await (const c of client) uploaded += (c as Buffer).length;
+      },
+      { onError: () => {}, bodyTimeout: 0 },
+    );
+    const before = await settle();
+    const chunk = Buffer.alloc(256 * 1024, 'u');
+    const uploads = [0, 1, 2].map(() => front(path, head(1 << 30)));
+    let streaming = true;
+    for (const u of uploads) {
+      const pump = () => {
+        while (streaming && !u.socket.destroyed && u.socket.write(chunk));
+      };
+      u.socket.on('drain', pump);
+      pump();
+    }
+    const polls: Front[] = [];
+    const N = 100;
+    for (let i = 0; i < N; i++) {
+      polls.push(front(path, netstring(block([['CONTENT_LENGTH', '0'], ['SCGI', '1'], ['REQUEST_URI', '/poll']]))));
+      await sleep(3);
+    }
+    await waitFor(() => held.length === N, 5000);
+    streaming = false;
+    for (const u of uploads) u.socket.destroy();
+    await sleep(200);
+    const during = await settle();
+    expect(uploaded).toBeGreaterThan(1 << 20);
+    // Each poll's own bytes are a few hundred; a view into its wake-up's batch kept the uploads' bytes too.
+    expect(during - before).toBeLessThan(16 * 1024 * 1024);
+    for (const c of held) {
+      c.writeHead(200, { 'Content-Type': 'text/plain' });
+      c.end('done');
+    }
+    await Promise.race([Promise.all(polls.map((p) => p.done)), sleep(3000)]);
+    expect(polls.every((p) => p.data().startsWith('Status: 200'))).toBe(true);
+  });
+});

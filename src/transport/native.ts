@@ -214,6 +214,8 @@ export class NativeListener implements NativeEngineEvents {
   readonly #host: NativeHost;
   readonly #live = new Map<number, NativeTransport>();
   #toClose: NativeTransport[] = [];
+  /** The requests of the batch being delivered (see `onBatchEnd`). */
+  readonly #fresh: Lifecycle[] = [];
   #flushQueued = false;
   readonly #flush = (): void => {
     this.#flushQueued = false;
@@ -276,7 +278,21 @@ export class NativeListener implements NativeEngineEvents {
     t.bodyPending = !complete;
     this.#live.set(id, t);
     const lifecycle = this.#host.acceptCounted(t);
+    this.#fresh.push(lifecycle);
     lifecycle.startRequest(req, recs, at, true, Date.now());
+  }
+
+  /**
+   * A request still open after its batch (a long-poll, a handler that
+   * awaits) keeps only its own bytes: its headers were views into the
+   * batch's buffer, which holds the whole wake-up (uploads' bodies too). One
+   * answered within the batch, the usual case, copies nothing.
+   */
+  onBatchEnd(): void {
+    const fresh = this.#fresh;
+    if (fresh.length === 0) return;
+    for (const lifecycle of fresh) lifecycle.ownBytes();
+    fresh.length = 0;
   }
 
   onData(id: number, chunk: Buffer, last: boolean): void {
