@@ -2,8 +2,9 @@
  * The seam between one connection's request lifecycle (`src/lifecycle.ts`)
  * and whatever carries its bytes. The lifecycle never sees a `net.Socket`:
  * it calls a `Transport`, and the transport calls the lifecycle's
- * `TransportEvents`. Implementations: `src/transport/net.ts` (a `net.Socket`)
- * and `src/inject.ts` (in memory). docs/ARCHITECTURE.md ("The transport
+ * `TransportEvents`. Three implementations: `src/transport/net.ts` (a
+ * `net.Socket`), `src/transport/native.ts` (a connection of the addon's
+ * engine) and `src/inject.ts` (in memory). docs/ARCHITECTURE.md ("The transport
  * seam") says what each side promises.
  */
 

@@ -4,7 +4,8 @@
 //! (system calls go through `sys.rs`); `binding.rs` drives it from a `uv_poll`
 //! on Node's loop and crosses into JavaScript once per wake-up.
 //!
-//! Lifecycle of a connection (the one of `src/connection.ts`):
+//! Lifecycle of a connection (the engine's half of the phases of
+//! `src/lifecycle.ts`, which gets each request at dispatch):
 //! `Header` (reading the netstring, `headerTimeout`) → `Preread` (a body of at
 //! most `bodyPreread` bytes is read before dispatch) → `Open` (handed to JS;
 //! larger bodies stream on demand; `requestTimeout`) → `Draining` (response
@@ -30,7 +31,7 @@ use scgi_parser::{
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 
-/// Record types of a batch (`src/transport/native.ts` has the same values).
+/// Record types of a batch (`src/transport/native-engine.ts` has the same values).
 pub const EV_REQUEST: u32 = 1;
 /// A piece of a streamed body: `[start, end, last]`.
 pub const EV_DATA: u32 = 2;
