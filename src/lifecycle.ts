@@ -22,7 +22,7 @@
  */
 import { ScgiError } from './errors.ts';
 import { HeaderReader, type HeaderParse } from './header-reader.ts';
-import { errorFromParse, headersFromParse, type ScgiHeaders } from './headers.ts';
+import { errorFromParse, headersFromParse, ownHeaderBytes, type ScgiHeaders } from './headers.ts';
 import type { LifecycleOptions } from './options.ts';
 import { OUT_HEADER_END, Status } from './parser/types.ts';
 import { plainResponse } from './response.ts';
@@ -88,6 +88,8 @@ export class Lifecycle implements TransportEvents, ClientPort {
   #bodyLeft = 0;
   #discarded = 0;
   #responded = false;
+  /** The response ended but is not all written yet (`Transport.end` returned false): no drain clock yet. */
+  #writing = false;
   #eofPushed = false;
   #drainCallback: ((err?: Error | null) => void) | null = null;
   /**
@@ -123,8 +125,8 @@ export class Lifecycle implements TransportEvents, ClientPort {
 
   /** Refuse this connection with a whole response (503 when over maxConnections). */
   refuse(status: number, body: string, now: number): void {
-    this.#startDrain(now);
-    this.transport.end(plainResponse(status, body), 'latin1');
+    this.#startDrain();
+    this.#written(this.transport.end(plainResponse(status, body), 'latin1'), now);
   }
 
   /** Close now (the server's close after shutdownTimeout). */
@@ -167,6 +169,12 @@ export class Lifecycle implements TransportEvents, ClientPort {
     this.#phase = Phase.CLOSED;
     this.transport.reset();
     this.#client?.destroy(err);
+  }
+
+  /** Let go of views into a transport's shared buffer (`NativeListener.onBatchEnd`): copy the headers' bytes. */
+  ownBytes(): void {
+    const client = this.#client;
+    if (client !== null && this.#phase !== Phase.CLOSED) ownHeaderBytes(client.headers);
   }
 
   // ---- transport events ----
@@ -220,6 +228,10 @@ export class Lifecycle implements TransportEvents, ClientPort {
     if (cb !== null) cb();
   }
 
+  onFinish(): void {
+    if (this.#writing && this.#phase === Phase.DRAIN) this.#written(true, Date.now());
+  }
+
   onClose(): void {
     this.#phase = Phase.CLOSED;
     this.deadline = 0;
@@ -245,6 +257,20 @@ export class Lifecycle implements TransportEvents, ClientPort {
       }
       this.transport.reset();
       this.#client?.destroy(err);
+    } else if (phase === Phase.DRAIN && this.#writing) {
+      // The response is ended but the front has not taken it all by
+      // requestTimeout: it is cut, and that is counted and reported.
+      this.#writing = false;
+      this.#host.record('timeouts');
+      const err = new ScgiError('ERR_SCGI_REQUEST_TIMEOUT', 'the response was not all written within requestTimeout');
+      this.#reported = err;
+      try {
+        this.#host.options.onError(err, this.#client);
+      } catch {
+        // an onError that throws must not take the server down
+      }
+      this.#phase = Phase.CLOSED;
+      this.transport.reset();
     } else {
       this.transport.destroy();
     }
@@ -405,8 +431,8 @@ export class Lifecycle implements TransportEvents, ClientPort {
       this.#eofPushed = true;
       client.push(null);
     }
-    this.#startDrain(Date.now());
-    this.transport.end(last, encoding, consumed);
+    this.#startDrain();
+    this.#written(this.transport.end(last, encoding, consumed), Date.now());
   }
 
   onClientDestroy(err: Error | null): void {
@@ -419,18 +445,41 @@ export class Lifecycle implements TransportEvents, ClientPort {
 
   // ---- drain and close ----
 
-  #startDrain(now: number): void {
+  #startDrain(): void {
     this.#phase = Phase.DRAIN;
-    const t = this.#host.options.drainTimeout;
-    this.deadline = t > 0 ? now + t : 0;
     // Keep reading: closing with unread bytes makes the kernel send RST, and
     // nginx and Apache then truncate the response.
     this.transport.resume();
   }
 
+  /**
+   * `done`: the response is all written. Only then does the drain clock
+   * start; until then the request's deadline stays (a response still being
+   * written is governed by backpressure and requestTimeout).
+   */
+  #written(done: boolean, now: number): void {
+    if (!done) {
+      this.#writing = true;
+      return;
+    }
+    this.#writing = false;
+    if (this.#phase !== Phase.DRAIN) return;
+    if (this.#discarded > this.#host.options.maxDrainSize) {
+      this.transport.destroy();
+      return;
+    }
+    const t = this.#host.options.drainTimeout;
+    this.deadline = t > 0 ? now + t : 0;
+  }
+
+  /**
+   * Bytes past the body are counted; `maxDrainSize` applies once the
+   * response is out (as the engine's `finish` does): before, the handler
+   * may still answer.
+   */
   #discard(n: number): void {
     this.#discarded += n;
-    if (this.#discarded > this.#host.options.maxDrainSize) this.transport.destroy();
+    if (this.#phase === Phase.DRAIN && !this.#writing && this.#discarded > this.#host.options.maxDrainSize) this.transport.destroy();
   }
 
   /** Bad input or a header timeout: counted as `kind`, reported, closed. */

@@ -562,11 +562,25 @@ describeNative('native engine: instances and threads', () => {
     expect(x.data.toString()).toContain('A');
     expect(y.data.toString()).toContain('B');
     a.engine.close();
-    // A closed engine knows no connection: calls are refused, not thrown.
-    expect(a.engine.respond(x.data.length, 'late')).toBe(R_STALE);
-    expect(a.engine.write(0, 'late')).toBe(R_STALE);
-    expect(a.engine.reset(0)).toBe(R_STALE);
     expect((await exchange(b.target, request([]))).data.toString()).toContain('B');
+  });
+
+  it('refuses the ids of a closed engine, ids that were live until the close', async () => {
+    const held: Req[] = [];
+    const c = rig('tcp', {}, (req) => held.push(req));
+    const pending = [exchange(c.target, request([]), { timeout: 3000 }), exchange(c.target, request([]), { timeout: 3000 })];
+    await waitFor(() => held.length === 2);
+    const [one, two] = held as [Req, Req];
+    // Live: a write of nothing is taken.
+    expect(c.engine.write(one.id, '')).toBe(R_OK);
+    expect(c.engine.pause(two.id)).toBe(R_OK);
+    c.engine.close();
+    // A closed engine knows no connection: calls are refused, not thrown.
+    expect(c.engine.respond(one.id, 'Status: 200 OK\r\n\r\nlate')).toBe(R_STALE);
+    expect(c.engine.write(two.id, 'late')).toBe(R_STALE);
+    expect(c.engine.reset(one.id)).toBe(R_STALE);
+    expect(c.engine.destroy(two.id)).toBe(R_STALE);
+    for (const ex of await Promise.all(pending)) expect(ex.closed).toBe(true);
   });
 
   it('adopts an inherited listening socket', async () => {

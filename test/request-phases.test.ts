@@ -295,3 +295,128 @@ describe.each(TRANSPORTS)('backpressure of the first write and of a corked batch
     });
   }
 });
+
+describe.each(TRANSPORTS)('a large response to a slow reader (%s transport)', (transport) => {
+  const s = serverPerTest(transport);
+  const size = 8 * 1024 * 1024;
+  const big = Buffer.alloc(size, 'z');
+
+  it('drainTimeout starts once the last byte is written: a response the front takes longer to read arrives whole', async () => {
+    const reported: string[] = [];
+    const path = await s.start(
+      (_h, client) => {
+        client.writeHead(200, { 'Content-Type': 'application/octet-stream' });
+        client.end(big);
+      },
+      { drainTimeout: 200, onError: (e) => reported.push((e as ScgiError).code) },
+    );
+    const f = front(path, head(0), { paused: true });
+    await sleep(600);
+    f.socket.resume();
+    await Promise.race([f.done, sleep(5000)]);
+    expect(f.bytes()).toBeGreaterThan(size);
+    expect(f.data()).toMatch(/^Status: 200/);
+    expect(reported).toEqual([]);
+    expect(s.server.stats.timeouts).toBe(0);
+  });
+
+  it('a response cut by requestTimeout while being written is counted and reported', async () => {
+    const reported: string[] = [];
+    const path = await s.start(
+      (_h, client) => {
+        client.writeHead(200, { 'Content-Type': 'application/octet-stream' });
+        client.end(big);
+      },
+      { requestTimeout: 300, onError: (e) => reported.push((e as ScgiError).code) },
+    );
+    const f = front(path, head(0), { paused: true });
+    await sleep(800);
+    f.socket.resume();
+    await Promise.race([f.done, sleep(5000)]);
+    expect(f.bytes()).toBeLessThan(size);
+    expect(reported).toEqual(['ERR_SCGI_REQUEST_TIMEOUT']);
+    expect(s.server.stats.timeouts).toBe(1);
+    expect(s.server.stats.errors).toBe(0);
+  });
+});
+
+describe.each(TRANSPORTS)('bytes past the body (%s transport)', (transport) => {
+  const s = serverPerTest(transport);
+
+  it('maxDrainSize applies after the response: bytes past the body before it do not cut the connection first', async () => {
+    const path = await s.start(
+      async (_h, client) => {
+        const body = await readAll(client);
+        await sleep(300);
+        client.writeHead(200, { 'Content-Type': 'text/plain' });
+        client.end(`got ${body.length}`);
+      },
+      { maxDrainSize: 1000 },
+    );
+    const f = front(path, Buffer.concat([head(10), Buffer.alloc(10, 'a'), Buffer.alloc(5000, 'x')]));
+    await Promise.race([f.done, sleep(3000)]);
+    expect(f.data()).toMatch(/^Status: 200[^]*got 10$/);
+    expect(f.closed).toBe(true);
+  });
+});
+
+describe.each(TRANSPORTS)('what a long-lived request keeps alive (%s transport)', (transport) => {
+  const s = serverPerTest(transport);
+
+  it('long-polls that arrive while uploads stream keep their own bytes, not the uploads', async () => {
+    const { setFlagsFromString } = await import('node:v8');
+    const { runInNewContext } = await import('node:vm');
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const settle = async () => {
+      for (let i = 0; i < 3; i++) {
+        gc();
+        await sleep(20);
+      }
+      return process.memoryUsage().arrayBuffers;
+    };
+    const held: ScgiClient[] = [];
+    let uploaded = 0;
+    const path = await s.start(
+      async (h: ScgiHeaders, client) => {
+        if (h.get('REQUEST_URI') === '/poll') {
+          held.push(client); // answered later: a long-poll
+          return;
+        }
+        for await (const c of client) uploaded += (c as Buffer).length;
+      },
+      { onError: () => {}, bodyTimeout: 0 },
+    );
+    const before = await settle();
+    const chunk = Buffer.alloc(256 * 1024, 'u');
+    const uploads = [0, 1, 2].map(() => front(path, head(1 << 30)));
+    let streaming = true;
+    for (const u of uploads) {
+      const pump = () => {
+        while (streaming && !u.socket.destroyed && u.socket.write(chunk));
+      };
+      u.socket.on('drain', pump);
+      pump();
+    }
+    const polls: Front[] = [];
+    const N = 100;
+    for (let i = 0; i < N; i++) {
+      polls.push(front(path, netstring(block([['CONTENT_LENGTH', '0'], ['SCGI', '1'], ['REQUEST_URI', '/poll']]))));
+      await sleep(3);
+    }
+    await waitFor(() => held.length === N, 5000);
+    streaming = false;
+    for (const u of uploads) u.socket.destroy();
+    await sleep(200);
+    const during = await settle();
+    expect(uploaded).toBeGreaterThan(1 << 20);
+    // Each poll's own bytes are a few hundred; a view into its wake-up's batch kept the uploads' bytes too.
+    expect(during - before).toBeLessThan(16 * 1024 * 1024);
+    for (const c of held) {
+      c.writeHead(200, { 'Content-Type': 'text/plain' });
+      c.end('done');
+    }
+    await Promise.race([Promise.all(polls.map((p) => p.done)), sleep(3000)]);
+    expect(polls.every((p) => p.data().startsWith('Status: 200'))).toBe(true);
+  });
+});

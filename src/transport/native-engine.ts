@@ -127,7 +127,7 @@ export interface NativeEngineEvents {
    * `complete` when `req` holds the whole body.
    */
   onRequest(id: number, req: Buffer, recs: Uint32Array, at: number, complete: boolean): void;
-  /** Body bytes of a streamed request; `last` when the body is complete. */
+  /** Body bytes of a streamed request (its own bytes, or most of the batch's); `last` when the body is complete. */
   onData(id: number, chunk: Buffer, last: boolean): void;
   /** A connection refused before dispatch (closed, or answered 413 and draining). */
   onReject(code: number): void;
@@ -276,9 +276,13 @@ function dispatchRecord(ev: NativeEngineEvents, buf: Buffer, recs: Uint32Array, 
     case EV_REQUEST:
       ev.onRequest(id, buf.subarray(recs[p]!, recs[p + 1]!), recs, p + 3, recs[p + 2] === 1);
       break;
-    case EV_DATA:
-      ev.onData(id, buf.subarray(recs[p]!, recs[p + 1]!), recs[p + 2] === 1);
+    case EV_DATA: {
+      // A piece of a streamed body (its request outlived the batch of its
+      // header) owns its bytes, unless it is most of the batch anyway.
+      const piece = buf.subarray(recs[p]!, recs[p + 1]!);
+      ev.onData(id, piece.length * 2 < buf.length ? Buffer.from(piece) : piece, recs[p + 2] === 1);
       break;
+    }
     case EV_REJECT:
       ev.onReject(recs[p]!);
       break;

@@ -139,8 +139,8 @@ export class NativeTransport implements Transport {
     return r !== R_FULL;
   }
 
-  end(data?: string | Uint8Array | null, encoding?: BufferEncoding, close = false): void {
-    if (!this.writable) return;
+  end(data?: string | Uint8Array | null, encoding?: BufferEncoding, close = false): boolean {
+    if (!this.writable) return true;
     this.#ended = true;
     let bytes: string | Uint8Array = data == null ? '' : toWire(data, encoding);
     const corked = this.#corked;
@@ -150,7 +150,15 @@ export class NativeTransport implements Transport {
       corked.push(bytes);
       bytes = Buffer.concat(corked.map((c) => (typeof c === 'string' ? Buffer.from(c) : c)));
     }
-    if (this.#owner.engine.respond(this.id, bytes, close) === R_CLOSED) this.#owner.closedNow(this);
+    const r = this.#owner.engine.respond(this.id, bytes, close);
+    if (r === R_CLOSED) this.#owner.closedNow(this);
+    // R_FULL: the rest is written natively; a drain record says when it is out.
+    return r !== R_FULL;
+  }
+
+  /** `end` was called (a drain record then means the whole response is out). */
+  get ended(): boolean {
+    return this.#ended;
   }
 
   cork(): void {
@@ -206,6 +214,8 @@ export class NativeListener implements NativeEngineEvents {
   readonly #host: NativeHost;
   readonly #live = new Map<number, NativeTransport>();
   #toClose: NativeTransport[] = [];
+  /** The requests of the batch being delivered (see `onBatchEnd`). */
+  readonly #fresh: Lifecycle[] = [];
   #flushQueued = false;
   readonly #flush = (): void => {
     this.#flushQueued = false;
@@ -268,7 +278,21 @@ export class NativeListener implements NativeEngineEvents {
     t.bodyPending = !complete;
     this.#live.set(id, t);
     const lifecycle = this.#host.acceptCounted(t);
+    this.#fresh.push(lifecycle);
     lifecycle.startRequest(req, recs, at, true, Date.now());
+  }
+
+  /**
+   * A request still open after its batch (a long-poll, a handler that
+   * awaits) keeps only its own bytes: its headers were views into the
+   * batch's buffer, which holds the whole wake-up (uploads' bodies too). One
+   * answered within the batch, the usual case, copies nothing.
+   */
+  onBatchEnd(): void {
+    const fresh = this.#fresh;
+    if (fresh.length === 0) return;
+    for (const lifecycle of fresh) lifecycle.ownBytes();
+    fresh.length = 0;
   }
 
   onData(id: number, chunk: Buffer, last: boolean): void {
@@ -304,7 +328,9 @@ export class NativeListener implements NativeEngineEvents {
 
   onDrain(id: number): void {
     const t = this.#live.get(id);
-    if (t !== undefined) t.events!.onDrain();
+    if (t === undefined) return;
+    t.events!.onDrain();
+    if (t.ended) t.events!.onFinish();
   }
 
   onAccepted(accepted: number, overloaded: number, acceptErrors: number, nearFdLimit: number): void {

@@ -4,13 +4,13 @@
 //! (main thread or a `worker_threads` worker) with no cross-thread wake-ups.
 //! Each wake-up crosses into JavaScript at most once, with one `Buffer` and
 //! one `Uint32Array` (see `engine.rs` for the record layout and
-//! `src/transport/native.ts` for the reader).
+//! `dispatchBatch` in `src/transport/native-engine.ts` for the reader).
 //!
 //! Lifetime: `transportCreate` returns a wrapper object owning a [`Cell`].
 //! While the engine is open the wrapper is held by a strong reference (an
 //! open server is not garbage), and an async environment cleanup hook closes
-//! it when the environment goes away (worker exit). `transportClose` (or the
-//! hook) stops and closes the `uv_poll` first and only then drops the engine
+//! it when the environment goes away (worker exit). `transportServer(t, 5)`
+//! (`NativeEngine.close`), the hook, or the finalizer, through `teardown`, stops and closes the `uv_poll` first and only then drops the engine
 //! (closing the epoll descriptor), so libuv never sees a reused descriptor
 //! number. The wrapper's finalizer frees the cell.
 

@@ -4,7 +4,8 @@
 //! (system calls go through `sys.rs`); `binding.rs` drives it from a `uv_poll`
 //! on Node's loop and crosses into JavaScript once per wake-up.
 //!
-//! Lifecycle of a connection (the one of `src/connection.ts`):
+//! Lifecycle of a connection (the engine's half of the phases of
+//! `src/lifecycle.ts`, which gets each request at dispatch):
 //! `Header` (reading the netstring, `headerTimeout`) → `Preread` (a body of at
 //! most `bodyPreread` bytes is read before dispatch) → `Open` (handed to JS;
 //! larger bodies stream on demand; `requestTimeout`) → `Draining` (response
@@ -30,7 +31,7 @@ use scgi_parser::{
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 
-/// Record types of a batch (`src/transport/native.ts` has the same values).
+/// Record types of a batch (`src/transport/native-engine.ts` has the same values).
 pub const EV_REQUEST: u32 = 1;
 /// A piece of a streamed body: `[start, end, last]`.
 pub const EV_DATA: u32 = 2;
@@ -38,7 +39,9 @@ pub const EV_DATA: u32 = 2;
 pub const EV_REJECT: u32 = 3;
 /// A dispatched connection is gone: `[reason]` (`CLOSE_*`).
 pub const EV_CLOSE: u32 = 4;
-/// Unwritten response bytes fell to zero after `write` returned "over the bound".
+/// Unwritten response bytes fell to zero after `write` returned "over the
+/// bound", or after `respond` returned `R_FULL`: the last response byte is
+/// written (the drain of unread request bytes starts then).
 pub const EV_DRAIN: u32 = 5;
 
 /// Reject code: the front closed before the header was complete.
@@ -72,7 +75,8 @@ pub const BATCH_HEADER: usize = 4;
 pub const R_STALE: u32 = 0;
 /// Accepted.
 pub const R_OK: u32 = 1;
-/// `write`: accepted, but the unwritten bytes are above the bound; `EV_DRAIN` follows.
+/// `write`: accepted, but the unwritten bytes are above the bound; `respond`:
+/// accepted, but not all written yet. `EV_DRAIN` follows (when they are).
 pub const R_FULL: u32 = 2;
 /// The connection is closed now (no `EV_CLOSE` follows).
 pub const R_CLOSED: u32 = 3;
@@ -788,6 +792,10 @@ impl Engine {
             return R_STALE;
         }
         match conn.respond(sh, data, close) {
+            Act::Keep if conn.out_pos < conn.out.len() => {
+                conn.notify_drain = true;
+                R_FULL
+            }
             Act::Keep => R_OK,
             Act::Close(_, reset) => {
                 self.apply(id, Act::Close(None, reset));
@@ -885,12 +893,13 @@ impl Conn {
             match self.flush() {
                 Ok(()) => {
                     if self.out_pos == self.out.len() {
+                        if std::mem::take(&mut self.notify_drain) {
+                            sh.batch.rec(EV_DRAIN, id, &[]);
+                        }
                         if self.ending {
                             if let Act::Close(r, x) = self.finish(sh) {
                                 return Act::Close(r, x);
                             }
-                        } else if std::mem::take(&mut self.notify_drain) {
-                            sh.batch.rec(EV_DRAIN, id, &[]);
                         }
                     }
                 }
@@ -1191,14 +1200,12 @@ impl Conn {
     }
 
     /// The response's last bytes: write what the socket takes, keep the rest.
+    /// Until the last byte is written, the request's deadline stays (a
+    /// response still being written is governed by backpressure and
+    /// `requestTimeout`); the drain's starts in `finish`.
     fn respond(&mut self, sh: &mut Shared, data: &[u8], close: bool) -> Act {
         self.ending = true;
         self.close_after = close;
-        self.deadline = if sh.cfg.drain_timeout > 0 {
-            sh.now + sh.cfg.drain_timeout
-        } else {
-            0
-        };
         if self.out_pos == self.out.len() && self.writable {
             // Nothing queued: write straight from the caller's bytes.
             let mut off = 0;
@@ -1245,6 +1252,11 @@ impl Conn {
             return Act::Close(Some(CLOSE_DONE), false);
         }
         self.phase = Phase::Draining;
+        self.deadline = if sh.cfg.drain_timeout > 0 {
+            sh.now + sh.cfg.drain_timeout
+        } else {
+            0
+        };
         self.want_read = false;
         if !self.shut {
             self.shut = true;
@@ -1269,8 +1281,9 @@ impl Conn {
                 self.dispatch(sh, id, true);
                 Act::Close(Some(CLOSE_REQUEST_TIMEOUT), true)
             }
-            Phase::Open if !self.ending => Act::Close(Some(CLOSE_REQUEST_TIMEOUT), true),
-            _ => Act::Close(Some(CLOSE_DONE), false),
+            // Before the response ended, or while its rest is still being written.
+            Phase::Open => Act::Close(Some(CLOSE_REQUEST_TIMEOUT), true),
+            Phase::Draining => Act::Close(Some(CLOSE_DONE), false),
         }
     }
 }

@@ -247,7 +247,10 @@ impl Model {
                             assert!(c.ended, "closed as done before any response ({id})");
                         }
                         if reason == CLOSE_REQUEST_TIMEOUT {
-                            assert!(!c.ended, "a request timeout after the response ({id})");
+                            assert!(
+                                !c.ended || c.drain_owed,
+                                "a request timeout after the response was out ({id})"
+                            );
                         }
                     }
                     self.close(id, "close record");
@@ -336,7 +339,7 @@ impl Model {
         };
         let ok: &[u32] = match (call, c.ended) {
             (Call::Respond | Call::RespondClose | Call::Write, true) => &[R_STALE],
-            (Call::Respond | Call::RespondClose, false) => &[R_OK, R_CLOSED],
+            (Call::Respond | Call::RespondClose, false) => &[R_OK, R_FULL, R_CLOSED],
             (Call::Write, false) => &[R_OK, R_FULL, R_CLOSED],
             (Call::Pause | Call::Resume, _) => &[R_OK],
             (Call::Reset | Call::Destroy, _) => &[R_CLOSED],
@@ -348,6 +351,11 @@ impl Model {
         );
         match r {
             R_OK if call == Call::Respond || call == Call::RespondClose => c.ended = true,
+            // The response is not all written yet: a drain record says when it is.
+            R_FULL if call == Call::Respond || call == Call::RespondClose => {
+                c.ended = true;
+                c.drain_owed = true;
+            }
             R_FULL => c.drain_owed = true,
             R_CLOSED => self.close(id, "call"),
             _ => {}
