@@ -411,7 +411,26 @@ impl Engine {
     }
 
     /// Stops accepting and closes the listening socket (connections stay).
+    /// A graceful stop serves every connection that reached the socket:
+    /// what waits in the backlog is accepted first (until EAGAIN), as a
+    /// wake-up would, so closing the socket resets none of them (the last
+    /// process holding a shared socket closes it right after its own drain).
+    /// Their events go out with the next wake-up (kicked).
     pub fn close_listener(&mut self) {
+        if self.listener.is_some() {
+            self.sh.now = self.clock();
+            let before = self.sh.batch.recs[BATCH_ACCEPTED];
+            // Bounded: each round accepts up to ACCEPT_BUDGET; a flood
+            // faster than this is cut where it is.
+            for _ in 0..64 {
+                if !self.accept_ready() || self.accept_resume_at != 0 {
+                    break;
+                }
+            }
+            if self.sh.batch.recs[BATCH_ACCEPTED] != before {
+                self.sh.kick_wanted = true;
+            }
+        }
         self.unregister_listener();
         self.listener = None;
         self.accept_resume_at = 0;
