@@ -167,6 +167,8 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
   #listenFd: number | null = null;
   /** One record per live worker (its last heartbeat has its counters), and the sums of the workers that are gone. */
   readonly #records = new WorkerRecords<Worker>();
+  /** Net: node:cluster's listening handles sent to the workers (`#keepSharedHandle`). */
+  readonly #sharedHandles = new Set<{ close(): void }>();
   readonly #gone: ScgiStats = zeroStats();
   readonly #size: number;
   readonly #shutdownTimeout: number;
@@ -290,6 +292,7 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
     // the process's own, even while an earlier worker's bind has it narrowed.
     const fork = () => cluster.fork({ [WORKER_ENV]: '1', [LISTEN_FD_ENV]: '' });
     const worker = this.#socketFile?.outsideNarrowing(fork) ?? fork();
+    this.#keepSharedHandle(worker);
     // The primary binds the shared unix socket for the worker (when the worker
     // asks, later): under the narrowed umask it is exactly socketMode from the
     // first moment.
@@ -305,6 +308,27 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
         listening();
       });
     });
+  }
+
+  /**
+   * Net: remember the listening handle node:cluster sends `worker` (its
+   * SharedHandle's, SCHED_NONE: `proc.send(message, handle)` of the
+   * worker's ChildProcess), which stays open here until every worker has
+   * closed its own. `close()` closes it first, so that the workers, each
+   * accepting what waits before closing its copy, hold the last ones: a
+   * connection left in the backlog of the primary's copy is reset when that
+   * closes. Closing the handle again later (node:cluster does) is a no-op.
+   */
+  #keepSharedHandle(worker: Worker): void {
+    const proc = worker.process as unknown as { send: (...args: unknown[]) => boolean };
+    const send = proc.send;
+    proc.send = (...args: unknown[]) => {
+      const handle = args[1] as { close?: unknown } | null | undefined;
+      if (typeof handle?.close === 'function' && (args[0] as { cmd?: unknown } | null)?.cmd === 'NODE_CLUSTER') {
+        this.#sharedHandles.add(handle as { close(): void });
+      }
+      return send.apply(proc, args);
+    };
   }
 
   /**
@@ -499,9 +523,18 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
     process.off('SIGHUP', this.#onHup);
     for (const t of this.#restarts) clearTimeout(t);
     this.#restarts.clear();
-    await Promise.all([...this.#workers].map((w) => this.#retire(w)));
-    this.#closeListenFd();
+    // A graceful stop serves every connection that reached the socket. A
+    // connection left in the backlog when the last copy of the socket closes
+    // is reset, and one held here is accepted by nobody: the socket stops
+    // taking connections first (a unix socket's path goes, so new ones are
+    // refused), the primary's copy of a native one goes too, and each worker
+    // accepts what waits before closing its own (src/server.ts,
+    // closeListener), so the last to close drains it right before.
     this.#socketFile?.release();
+    this.#closeListenFd();
+    for (const handle of this.#sharedHandles) handle.close();
+    this.#sharedHandles.clear();
+    await Promise.all([...this.#workers].map((w) => this.#retire(w)));
     this.emit('close');
   }
 

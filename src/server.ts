@@ -22,6 +22,7 @@ import { parse as activeParse, parserInfo, FLAG_STRICT, outSize } from './parser
 import type { Handler } from './scgi-client.ts';
 import { trackForSignals } from './signals.ts';
 import { NetTransport } from './transport/net.ts';
+import { listenerPending } from './transport/native-engine.ts';
 import { NativeListener, nativeUnavailableReason } from './transport/native.ts';
 import { rethrowLater } from './transport/native-engine.ts';
 import type { Transport, TransportSocket } from './transport/types.ts';
@@ -58,6 +59,9 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
   readonly #shutdownTimeout: number;
   #sweep: NodeJS.Timeout | null = null;
   #closing: Promise<void> | null = null;
+  /** The net listener's close (after its backlog is accepted), once started; the net.Server's close. */
+  #netStopped: Promise<void> | null = null;
+  #netClosed: Promise<void> = Promise.resolve();
   #idle: (() => void) | null = null;
   /** The unix socket file we created: removed on close if it is still ours. */
   #socketFile: UnixSocketFile | null = null;
@@ -228,7 +232,38 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
   /** Stop accepting; connections stay. `close()` still closes (a cluster worker being retired does this first, src/cluster.ts). */
   stopAccepting(): void {
     if (this.native !== null) this.native.engine.closeListener();
-    else if (this.server?.listening) this.server.close();
+    else void this.#closeNetListener();
+  }
+
+  /**
+   * Close the net.Server's listener, but first accept what waits in its
+   * backlog, as the native engine's closeListener does: closing a listening
+   * socket resets every connection still queued there, which reached the
+   * socket before the stop. libuv accepts until EAGAIN at each poll phase,
+   * so this waits loop turns while the socket is readable (asked of the
+   * addon: one poll(2); without it, two turns) and then closes in the same
+   * synchronous step as the last check. Resolves once the listener is
+   * closed; `#netClosed` when the server is (its last connection gone).
+   */
+  #closeNetListener(): Promise<void> {
+    const server = this.server;
+    if (server === null || !server.listening) return Promise.resolve();
+    this.#netStopped ??= (async () => {
+      const fd = (server as unknown as { _handle?: { fd?: number } | null })._handle?.fd;
+      const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+      if (typeof fd === 'number' && fd >= 0 && listenerPending(fd) !== null) {
+        // Bounded: each turn accepts everything queued; a flood is cut where it is.
+        for (let i = 0; i < 100 && server.listening && listenerPending(fd); i++) await turn();
+      } else {
+        await turn();
+        await turn();
+      }
+      this.#netClosed = new Promise<void>((resolve) => {
+        if (!server.listening) resolve();
+        else server.close(() => resolve());
+      });
+    })();
+    return this.#netStopped;
   }
 
   /** One timer for all connections' deadlines. */
@@ -269,10 +304,12 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
     await file.prepare(isDefault);
     if (UnixSocketFile.bindsAside) {
       // A worker thread: bound at a private path, then linked into place (address() is the real path).
-      await file.bindAside((tmp) => this.#listen({ ...resolved.listen, path: tmp }, hook)).catch((err) => {
-        this.server!.close();
-        throw err;
-      });
+      await file
+        .bindAside((tmp) => this.#listen({ ...resolved.listen, path: tmp }, hook))
+        .catch((err) => {
+          this.server!.close();
+          throw err;
+        });
       this.#nativeAddress = resolved.path;
     } else {
       // The umask is restored right after the bind (a synchronous part of
@@ -404,12 +441,10 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
 
   async #close(): Promise<void> {
     this.#untrack();
-    const server = this.server;
     const native = this.native;
-    const closed = new Promise<void>((resolve) => {
-      if (server === null || !server.listening) resolve();
-      else server.close(() => resolve());
-    });
+    // What waits in the backlog is accepted first (then the two turns below
+    // apply to those connections too).
+    await this.#closeNetListener();
     // Connections with no request in progress (nothing sent yet, or part of a
     // header) are closed at once, as Node's http does on close
     // (closeIdleConnections); after one more poll of the event loop, so a
@@ -441,7 +476,7 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
       clearTimeout(timer);
       for (const conn of this.connections) conn.destroy();
     }
-    await closed;
+    await this.#netClosed;
     // Connections without a request yet (a partial header) and draining ones go now.
     native?.engine.close();
     this.#socketFile?.release();

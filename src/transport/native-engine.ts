@@ -54,6 +54,7 @@ interface TransportAddon {
   transportControl(t: object, id: number, op: number): number;
   transportServer(t: object, op: number): number;
   transportPeer(t: object, id: number): [address: string, port: number] | undefined;
+  transportPending(fd: number): boolean;
 }
 
 let addon: TransportAddon | null = null;
@@ -89,6 +90,16 @@ export function listenSocket(address: string, port: number, backlog: number): [f
   if (a === null) throw addonError ?? new Error('native transport unavailable');
   if (typeof a.transportListenSocket !== 'function') throw new Error('the loaded addon has no transportListenSocket (rebuild it)');
   return a.transportListenSocket(address, port, backlog);
+}
+
+/**
+ * Whether a connection waits in the backlog of listening socket `fd` (one
+ * `poll`), or null where the addon cannot tell (not Linux, no addon).
+ */
+export function listenerPending(fd: number): boolean | null {
+  const a = transportAddon();
+  if (a === null || typeof a.transportPending !== 'function') return null;
+  return a.transportPending(fd);
 }
 
 export interface NativeEngineOptions {

@@ -12,8 +12,9 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { serve, type ScgiError } from '../../src/index.ts';
-import { request } from '../../src/requester.ts';
-import { tempDir, TRANSPORTS, waitFor } from '../helpers.ts';
+import { encodeRequest, request } from '../../src/requester.ts';
+import { exchange, targetOf, tempDir, TRANSPORTS, waitFor, type Target } from '../helpers.ts';
+import { spawnApp } from '../apps/spawn.ts';
 import { sleep, spyOnProcessErrors } from './util.ts';
 
 spyOnProcessErrors();
@@ -36,9 +37,17 @@ const sockPath = () => join(dir.path, `p${n++}.sock`);
 const openFds = () => readdirSync('/proc/self/fd').length;
 
 /** Run `node --input-type=module -e script` (importing scgi from dist/); resolves with its exit code and output, or 'timeout'. */
-function runScript(script: string, env: Record<string, string> = {}, timeout = 10_000): Promise<{ code: number | null | 'timeout'; stdout: string; stderr: string }> {
+function runScript(
+  script: string,
+  env: Record<string, string> = {},
+  timeout = 10_000,
+): Promise<{ code: number | null | 'timeout'; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     children.push(child);
     let stdout = '';
     let stderr = '';
@@ -136,7 +145,11 @@ describe.each(TRANSPORTS)('7. stats.fdExhausted counts connections answered 503,
 
 describe('13. scgi serve with an app that never finishes loading', () => {
   it('a top-level await that never settles: exit 1, saying what happened (not exit 13 in silence)', () => {
-    const r = spawnSync(process.execPath, [CLI, 'serve', 'test/apps/cli/never-settles.mjs', '--address', sockPath()], { cwd: ROOT, encoding: 'utf8', timeout: 20_000 });
+    const r = spawnSync(process.execPath, [CLI, 'serve', 'test/apps/cli/never-settles.mjs', '--address', sockPath()], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/never-settles\.mjs.*top-level await.*never settled/);
   });
@@ -216,4 +229,71 @@ import(${JSON.stringify(index)}).then(async ({ serve }) => {
       await worker.terminate();
     }
   });
+});
+
+/**
+ * `clients` fronts, each sending one request after another to `target` until
+ * `stop()` says so or the server is gone; what happened to every connection
+ * that was made: answered, reset (ECONNRESET/EPIPE, or closed without a
+ * byte), or refused at connect (ENOENT, ECONNREFUSED: after the stop).
+ */
+function load(target: Target, clients = 8) {
+  const seen = { answered: 0, reset: [] as string[], refused: 0 };
+  let stop = false;
+  const client = async () => {
+    while (!stop) {
+      const ex = await exchange(target, encodeRequest({ uri: '/slow?ms=2' }), { timeout: 10_000 });
+      if (ex.error === 'ENOENT' || ex.error === 'ECONNREFUSED') {
+        seen.refused++;
+        // the server is gone: one more try would only be refused again
+        return;
+      }
+      if (ex.error !== null || !ex.data.toString('latin1').startsWith('Status: 200')) seen.reset.push(ex.error ?? `closed after ${ex.data.length} bytes`);
+      else seen.answered++;
+    }
+  };
+  const running = Promise.all(Array.from({ length: clients }, client));
+  return {
+    seen,
+    done: async () => {
+      stop = true;
+      await running;
+    },
+  };
+}
+
+describe.each(TRANSPORTS)('5. a graceful stop serves every connection that reached the socket (%s)', (transport) => {
+  for (const kind of ['unix', 'tcp'] as const) {
+    it(`cluster (parallelism 2, ${kind}): SIGTERM to the primary under load resets no connection`, async () => {
+      const path = sockPath();
+      const app = await spawnApp<{ ready: string | { port: number } }>(
+        [process.execPath, APP],
+        { SCGI_TEST_OPTIONS: JSON.stringify({ address: kind === 'unix' ? path : '127.0.0.1:0', parallelism: 2, transport }) },
+        children,
+      );
+      const target: Target = kind === 'unix' ? { path } : { host: '127.0.0.1', port: (app.ready.ready as { port: number }).port };
+      const l = load(target);
+      await waitFor(() => l.seen.answered >= 50, 10_000);
+      app.child.kill('SIGTERM');
+      expect(await app.exited).toBe(0);
+      await l.done();
+      expect(l.seen.reset).toEqual([]);
+      expect(l.seen.answered).toBeGreaterThan(50);
+    });
+
+    it(`in process (${kind}): close() under load resets no connection`, async () => {
+      const server = await serve(
+        async (_h, client) => {
+          await sleep(2);
+          client.end('Status: 200 OK\r\n\r\nok\n');
+        },
+        { address: kind === 'unix' ? sockPath() : '127.0.0.1:0', transport, handleSignals: false },
+      );
+      const l = load(targetOf(server.address() as string));
+      await waitFor(() => l.seen.answered >= 50, 10_000);
+      await server.close();
+      await l.done();
+      expect(l.seen.reset).toEqual([]);
+    });
+  }
 });

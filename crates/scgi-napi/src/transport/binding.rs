@@ -765,6 +765,26 @@ unsafe extern "C" fn peer_cb(env: Env, info: n::napi_callback_info) -> Value {
     }
 }
 
+/// `transportPending(fd): boolean`: whether a connection waits in the
+/// backlog of listening socket `fd` (the net transport's graceful stop
+/// accepts until there is none before closing its listener, src/server.ts).
+unsafe extern "C" fn pending_cb(env: Env, info: n::napi_callback_info) -> Value {
+    // SAFETY: as in create_cb.
+    unsafe {
+        guarded(env, || {
+            let Some([fd]) = args::<1>(env, info) else {
+                return throw(env, c"transportPending(fd)");
+            };
+            let Some(fd) = num(env, fd).filter(|&f| f >= 0.0 && f <= f64::from(i32::MAX)) else {
+                return throw(env, c"transportPending(fd)");
+            };
+            let mut ret = null_mut();
+            n::napi_get_boolean(env, sys::readable_now(fd as i32), &mut ret);
+            ret
+        })
+    }
+}
+
 /// `transportServer(t, op): number`: 0 close the listener, 1 close idle
 /// connections (returns how many), 2 open connection count, 3 ref, 4 unref,
 /// 5 close everything (the instance is unusable after).
@@ -812,7 +832,7 @@ unsafe extern "C" fn server_cb(env: Env, info: n::napi_callback_info) -> Value {
 
 /// Registers the transport functions on `exports` (Linux only; see lib.rs).
 pub fn register(env: Env, exports: Value) -> Result<(), String> {
-    let callbacks: [(&str, crate::parse::Callback); 10] = [
+    let callbacks: [(&str, crate::parse::Callback); 11] = [
         ("transportCreate", create_cb),
         ("transportListenUnix", listen_unix_cb),
         ("transportListenTcp", listen_tcp_cb),
@@ -823,6 +843,7 @@ pub fn register(env: Env, exports: Value) -> Result<(), String> {
         ("transportControl", control_cb),
         ("transportServer", server_cb),
         ("transportPeer", peer_cb),
+        ("transportPending", pending_cb),
     ];
     crate::parse::register(env, exports, &callbacks)
 }

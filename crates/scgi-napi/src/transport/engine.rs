@@ -415,7 +415,26 @@ impl Engine {
     }
 
     /// Stops accepting and closes the listening socket (connections stay).
+    /// A graceful stop serves every connection that reached the socket:
+    /// what waits in the backlog is accepted first (until EAGAIN), as a
+    /// wake-up would, so closing the socket resets none of them (the last
+    /// process holding a shared socket closes it right after its own drain).
+    /// Their events go out with the next wake-up (kicked).
     pub fn close_listener(&mut self) {
+        if self.listener.is_some() {
+            self.sh.now = self.clock();
+            let before = self.sh.batch.recs[BATCH_ACCEPTED];
+            // Bounded: each round accepts up to ACCEPT_BUDGET; a flood
+            // faster than this is cut where it is.
+            for _ in 0..64 {
+                if !self.accept_ready() || self.accept_resume_at != 0 {
+                    break;
+                }
+            }
+            if self.sh.batch.recs[BATCH_ACCEPTED] != before {
+                self.sh.kick_wanted = true;
+            }
+        }
         self.unregister_listener();
         self.listener = None;
         self.accept_resume_at = 0;
@@ -1417,6 +1436,53 @@ mod state_machine {
                 _ => {}
             }
         }
+    }
+
+    /// `close_listener` accepts what waits in the backlog before closing:
+    /// the fronts that connected before it get their requests served, none
+    /// is reset, and the next wake-up delivers them.
+    #[test]
+    fn close_listener_accepts_the_backlog_first() {
+        let dir =
+            std::env::temp_dir().join(format!("scgi-cl-{}-{}", std::process::id(), sys::now_ms()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("s.sock");
+        let mut e = Engine::new(config()).unwrap();
+        e.listen(sys::listen_unix(path.as_os_str().as_encoded_bytes(), 64).unwrap())
+            .unwrap();
+        let req = b"24:CONTENT_LENGTH\x000\x00SCGI\x001\x00,";
+        let mut clients: Vec<UnixStream> = (0..3)
+            .map(|_| {
+                let mut c = UnixStream::connect(&path).unwrap();
+                c.write_all(req).unwrap();
+                c
+            })
+            .collect();
+        // Nothing polled yet: the three wait in the backlog.
+        e.close_listener();
+        assert_eq!(e.open_count(), 3);
+        assert!(
+            UnixStream::connect(&path).is_err(),
+            "the listener is closed"
+        );
+        e.poll();
+        let b = take_batch(&mut e);
+        let ids: Vec<i64> = b
+            .events
+            .iter()
+            .filter(|ev| ev.ty == EV_REQUEST)
+            .map(|ev| ev.id)
+            .collect();
+        assert_eq!(ids.len(), 3);
+        for id in ids {
+            assert_eq!(e.respond(id, b"Status: 200 OK\r\n\r\nok", true), R_CLOSED);
+        }
+        for c in &mut clients {
+            let mut got = Vec::new();
+            std::io::Read::read_to_end(c, &mut got).unwrap();
+            assert_eq!(got, b"Status: 200 OK\r\n\r\nok");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     proptest! {
