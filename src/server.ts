@@ -71,8 +71,8 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
   #fdReportedAt = -Infinity;
   /** When the sweep last ran (for the body watch's clock). */
   #lastSweep = 0;
-  /** The request monitor (src/status/monitor.ts), null unless statusAddress, accessLog or slowRequestThreshold asks for it. */
-  readonly monitor: Monitor | null;
+  /** The request monitor (src/status/monitor.ts), null unless statusAddress, accessLog or slowRequestThreshold asks for it (or registerMetrics). */
+  monitor: Monitor | null;
 
   constructor(handler: Handler, opts: NormalizedOptions, server: NetServer | null, create?: ServeOptions['createServer'], transport: 'native' | 'net' = 'net') {
     super();

@@ -157,6 +157,22 @@ export interface InProcessSource {
   address(): string | AddressInfo | null;
 }
 
+/**
+ * How to get a server's document, registered by whoever serves it: the
+ * status endpoint (src/status/server.ts), the prom-client bridge
+ * (src/status/prom-client.ts) for an in-process server.
+ */
+const sources = new WeakMap<object, () => StatusDocument>();
+
+export function setDocumentSource(server: object, source: () => StatusDocument): void {
+  sources.set(server, source);
+}
+
+/** The document source of `server`, or null for an object serve() did not make. */
+export function documentOf(server: object): (() => StatusDocument) | null {
+  return sources.get(server) ?? null;
+}
+
 /** The document of a server at parallelism 1: this process is its one worker. */
 export function inProcessDocument(server: InProcessSource, startedAt: number): StatusDocument {
   const now = Date.now();

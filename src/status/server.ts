@@ -19,7 +19,7 @@ import { formatAddress, resolveAddress } from '../address.ts';
 import { listenError, ScgiError } from '../errors.ts';
 import type { NormalizedOptions } from '../options.ts';
 import { UnixSocketFile } from '../unix-socket.ts';
-import { inProcessDocument, type InProcessSource, type StatusDocument } from './document.ts';
+import { documentOf, inProcessDocument, setDocumentSource, type InProcessSource, type StatusDocument } from './document.ts';
 import { OPENMETRICS_TYPE, PROMETHEUS_TYPE, renderMetrics, wantsOpenMetrics } from './metrics.ts';
 
 /** Where the status endpoint listens: a unix path, or host and port (a bare port or `:port`: 127.0.0.1). */
@@ -124,8 +124,10 @@ export async function listenStatus(address: string, group: number | undefined, d
 /** The in-process server's endpoint (parallelism 1): `serve()` calls this when `statusAddress` is set. */
 export async function startStatusServer(server: InProcessSource & EventEmitter & { close(): Promise<void> }, opts: NormalizedOptions): Promise<StatusEndpoint> {
   const startedAt = Date.now();
+  const source = () => inProcessDocument(server, startedAt);
+  if (documentOf(server) === null) setDocumentSource(server, source);
   try {
-    return await listenStatus(opts.statusAddress!, opts.socketGroup, () => inProcessDocument(server, startedAt), server);
+    return await listenStatus(opts.statusAddress!, opts.socketGroup, source, server);
   } catch (err) {
     await server.close();
     throw err;
