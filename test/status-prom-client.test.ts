@@ -25,7 +25,8 @@ describe.each(TRANSPORTS)('registerMetrics (%s)', (transport) => {
     expect(sampleValue(text, 'scgi_worker_resident_memory_bytes', 'scgi_worker_resident_memory_bytes', { pid: String(process.pid) })).toBeGreaterThan(0);
     expect(sampleValue(text, 'scgi_worker_replacements', 'scgi_worker_replacements_total', { reason: 'reload' })).toBe(0);
 
-    const om = new Registry(Registry.OPENMETRICS_CONTENT_TYPE);
+    const om = new Registry<typeof Registry.OPENMETRICS_CONTENT_TYPE>();
+    om.setContentType(Registry.OPENMETRICS_CONTENT_TYPE);
     registerMetrics(om, s.server);
     const open = parseMetrics(await om.metrics(), 'openmetrics');
     expect(sampleValue(open, 'scgi_requests', 'scgi_requests_total')).toBe(3);
