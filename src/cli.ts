@@ -305,15 +305,29 @@ async function cmdServe(args: string[]): Promise<void> {
   for (const k of Object.keys(options) as (keyof ServeOptions)[]) if (options[k] === undefined) delete options[k];
 
   const file = resolvePath(positionals[0]!);
+  // An app whose top-level await (or whose startup: Fastify's ready()) never
+  // settles leaves nothing to run: Node would exit 13 without a word. The
+  // loop emptying while the app loads says so instead, exit 1.
+  const stuck = () => {
+    process.stderr.write(`scgi: cannot load ${file}: its top-level await (or its startup) never settled, and nothing was left to run\n`);
+    process.exit(1);
+  };
+  process.on('beforeExit', stuck);
   let mod: { default?: unknown; scgiType?: unknown };
+  let handler: Handler;
+  let detected: DetectedApp;
   try {
-    mod = await import(pathToFileURL(file).href);
-  } catch (err) {
-    throw new ScgiError('ERR_SCGI_APP_LOAD', `cannot load ${file}: ${(err as Error).message}`, { cause: err });
+    try {
+      mod = await import(pathToFileURL(file).href);
+    } catch (err) {
+      throw new ScgiError('ERR_SCGI_APP_LOAD', `cannot load ${file}: ${(err as Error).message}`, { cause: err });
+    }
+    const app = mod.default;
+    detected = kindArg !== undefined ? { kind: kindArg, label: `${kindArg} app (--type)` } : detectApp(app, mod.scgiType);
+    handler = await toHandler(app, detected.kind);
+  } finally {
+    process.off('beforeExit', stuck);
   }
-  const app = mod.default;
-  const detected: DetectedApp = kindArg !== undefined ? { kind: kindArg, label: `${kindArg} app (--type)` } : detectApp(app, mod.scgiType);
-  const handler = await toHandler(app, detected.kind);
 
   const err = process.stderr;
   if (socketMode !== undefined && (socketMode & 0o002) !== 0 && cluster.isPrimary) {

@@ -26,8 +26,10 @@
  * other workers are stopped and no replacement is forked.
  *
  * A worker (`isClusterWorker()`; `serve` in a forked worker) serves in
- * process and runs `runWorker`: it reports its counters to the primary and
- * closes gracefully when asked.
+ * process and runs `runWorker`: it sends the primary a heartbeat every second
+ * (src/supervision/heartbeat.ts: counters, requests in progress, memory,
+ * event-loop utilisation) and closes gracefully when asked. The primary keeps
+ * one record per worker (`workerRecords()`).
  */
 import cluster, { type Worker } from 'node:cluster';
 import { lookup } from 'node:dns/promises';
@@ -38,14 +40,24 @@ import { formatAddress, resolveAddress, type ResolvedAddress } from './address.t
 import { listenError, ScgiError } from './errors.ts';
 import { MAX_TIMEOUT, type NormalizedOptions, type ServeOptions } from './options.ts';
 import { trackForSignals } from './signals.ts';
+import {
+  HEARTBEAT_INTERVAL,
+  HeartbeatMaker,
+  isHeartbeat,
+  WorkerRecords,
+  type ExitReason,
+  type Heartbeat,
+  type HeartbeatSource,
+  type WorkerRecord,
+} from './supervision/heartbeat.ts';
 import { listenSocket } from './transport/native-engine.ts';
 import { zeroStats, type ScgiServer, type ScgiStats } from './types.ts';
 import { UnixSocketFile } from './unix-socket.ts';
 
 /** The IPC messages between the primary and a worker. */
 export type ClusterMessage =
-  /** worker → primary: its counters and open connections (about once a second while they change, and on exit). */
-  | { scgi: 'stats'; stats: ScgiStats; open: number }
+  /** worker → primary: its counters, requests in progress, memory (every HEARTBEAT_INTERVAL ms, and on exit). */
+  | Heartbeat
   /** worker → primary: its server listens and it takes `shutdown` (what the primary waits for on the native transport). */
   | { scgi: 'listening' }
   /** primary → worker: finish the requests in progress, then exit 0. */
@@ -55,9 +67,6 @@ export type ClusterMessage =
 const WORKER_ENV = 'SCGI_WORKER';
 /** The environment variable naming the descriptor of the listening socket a native worker inherits. */
 const LISTEN_FD_ENV = 'SCGI_LISTEN_FD';
-
-/** ms between a worker's reports of its counters to the primary. */
-export const STATS_INTERVAL = 1000;
 
 const MAX_BACKOFF = 10_000;
 const STABLE_AFTER = 10_000;
@@ -89,10 +98,7 @@ export function takeInheritedListenFd(): number | null {
 }
 
 /** What a worker's in-process server offers `runWorker`. */
-export interface WorkerServer {
-  readonly stats: Readonly<ScgiStats>;
-  /** Open connections now. */
-  readonly openConnections: number;
+export interface WorkerServer extends HeartbeatSource {
   /** Connections accepted whose request has not started yet. */
   readonly awaitingHeader: number;
   stopAccepting(): void;
@@ -120,20 +126,19 @@ async function handOver(server: WorkerServer): Promise<void> {
 }
 
 /**
- * In a worker, once its server listens: report counters to the primary
- * (whose `stats` sums the workers'), once a second while they change and
- * once more on the way out; close gracefully and exit 0 on `shutdown`.
+ * In a worker, once its server listens: a heartbeat to the primary (whose
+ * `stats` sums the workers' and whose records say how each is doing) every
+ * HEARTBEAT_INTERVAL ms, from one unref'd timer, and once more on the way
+ * out; close gracefully and exit 0 on `shutdown`.
  */
 export function runWorker(server: WorkerServer): void {
-  let last = '';
+  const heartbeats = new HeartbeatMaker(server);
   const report = (then?: () => void) => {
-    const snapshot = JSON.stringify(server.stats) + server.openConnections;
-    if (snapshot === last || !process.connected) return then?.();
-    last = snapshot;
-    const msg: ClusterMessage = { scgi: 'stats', stats: server.stats, open: server.openConnections };
+    if (!process.connected) return then?.();
+    const msg: ClusterMessage = heartbeats.make();
     process.send!(msg, undefined, {}, () => then?.());
   };
-  const timer = setInterval(() => report(), STATS_INTERVAL);
+  const timer = setInterval(() => report(), HEARTBEAT_INTERVAL);
   timer.unref();
   // The primary asks only workers that listen (one still starting gets SIGTERM).
   process.on('message', (msg: unknown) => {
@@ -151,14 +156,17 @@ export function runWorker(server: WorkerServer): void {
 
 // ---- the primary side ----
 
+/** A fork that replaces a worker: the replaced worker's counts and why it is replaced. */
+type Replacing = { replacements: Readonly<Record<ExitReason, number>>; reason: ExitReason };
+
 class ClusterPrimary extends EventEmitter implements ScgiServer {
   readonly server = null;
   /** The workers' transport, chosen here as in process (`chooseTransport`, src/server.ts) and followed by every worker. */
   transport: 'native' | 'net' = 'net';
   /** Native: the listening socket the primary bound, open until it closes (each worker gets a copy). */
   #listenFd: number | null = null;
-  /** Last counters each live worker reported, and the sums of the workers that are gone. */
-  readonly #reported = new Map<Worker, { stats: ScgiStats; open: number }>();
+  /** One record per live worker (its last heartbeat has its counters), and the sums of the workers that are gone. */
+  readonly #records = new WorkerRecords<Worker>();
   readonly #gone: ScgiStats = zeroStats();
   readonly #size: number;
   readonly #shutdownTimeout: number;
@@ -271,10 +279,13 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
     else console.error(`scgi: ${(err as Error).message ?? String(err)}`);
   }
 
-  /** Fork one worker; resolves when it listens, rejects if it exits first. */
-  #fork(): Promise<void> {
+  /**
+   * Fork one worker; resolves when it listens, rejects if it exits first.
+   * `after`: the worker it replaces (its record's `replacements`) and why.
+   */
+  #fork(after?: Replacing): Promise<void> {
     const fd = this.#listenFd;
-    if (fd !== null) return this.#forkNative(fd);
+    if (fd !== null) return this.#forkNative(fd, after);
     // A worker keeps the umask it is forked under for its whole life: fork under
     // the process's own, even while an earlier worker's bind has it narrowed.
     const fork = () => cluster.fork({ [WORKER_ENV]: '1', [LISTEN_FD_ENV]: '' });
@@ -283,7 +294,7 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
     // asks, later): under the narrowed umask it is exactly socketMode from the
     // first moment.
     const bindDone = this.#socketFile?.narrowUmask() ?? (() => {});
-    return this.#watch(worker, bindDone, (listening) => {
+    return this.#watch(worker, after, bindDone, (listening) => {
       worker.once('listening', (address: { address: string; port: number; addressType: number | string }) => {
         try {
           this.#afterBind(address);
@@ -303,7 +314,7 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
    * listens. The stdio setting is node:cluster's, for every fork: it is set
    * for this fork only and put back at once.
    */
-  #forkNative(fd: number): Promise<void> {
+  #forkNative(fd: number, after: Replacing | undefined): Promise<void> {
     const stdio = ['inherit', 'inherit', 'inherit', 'ipc', fd];
     const before = cluster.settings.stdio;
     cluster.setupPrimary({ stdio });
@@ -315,6 +326,7 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
     }
     return this.#watch(
       worker,
+      after,
       () => {},
       (listening) => {
         worker.on('message', (msg: unknown) => {
@@ -330,11 +342,12 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
    * then, with an error if the bind must fail `serve()`). Resolves when it
    * listens, rejects if it exits first.
    */
-  #watch(worker: Worker, bindDone: () => void, onListening: (listening: (err?: unknown) => void) => void): Promise<void> {
+  #watch(worker: Worker, after: Replacing | undefined, bindDone: () => void, onListening: (listening: (err?: unknown) => void) => void): Promise<void> {
     const started = Date.now();
     this.#workers.add(worker);
+    this.#records.add(worker, worker.process.pid!, after);
     worker.on('message', (msg: unknown) => {
-      if (isMessage(msg) && msg.scgi === 'stats') this.#reported.set(worker, { stats: msg.stats, open: msg.open });
+      if (isHeartbeat(msg)) this.#records.beat(worker, msg);
     });
     return new Promise<void>((resolve, reject) => {
       let listening = false;
@@ -342,6 +355,7 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
         if (listening) return;
         listening = true;
         this.#listening.add(worker);
+        this.#records.listening(worker);
         bindDone();
         if (err !== undefined) reject(err);
         else resolve();
@@ -350,11 +364,9 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
         const retired = this.#retiring.delete(worker);
         this.#workers.delete(worker);
         this.#listening.delete(worker);
-        const last = this.#reported.get(worker);
-        if (last !== undefined) {
-          for (const k of Object.keys(this.#gone) as (keyof ScgiStats)[]) this.#gone[k] += last.stats[k];
-          this.#reported.delete(worker);
-        }
+        const record = this.#records.remove(worker)!;
+        const last = record.heartbeat;
+        if (last !== null) for (const k of Object.keys(this.#gone) as (keyof ScgiStats)[]) this.#gone[k] += last.stats[k];
         if (!listening) {
           bindDone();
           reject(new ScgiError('ERR_SCGI_WORKER_FAILED', `worker ${worker.process.pid} exited (${signal ?? code}) before listening`));
@@ -365,7 +377,7 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
         const delay = Math.min(MAX_BACKOFF, 100 * 2 ** this.#crashes);
         this.#crashes++;
         this.emit('workerExit', { pid: worker.process.pid, code, signal });
-        this.#restartAfter(delay);
+        this.#restartAfter(delay, { replacements: record.replacements, reason: 'crash' });
       });
     });
   }
@@ -376,10 +388,10 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
    * process end, exit 0, with the socket gone). A replacement that fails is
    * itself replaced, with the backoff growing: the primary never gives up.
    */
-  #restartAfter(delay: number): void {
+  #restartAfter(delay: number, after: Replacing): void {
     const timer = setTimeout(() => {
       this.#restarts.delete(timer);
-      if (this.#closing === null) this.#fork().catch((err) => this.#failed(err));
+      if (this.#closing === null) this.#fork(after).catch((err) => this.#failed(err));
     }, delay);
     this.#restarts.add(timer);
   }
@@ -402,7 +414,8 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
     try {
       for (const old of [...this.#workers]) {
         if (this.#closing !== null) break;
-        await this.#fork();
+        const record = this.#records.get(old);
+        await this.#fork(record === undefined ? undefined : { replacements: record.replacements, reason: 'reload' });
         await this.#retire(old);
       }
       this.emit('reload');
@@ -414,6 +427,7 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
   /** Ask a worker to finish its requests and exit; kill it after shutdownTimeout. */
   #retire(worker: Worker): Promise<void> {
     this.#retiring.add(worker);
+    this.#records.stopping(worker);
     return new Promise<void>((resolve) => {
       if (worker.isDead()) return resolve();
       // Within the timer range: shutdownTimeout may be up to 2^31-1 itself.
@@ -447,11 +461,23 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
     return this.#address;
   }
 
-  /** The workers' counters summed (each reports about once a second, and when it exits). */
+  /**
+   * Internal (for the status endpoint and tests): the record of each live
+   * worker, in fork order (src/supervision/heartbeat.ts, `WorkerRecord`).
+   * The objects are the primary's own, updated in place as heartbeats come:
+   * read them, never write them.
+   */
+  workerRecords(): readonly Readonly<WorkerRecord>[] {
+    this.#records.check(Date.now());
+    return this.#records.all();
+  }
+
+  /** The workers' counters summed (each reports every HEARTBEAT_INTERVAL ms, and when it exits). */
   get stats(): ScgiStats {
     const sum = { ...this.#gone };
-    for (const { stats } of this.#reported.values()) {
-      for (const k of Object.keys(sum) as (keyof ScgiStats)[]) sum[k] += stats[k];
+    for (const { heartbeat } of this.#records.all()) {
+      if (heartbeat === null) continue;
+      for (const k of Object.keys(sum) as (keyof ScgiStats)[]) sum[k] += heartbeat.stats[k];
     }
     return sum;
   }
@@ -459,7 +485,7 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
   /** Open connections, as the workers last reported them. */
   getConnections(): Promise<number> {
     let open = 0;
-    for (const r of this.#reported.values()) open += r.open;
+    for (const { heartbeat } of this.#records.all()) open += heartbeat?.open ?? 0;
     return Promise.resolve(open);
   }
 

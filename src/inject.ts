@@ -91,7 +91,9 @@ class MemoryTransport implements Transport {
   }
 
   cork(): void {}
-  uncork(): void {}
+  uncork(): boolean {
+    return true;
+  }
 
   reset(): void {
     this.destroy();

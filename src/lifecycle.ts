@@ -82,6 +82,8 @@ export class Lifecycle implements TransportEvents, ClientPort {
   #phase: Phase = Phase.HEADER;
   /** When the current phase times out (ms since epoch); 0 = never. Read by the server's sweep. */
   deadline = 0;
+  /** When the handler was called (ms since epoch); 0 before. Read by the worker heartbeat (src/supervision/heartbeat.ts). */
+  requestStart = 0;
   /** Made by the first header bytes (a transport that parses headers itself never needs one). */
   #reader: HeaderReader | null = null;
   /** Any byte received (an empty connection is a quiet close). */
@@ -102,6 +104,8 @@ export class Lifecycle implements TransportEvents, ClientPort {
   /** ms spent waiting for body bytes in the current `bodyTimeout` window, and `bodyLeft` when it began. */
   #bodyClock = 0;
   #bodyMark = 0;
+  /** The error this lifecycle reported and destroyed the client with: a handler rethrowing it is not a second failure. */
+  #reported: Error | null = null;
 
   constructor(transport: Transport, host: LifecycleHost, now: number) {
     this.transport = transport;
@@ -114,6 +118,11 @@ export class Lifecycle implements TransportEvents, ClientPort {
   /** Where the connection is: `Phase.HEADER` (idle), `BODY` (a request in progress), `DRAIN`, `CLOSED`. */
   get phase(): Phase {
     return this.#phase;
+  }
+
+  /** The handler's client (null before the request starts). */
+  get client(): ScgiClient | null {
+    return this.#client;
   }
 
   /** Refuse this connection with a whole response (503 when over maxConnections). */
@@ -157,6 +166,7 @@ export class Lifecycle implements TransportEvents, ClientPort {
         ? `no request body byte within bodyTimeout (${o.bodyTimeout} ms)`
         : `the request body came at ${Math.round((got * 1000) / clock)} bytes/s, under minBodyRate (${o.minBodyRate})`,
     );
+    this.#reported = err;
     this.#host.record('timeouts', err, this.transport.socket);
     this.#phase = Phase.CLOSED;
     this.transport.reset();
@@ -231,6 +241,7 @@ export class Lifecycle implements TransportEvents, ClientPort {
     } else if (phase === Phase.BODY) {
       this.#host.record('timeouts');
       const err = new ScgiError('ERR_SCGI_REQUEST_TIMEOUT', 'the handler did not finish within requestTimeout');
+      this.#reported = err;
       try {
         this.#host.options.onError(err, this.#client);
       } catch {
@@ -285,6 +296,7 @@ export class Lifecycle implements TransportEvents, ClientPort {
       return;
     }
     this.#phase = Phase.BODY;
+    this.requestStart = now;
     this.deadline = opts.requestTimeout > 0 ? now + opts.requestTimeout : 0;
     this.#bodyLeft = contentLength;
     this.#bodyMark = contentLength;
@@ -313,6 +325,8 @@ export class Lifecycle implements TransportEvents, ClientPort {
 
   /** A handler threw or rejected. */
   #handlerError(err: unknown, client: ScgiClient): void {
+    // The handler let go the timeout its body stream failed with: already counted and reported.
+    if (err === this.#reported) return;
     const host = this.#host;
     const catchErrors = host.options.catchErrors;
     const caught = typeof catchErrors === 'function' ? catchErrors(err) : catchErrors;

@@ -336,10 +336,16 @@ export class ScgiClient extends (DeferredDuplex as unknown as typeof Duplex) {
 
   override _writev(chunks: { chunk: Buffer }[], callback: (err?: Error | null) => void): void {
     const transport = this.#transport;
+    if (!transport.writable) {
+      callback(new ScgiError('ERR_SCGI_CONNECTION_CLOSED', 'the front closed the connection'));
+      return;
+    }
     transport.cork();
-    for (let i = 0; i < chunks.length - 1; i++) this.#send(chunks[i]!.chunk, null);
-    this.#send(chunks[chunks.length - 1]!.chunk, callback);
-    transport.uncork();
+    let ok = true;
+    for (let i = 0; i < chunks.length; i++) ok = this.#send(chunks[i]!.chunk, null) && ok;
+    // The corked bytes go out here: what the transport then holds decides.
+    if (transport.uncork() && ok) callback();
+    else this.#port.awaitDrain(callback);
   }
 
   override _final(callback: (err?: Error | null) => void): void {
@@ -383,12 +389,15 @@ export class ScgiClient extends (DeferredDuplex as unknown as typeof Duplex) {
     }
   }
 
-  /** Write `chunk` (with the pending head, if any) to the transport. */
-  #send(chunk: Buffer | null, callback: ((err?: Error | null) => void) | null): void {
+  /**
+   * Write `chunk` (with the pending head, if any) to the transport; then
+   * `callback` once the transport can take more. Returns whether it can now.
+   */
+  #send(chunk: Buffer | null, callback: ((err?: Error | null) => void) | null): boolean {
     const transport = this.#transport;
     if (!transport.writable) {
       if (callback !== null) callback(new ScgiError('ERR_SCGI_CONNECTION_CLOSED', 'the front closed the connection'));
-      return;
+      return true;
     }
     this.#started = true;
     let ok: boolean;
@@ -401,14 +410,15 @@ export class ScgiClient extends (DeferredDuplex as unknown as typeof Duplex) {
         transport.cork();
         transport.write(head + '\r\n', 'latin1');
         ok = transport.write(chunk);
-        transport.uncork();
+        ok = transport.uncork() && ok;
       }
     } else {
-      if (chunk === null) return;
+      if (chunk === null) return true;
       ok = transport.write(chunk);
     }
-    if (callback === null) return;
+    if (callback === null) return ok;
     if (ok) callback();
     else this.#port.awaitDrain(callback);
+    return ok;
   }
 }

@@ -25,6 +25,7 @@ import { Monitor } from './status/monitor.ts';
 import { startStatusServer } from './status/server.ts';
 import { NetTransport } from './transport/net.ts';
 import { NativeListener, nativeUnavailableReason } from './transport/native.ts';
+import { rethrowLater } from './transport/native-engine.ts';
 import type { Transport, TransportSocket } from './transport/types.ts';
 import { zeroStats, type ScgiServer, type ScgiStats } from './types.ts';
 import { UnixSocketFile } from './unix-socket.ts';
@@ -53,7 +54,7 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
   readonly transport: 'native' | 'net';
   /** The native transport's engine and connections (null on net). */
   readonly native: NativeListener | null = null;
-  /** Where the native transport listens (what `address()` says). */
+  /** Where the native transport listens, or a net unix socket bound aside (what `address()` says). */
   #nativeAddress: string | AddressInfo | null = null;
   readonly #maxConnections: number;
   readonly #shutdownTimeout: number;
@@ -147,26 +148,30 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
     this.#reportFdLimit();
   }
 
-  /** The native transport refused `n` connections for the fd limit (it answered 503 itself). */
-  fdLimitRefused(n: number): void {
-    for (let i = 0; i < n; i++) {
-      this.record('fdExhausted');
-      this.#reportFdLimit();
-    }
+  /**
+   * The native transport answered `n` connections 503 for the fd limit
+   * (counted, once each); `stalled`: accept() also failed for lack of
+   * descriptors, which refuses nobody (the engine retries later) and is
+   * reported, not counted.
+   */
+  fdLimitRefused(n: number, stalled: boolean): void {
+    for (let i = 0; i < n; i++) this.record('fdExhausted');
+    if (n > 0 || stalled) this.#reportFdLimit(n);
   }
 
-  /** One line (or one 'error' event, ERR_SCGI_FD_LIMIT) at most every FD_REPORT_INTERVAL ms. */
-  #reportFdLimit(): void {
-    this.#fdPending++;
+  /** One line (or one 'error' event, ERR_SCGI_FD_LIMIT) at most every FD_REPORT_INTERVAL ms, for `n` more connections answered 503. */
+  #reportFdLimit(n = 1): void {
+    this.#fdPending += n;
     const now = Date.now();
     if (now - this.#fdReportedAt < FD_REPORT_INTERVAL) return;
     this.#fdReportedAt = now;
-    const n = this.#fdPending;
+    const refused = this.#fdPending;
     this.#fdPending = 0;
     const limit = this.#fdLimit === null ? '' : ` ${this.#fdLimit}`;
+    const what = refused > 0 ? `${refused} connection${refused === 1 ? '' : 's'} refused with 503` : 'accepting paused';
     const err = new ScgiError(
       'ERR_SCGI_FD_LIMIT',
-      `${n} connection${n === 1 ? '' : 's'} refused with 503: the process is at its file descriptor limit (ulimit -n${limit}); ` +
+      `${what}: the process is at its file descriptor limit (ulimit -n${limit}); ` +
         'raise it (systemd: LimitNOFILE=) or set maxConnections below it (docs/security.md)',
     );
     if (this.listenerCount('error') > 0) this.emit('error', err);
@@ -186,7 +191,16 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
 
   record(kind: keyof ScgiStats, err?: ScgiError, socket?: TransportSocket): void {
     this.stats[kind]++;
-    if (err !== undefined && this.listenerCount('clientError') > 0) this.emit('clientError', err, socket);
+    if (err !== undefined && this.listenerCount('clientError') > 0) {
+      try {
+        this.emit('clientError', err, socket);
+      } catch (thrown) {
+        // A listener's bug is the process's (uncaughtException), not this
+        // connection's or the others' handled in the same call: the caller
+        // goes on (closes the connection, delivers the rest of its batch).
+        rethrowLater(thrown);
+      }
+    }
   }
 
   released(conn: Lifecycle): void {
@@ -259,13 +273,22 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
     }
     const file = new UnixSocketFile(resolved.path, mode, group);
     await file.prepare(isDefault);
-    // The umask is restored right after the bind (a synchronous part of
-    // listen()), so nothing else in the process creates files under it.
-    const bound = file.narrowUmask();
-    try {
-      await this.#listen(resolved.listen, hook, bound);
-    } finally {
-      bound();
+    if (UnixSocketFile.bindsAside) {
+      // A worker thread: bound at a private path, then linked into place (address() is the real path).
+      await file.bindAside((tmp) => this.#listen({ ...resolved.listen, path: tmp }, hook)).catch((err) => {
+        this.server!.close();
+        throw err;
+      });
+      this.#nativeAddress = resolved.path;
+    } else {
+      // The umask is restored right after the bind (a synchronous part of
+      // listen()), so nothing else in the process creates files under it.
+      const bound = file.narrowUmask();
+      try {
+        await this.#listen(resolved.listen, hook, bound);
+      } finally {
+        bound();
+      }
     }
     file.claim();
     this.#socketFile = file;
@@ -278,13 +301,23 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
     if (resolved.kind === 'unix') {
       const file = new UnixSocketFile(resolved.path, mode, group);
       await file.prepare(isDefault);
-      const bound = file.narrowUmask();
-      try {
-        engine.listenUnix(resolved.path, resolved.listen.backlog ?? 511);
-      } catch (err) {
-        throw fail(err as NodeJS.ErrnoException, resolved.path);
-      } finally {
-        bound();
+      const listenUnix = (path: string) => {
+        try {
+          engine.listenUnix(path, resolved.listen.backlog ?? 511);
+        } catch (err) {
+          throw fail(err as NodeJS.ErrnoException, resolved.path);
+        }
+      };
+      if (UnixSocketFile.bindsAside) {
+        // A worker thread (no umask): bound at a private path, then linked into place.
+        await file.bindAside(listenUnix);
+      } else {
+        const bound = file.narrowUmask();
+        try {
+          listenUnix(resolved.path);
+        } finally {
+          bound();
+        }
       }
       file.claim();
       this.#socketFile = file;
@@ -351,12 +384,18 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
     });
   }
 
+  /** `serve()` failed before this server listened: release what the constructor made (the native engine). */
+  abandon(): void {
+    this.native?.engine.close();
+  }
+
   track(handleSignals: boolean): void {
     this.#untrack = trackForSignals(this, handleSignals);
   }
 
   address(): string | AddressInfo | null {
-    if (this.server === null) return this.#nativeAddress;
+    // Native, or a unix socket a worker thread bound aside (net.Server names the private path).
+    if (this.server === null || this.#nativeAddress !== null) return this.#nativeAddress;
     return this.server.address();
   }
 
@@ -434,12 +473,16 @@ function describe(options: ListenOptions & { fd?: number }): string {
  * A cluster primary chooses for its workers (`startCluster`); a worker does
  * what its primary chose (`inherited`: the primary bound the socket for the
  * native transport and passed it down; else node:cluster shares a net one).
+ * In a worker of the app's own node:cluster (or PM2's cluster mode), the
+ * default is net: node:cluster shares a net.Server's handle between its
+ * workers, where each native engine would bind for itself and all but the
+ * first would fail with ERR_SCGI_ADDRESS_IN_USE. `'native'` asked for is kept.
  */
 function chooseTransport(want: 'native' | 'net' | null, handedSockets: boolean, worker: 'native' | 'net' | null): 'native' | 'net' {
   if (worker === 'native') want = 'native';
   else if (worker === 'net' || want === 'net' || handedSockets) return 'net';
   if (want === null) {
-    if (parserInfo.forced === 'js') return 'net';
+    if (parserInfo.forced === 'js' || cluster.isWorker) return 'net';
     return nativeUnavailableReason() === null ? 'native' : 'net';
   }
   const reason = nativeUnavailableReason();
@@ -481,6 +524,30 @@ export async function serve(handler: Handler, options: ServeOptions = {}): Promi
     throw err;
   }
 
+  try {
+    await listenFor(server, options, opts, inherited, existing, inWorker);
+  } catch (err) {
+    // Nothing of a serve() that rejects stays: the native engine (its epoll
+    // set, timerfd, eventfd and ref'd poll handle, made before listening)
+    // would hold descriptors and keep the process alive.
+    server.abandon();
+    throw err;
+  }
+  server.track(opts.handleSignals);
+  if (opts.statusAddress !== null && !inWorker) await startStatusServer(server, opts);
+  if (inWorker) runWorker(server);
+  return server;
+}
+
+/** Listen as `options` say (inherited socket, given server, fd, or address). */
+async function listenFor(
+  server: InProcessServer,
+  options: ServeOptions,
+  opts: NormalizedOptions,
+  inherited: number | null,
+  existing: NetServer | null,
+  inWorker: boolean,
+): Promise<void> {
   if (inherited !== null) {
     // A native worker: adopt the socket its primary bound (a duplicate) and
     // close the inherited copy, so the engine's is the worker's only one.
@@ -509,10 +576,7 @@ export async function serve(handler: Handler, options: ServeOptions = {}): Promi
       await server.listenOn(resolved, opts.socketMode, opts.socketGroup, options.listen, isDefault);
     }
   }
-  server.track(opts.handleSignals);
-  if (opts.statusAddress !== null && !inWorker) await startStatusServer(server, opts);
-  if (inWorker) runWorker(server);
-  return server;
 }
 
 export { defaultAddress };
+

@@ -333,6 +333,34 @@ describeNative.each(['tcp', 'unix'] as const)('native engine over %s', (kind) =>
     expect((await exchange(r.target, request([]))).data.toString()).toContain('third');
   });
 
+  it('delivers every record of a batch when one throws (rethrown later, as an uncaught exception)', async () => {
+    const r = rig(kind);
+    // onReject throws for the bad netstring; the requests around it must still come.
+    const thrown: string[] = [];
+    const saved = process.listeners('uncaughtException');
+    process.removeAllListeners('uncaughtException');
+    process.on('uncaughtException', (e) => thrown.push(e.message));
+    r.rejects.push = () => {
+      throw new Error('onReject bug');
+    };
+    try {
+      const { connect } = await import('node:net');
+      const socks = Array.from({ length: 6 }, () => ('path' in r.target ? connect(r.target.path) : connect(r.target.port, r.target.host)));
+      for (const s of socks) s.on('error', () => {});
+      await Promise.all(socks.map((s) => new Promise((res) => s.once('connect', res))));
+      await new Promise((res) => setTimeout(res, 50));
+      socks[0]!.write('5:abcde;');
+      for (const s of socks.slice(1)) s.write(request([['N', 'x']]));
+      await waitFor(() => r.requests.length === 5 && thrown.length === 1, 3000).catch(() => {});
+      for (const s of socks) s.destroy();
+      expect(r.requests).toHaveLength(5);
+      expect(thrown).toEqual(['onReject bug']);
+    } finally {
+      process.removeAllListeners('uncaughtException');
+      for (const l of saved) process.on('uncaughtException', l);
+    }
+  });
+
   it('refuses a stale id: a response can never reach a later connection', async () => {
     const held: Req[] = [];
     const r = rig(kind, {}, (req) => held.push(req));

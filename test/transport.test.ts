@@ -41,7 +41,9 @@ class RecordingTransport implements Transport {
     this.calls.push('end');
   }
   cork(): void {}
-  uncork(): void {}
+  uncork(): boolean {
+    return true;
+  }
   reset(): void {
     this.calls.push('reset');
     this.destroy();

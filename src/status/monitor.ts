@@ -188,8 +188,8 @@ class ObservedTransport implements Transport {
     this.#inner.cork();
   }
 
-  uncork(): void {
-    this.#inner.uncork();
+  uncork(): boolean {
+    return this.#inner.uncork();
   }
 
   #count(data: string | Uint8Array, encoding: BufferEncoding | undefined): void {

@@ -135,6 +135,8 @@ export interface NativeEngineEvents {
   onClose(id: number, reason: number): void;
   /** The unwritten bytes after a full `write` are out. */
   onDrain(id: number): void;
+  /** Every record of the batch was delivered (optional). */
+  onBatchEnd?(): void;
   /** Counters of the batch: accepted connections, 503s over maxConnections, accept errors, 503s near the fd limit. */
   onAccepted(accepted: number, overloaded: number, acceptErrors: number, nearFdLimit: number): void;
 }
@@ -234,29 +236,57 @@ export class NativeEngine {
   }
 }
 
+/**
+ * Delivers each record of a batch whatever the others do: an exception from
+ * one (a listener's bug) is thrown again on a later tick, as the uncaught
+ * exception it is, after the rest of the batch was delivered (else the
+ * requests and closes after it would be lost, their lifecycles left hanging).
+ */
 function dispatchBatch(ev: NativeEngineEvents, buf: Buffer, recs: Uint32Array): void {
-  if (recs[0]! !== 0 || recs[1]! !== 0 || recs[2]! !== 0 || recs[3]! !== 0) ev.onAccepted(recs[0]!, recs[1]!, recs[2]!, recs[3]!);
+  if (recs[0]! !== 0 || recs[1]! !== 0 || recs[2]! !== 0 || recs[3]! !== 0) {
+    try {
+      ev.onAccepted(recs[0]!, recs[1]!, recs[2]!, recs[3]!);
+    } catch (err) {
+      rethrowLater(err);
+    }
+  }
   const len = recs.length;
   for (let i = 4; i < len; i += 4 + recs[i + 3]!) {
-    const type = recs[i]!;
-    const id = recs[i + 2]! * SLOT_FACTOR + recs[i + 1]!;
-    const p = i + 4;
-    switch (type) {
-      case EV_REQUEST:
-        ev.onRequest(id, buf.subarray(recs[p]!, recs[p + 1]!), recs, p + 3, recs[p + 2] === 1);
-        break;
-      case EV_DATA:
-        ev.onData(id, buf.subarray(recs[p]!, recs[p + 1]!), recs[p + 2] === 1);
-        break;
-      case EV_REJECT:
-        ev.onReject(recs[p]!);
-        break;
-      case EV_CLOSE:
-        ev.onClose(id, recs[p]!);
-        break;
-      case EV_DRAIN:
-        ev.onDrain(id);
-        break;
+    try {
+      dispatchRecord(ev, buf, recs, i);
+    } catch (err) {
+      rethrowLater(err);
     }
+  }
+  ev.onBatchEnd?.();
+}
+
+/** Throw `err` on a later tick, as an uncaught exception, after the current call has done its work. */
+export function rethrowLater(err: unknown): void {
+  process.nextTick(() => {
+    throw err;
+  });
+}
+
+function dispatchRecord(ev: NativeEngineEvents, buf: Buffer, recs: Uint32Array, i: number): void {
+  const type = recs[i]!;
+  const id = recs[i + 2]! * SLOT_FACTOR + recs[i + 1]!;
+  const p = i + 4;
+  switch (type) {
+    case EV_REQUEST:
+      ev.onRequest(id, buf.subarray(recs[p]!, recs[p + 1]!), recs, p + 3, recs[p + 2] === 1);
+      break;
+    case EV_DATA:
+      ev.onData(id, buf.subarray(recs[p]!, recs[p + 1]!), recs[p + 2] === 1);
+      break;
+    case EV_REJECT:
+      ev.onReject(recs[p]!);
+      break;
+    case EV_CLOSE:
+      ev.onClose(id, recs[p]!);
+      break;
+    case EV_DRAIN:
+      ev.onDrain(id);
+      break;
   }
 }

@@ -40,8 +40,8 @@ export interface NativeHost {
   record(kind: keyof ScgiStats, err?: ScgiError, socket?: TransportSocket): void;
   /** Descriptors at or above this are answered 503 (`src/fd-limit.ts`). */
   readonly fdCeiling: number;
-  /** `n` connections refused for the fd limit: counted and reported (rate-limited), as on net. */
-  fdLimitRefused(n: number): void;
+  /** `n` connections answered 503 for the fd limit: counted and reported (rate-limited), as on net; `stalled`: accept() failed for it too (reported only). */
+  fdLimitRefused(n: number, stalled: boolean): void;
 }
 
 type Peer = [address: string, port: number] | undefined;
@@ -88,6 +88,7 @@ export class NativeTransport implements Transport {
   /** `onClose` delivered or scheduled. */
   closed = false;
   #corked: (string | Uint8Array)[] | null = null;
+  #corks = 0;
   #socket: NativeSocket | null = null;
 
   constructor(owner: NativeListener, id: number) {
@@ -108,6 +109,11 @@ export class NativeTransport implements Transport {
 
   attach(events: TransportEvents): void {
     this.events = events;
+    // Read the rest of the body ahead, as a net.Socket does: the handler's
+    // body stream takes it until it is full, then the lifecycle pauses us.
+    // Only then does a handler that reads late not count as a slow front
+    // (bodyTimeout counts time spent waiting while the body is wanted).
+    if (this.bodyPending) this.#owner.engine.resume(this.id);
   }
 
   pause(): void {
@@ -140,6 +146,7 @@ export class NativeTransport implements Transport {
     const corked = this.#corked;
     if (corked !== null) {
       this.#corked = null;
+      this.#corks = 0;
       corked.push(bytes);
       bytes = Buffer.concat(corked.map((c) => (typeof c === 'string' ? Buffer.from(c) : c)));
     }
@@ -147,14 +154,16 @@ export class NativeTransport implements Transport {
   }
 
   cork(): void {
+    this.#corks++;
     this.#corked ??= [];
   }
 
-  uncork(): void {
+  uncork(): boolean {
     const corked = this.#corked;
-    if (corked === null) return;
+    if (corked === null || --this.#corks > 0) return true;
     this.#corked = null;
-    if (corked.length > 0) this.write(Buffer.concat(corked.map((c) => (typeof c === 'string' ? Buffer.from(c) : c))));
+    if (corked.length === 0) return true;
+    return this.write(corked.length === 1 ? corked[0]! : Buffer.concat(corked.map((c) => (typeof c === 'string' ? Buffer.from(c) : c))));
   }
 
   reset(): void {
@@ -215,10 +224,11 @@ export class NativeListener implements NativeEngineEvents {
         strict: o.strict,
         // The lifecycle answers 413 (startRequest) with the same message as on net.
         maxBodySize: Infinity,
-        // With bodyTimeout on, bodies go to the lifecycle as they come, so its
-        // body watch (bodyTimeout/minBodyRate) sees them; what came with the
-        // header is handed over with it either way.
-        bodyPreread: o.bodyTimeout > 0 ? 0 : 64 * 1024,
+        // Every request goes to the lifecycle at header completion, with the
+        // body bytes that came with the header: the rest streams to it, so
+        // headerTimeout, bodyTimeout/minBodyRate, requestTimeout, maxBodySize
+        // and shutdown apply to every phase, as on net.
+        bodyPreread: 0,
         maxConnections,
         headerTimeout: o.headerTimeout,
         // requestTimeout and drainTimeout are the lifecycle's (the server's sweep).
@@ -301,9 +311,10 @@ export class NativeListener implements NativeEngineEvents {
     const host = this.#host;
     for (let i = 0; i < accepted; i++) host.record('connections');
     for (let i = 0; i < overloaded; i++) host.record('overloaded');
-    // Answered 503 near the fd limit, or accept() failed for lack of
-    // descriptors (the engine then stops watching the listening socket for a
-    // while, no spin; the connections wait in the backlog).
-    if (nearFdLimit + acceptErrors > 0) host.fdLimitRefused(nearFdLimit + acceptErrors);
+    // Answered 503 near the fd limit: counted, once each. An accept() that
+    // failed for lack of descriptors refused nobody (the engine stops
+    // watching the listening socket for a while, no spin, and tries again:
+    // the connection waits in the backlog), so it is reported, not counted.
+    if (nearFdLimit + acceptErrors > 0) host.fdLimitRefused(nearFdLimit, acceptErrors > 0);
   }
 }

@@ -66,12 +66,7 @@ export class NetTransport implements Transport {
   }
 
   write(data: string | Uint8Array, encoding?: BufferEncoding): boolean {
-    const ok = this.socket.write(data, encoding as BufferEncoding);
-    if (!ok && !this.drainArmed) {
-      this.drainArmed = true;
-      this.socket.once('drain', onSocketDrain);
-    }
-    return ok;
+    return this.socket.write(data, encoding as BufferEncoding) || this.#armDrain();
   }
 
   end(data?: string | Uint8Array | null, encoding?: BufferEncoding, close?: boolean): void {
@@ -86,8 +81,19 @@ export class NetTransport implements Transport {
     this.socket.cork();
   }
 
-  uncork(): void {
-    this.socket.uncork();
+  uncork(): boolean {
+    const s = this.socket;
+    s.uncork();
+    return s.writableLength < s.writableHighWaterMark || this.#armDrain();
+  }
+
+  /** false, with a 'drain' listener waiting. */
+  #armDrain(): false {
+    if (!this.drainArmed) {
+      this.drainArmed = true;
+      this.socket.once('drain', onSocketDrain);
+    }
+    return false;
   }
 
   reset(): void {

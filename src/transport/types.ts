@@ -51,9 +51,15 @@ export interface Transport {
    * `finishResponse` in src/lifecycle.ts).
    */
   end(data?: string | Uint8Array | null, encoding?: BufferEncoding, close?: boolean): void;
-  /** Gather the writes until `uncork` into one (one syscall). */
+  /** Gather the writes until `uncork` into one (one syscall). Calls nest: the outermost `uncork` sends. */
   cork(): void;
-  uncork(): void;
+  /**
+   * Send what `cork` gathered. Returns what `write` would have: false when
+   * the buffer is over its high-water mark (`onDrain` follows). A write made
+   * while corked reports only what the transport knows then (true when the
+   * transport gathers the bytes itself), so callers combine both results.
+   */
+  uncork(): boolean;
   /**
    * Close now, telling the peer the response is incomplete: a TCP reset
    * (RST), so nginx reports the upstream reset instead of passing a

@@ -1,0 +1,47 @@
+// The supervision test app (test/supervision.test.ts), run as its own process.
+// Options come as JSON in SCGI_TEST_OPTIONS. Answers with its pid; /slow
+// waits ?ms=; /spin blocks its event loop for ever in spinForever(); /chunks
+// runs ?n= synchronous chunks of ?ms= each, one per loop turn; /leak keeps
+// ?kb= KiB for the life of the process; /recycle calls server.recycle().
+// The primary prints one JSON line per event (workerExit, reload, error) and,
+// on SIGUSR2, its worker records.
+import cluster from 'node:cluster';
+import { serve } from 'scgi';
+
+const options = JSON.parse(process.env.SCGI_TEST_OPTIONS ?? '{}');
+const kept = [];
+const log = (obj) => console.log(JSON.stringify(obj));
+if (cluster.isPrimary) options.onError = (err) => log({ onError: { code: err.code, message: err.message } });
+
+function spinForever() {
+  for (;;) {}
+}
+
+function busyFor(ms) {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {}
+}
+
+const server = await serve(async (headers, client) => {
+  const uri = headers.get('REQUEST_URI') ?? '/';
+  const q = new URLSearchParams(uri.split('?')[1]);
+  if (uri.startsWith('/spin')) spinForever();
+  if (uri.startsWith('/slow')) await new Promise((r) => setTimeout(r, Number(q.get('ms') ?? 200)));
+  if (uri.startsWith('/chunks')) {
+    for (let i = 0; i < Number(q.get('n') ?? 1); i++) {
+      busyFor(Number(q.get('ms') ?? 200));
+      await new Promise((r) => setImmediate(r));
+    }
+  }
+  if (uri.startsWith('/leak')) kept.push(Buffer.alloc(Number(q.get('kb') ?? 1024) * 1024, 1));
+  if (uri.startsWith('/recycle')) server.recycle();
+  client.writeHead(200, { 'X-Pid': String(process.pid) });
+  client.end(`pid ${process.pid}\n`);
+}, options);
+
+if (cluster.isPrimary) {
+  server.on('workerExit', (e) => log({ workerExit: e }));
+  server.on('reload', () => log({ reloaded: server.workers }));
+  process.on('SIGUSR2', () => log({ records: server.workerRecords?.() ?? null, workers: server.workers ?? null }));
+  log({ ready: server.address(), pid: process.pid, workers: server.workers ?? null, transport: server.transport });
+}
