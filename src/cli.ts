@@ -33,6 +33,7 @@ Usage:
   scgi serve APP [options]        serve APP's default export over SCGI
   scgi request [ADDRESS] [PATH]   send one request, print the response like curl -i
   scgi bench [ADDRESS] [PATH]     a small bounded load test
+  scgi status ADDRESS [--json]    a server's workers, from its --status endpoint
   scgi --help | --version
 
 APP is a module whose default export is one of (detected by what it is):
@@ -61,6 +62,12 @@ serve options:
   --header-timeout MS   for the whole request header                (default 10000)
   --request-timeout MS  for the handler to finish                   (default 0: none)
   --shutdown-timeout MS wait for requests on SIGTERM                 (default 30000)
+  --status ADDRESS      serve GET /status (JSON) and /metrics (Prometheus) on this
+                        unix socket (mode 600) or host:port (a bare port: 127.0.0.1)
+  --access-log          one line per request on stdout (Common Log Format,
+                        then duration in ms and pid)                (default off)
+  --slow-request-threshold MS  report requests in progress longer than this
+                        on stderr                                   (default 0: off)
 
 request options:
   -X, --method METHOD   (default GET, or POST with -d)
@@ -213,7 +220,16 @@ function inheritedSocketPath(fd: number): string | null {
   return null;
 }
 
-const SERVE_NUMERIC = ['port', 'parallelism', 'max-body-size', 'max-connections', 'header-timeout', 'request-timeout', 'shutdown-timeout'];
+const SERVE_NUMERIC = [
+  'port',
+  'parallelism',
+  'max-body-size',
+  'max-connections',
+  'header-timeout',
+  'request-timeout',
+  'shutdown-timeout',
+  'slow-request-threshold',
+];
 
 async function cmdServe(args: string[]): Promise<void> {
   rejectNegativeNumbers(args, SERVE_NUMERIC);
@@ -235,6 +251,9 @@ async function cmdServe(args: string[]): Promise<void> {
       'header-timeout': { type: 'string' },
       'request-timeout': { type: 'string' },
       'shutdown-timeout': { type: 'string' },
+      status: { type: 'string' },
+      'access-log': { type: 'boolean' },
+      'slow-request-threshold': { type: 'string' },
     },
   });
   if (positionals.length !== 1) throw new UsageError('scgi serve takes one APP module');
@@ -287,6 +306,9 @@ async function cmdServe(args: string[]): Promise<void> {
     headerTimeout: int('header-timeout', values['header-timeout'], 0, TIMER_MAX),
     requestTimeout: int('request-timeout', values['request-timeout'], 0, TIMER_MAX),
     shutdownTimeout: int('shutdown-timeout', values['shutdown-timeout'], 0, TIMER_MAX),
+    statusAddress: values.status,
+    accessLog: values['access-log'],
+    slowRequestThreshold: int('slow-request-threshold', values['slow-request-threshold'], 0, TIMER_MAX),
   };
   for (const k of Object.keys(options) as (keyof ServeOptions)[]) if (options[k] === undefined) delete options[k];
 
@@ -360,6 +382,14 @@ async function cmdServe(args: string[]): Promise<void> {
   } else if (where !== null) {
     out.write(`Try it: scgi request ${shown} /\n`);
   }
+  if (options.statusAddress !== undefined) out.write(`Status: scgi status ${options.statusAddress} (GET /status, /metrics)\n`);
+}
+
+async function cmdStatus(args: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { json: { type: 'boolean' } } });
+  if (positionals.length !== 1) throw new UsageError("scgi status takes one ADDRESS: the server's --status address");
+  const { statusCommand } = await import('./status/cli.ts');
+  process.stdout.write(await statusCommand(positionals[0]!, values.json === true));
 }
 
 function parseHeaderArgs(list: string[] | undefined): [string, string][] {
@@ -520,6 +550,7 @@ export async function main(argv: string[]): Promise<number> {
     if (cmd === 'serve') await cmdServe(rest);
     else if (cmd === 'request') await cmdRequest(rest);
     else if (cmd === 'bench') await cmdBench(rest);
+    else if (cmd === 'status') await cmdStatus(rest);
     else throw new UsageError(`unknown command ${JSON.stringify(cmd)}`);
     return (process.exitCode as number | undefined) ?? 0;
   } catch (err) {

@@ -34,6 +34,7 @@ export type ScgiErrorCode =
   | 'ERR_SCGI_SOCKET_FILE'
   | 'ERR_SCGI_WORKER_FAILED'
   | 'ERR_SCGI_CONNECTION_CLOSED'
+  | 'ERR_SCGI_STATUS_UNAVAILABLE'
   | 'ERR_SCGI_HANDLER';
 
 export class ScgiError extends Error {

@@ -24,6 +24,7 @@ import { ScgiError } from './errors.ts';
 import { HeaderReader, type HeaderParse } from './header-reader.ts';
 import { errorFromParse, headersFromParse, ownHeaderBytes, type ScgiHeaders } from './headers.ts';
 import type { LifecycleOptions } from './options.ts';
+import type { Monitor } from './status/monitor.ts';
 import { OUT_HEADER_END, Status } from './parser/types.ts';
 import { plainResponse } from './response.ts';
 import { answerInternalError, isClientDestroyed, ScgiClient, type ClientPort, type Handler } from './scgi-client.ts';
@@ -56,6 +57,8 @@ export interface LifecycleHost {
   record(kind: keyof ScgiStats, err?: ScgiError, socket?: TransportSocket): void;
   /** The connection is gone. */
   released(conn: Lifecycle): void;
+  /** The request monitor (status, access log, slow requests: src/status/monitor.ts), or null: off. */
+  readonly monitor: Monitor | null;
 }
 
 /**
@@ -73,7 +76,8 @@ function sendsNoMore(h: ScgiHeaders): boolean {
 }
 
 export class Lifecycle implements TransportEvents, ClientPort {
-  readonly transport: Transport;
+  /** The connection (the monitor puts its observer in front of it when a request starts: `startRequest`). */
+  transport: Transport;
   readonly #host: LifecycleHost;
   #phase: Phase = Phase.HEADER;
   /** When the current phase times out (ms since epoch); 0 = never. Read by the server's sweep. */
@@ -304,6 +308,7 @@ export class Lifecycle implements TransportEvents, ClientPort {
     this.#reader = null;
     const headerEnd = out[at + OUT_HEADER_END]!;
     const headers = headersFromParse(buf, out, at, keep, opts.headerEncoding);
+    if (host.monitor !== null) this.transport = host.monitor.begin(this, headers, this.transport);
     const contentLength = headers.contentLength;
     if (contentLength > opts.maxBodySize) {
       host.record(

@@ -21,6 +21,8 @@ import { normalizeOptions, type LifecycleOptions, type NormalizedOptions, type S
 import { parse as activeParse, parserInfo, FLAG_STRICT, outSize } from './parser/index.ts';
 import type { Handler } from './scgi-client.ts';
 import { trackForSignals } from './signals.ts';
+import { Monitor } from './status/monitor.ts';
+import { startStatusServer } from './status/server.ts';
 import { NetTransport } from './transport/net.ts';
 import { listenerPending } from './transport/native-engine.ts';
 import { NativeListener, nativeUnavailableReason } from './transport/native.ts';
@@ -74,6 +76,8 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
   #fdReportedAt = -Infinity;
   /** When the sweep last ran (for the body watch's clock). */
   #lastSweep = 0;
+  /** The request monitor (src/status/monitor.ts), null unless statusAddress, accessLog or slowRequestThreshold asks for it (or registerMetrics). */
+  monitor: Monitor | null;
 
   constructor(handler: Handler, opts: NormalizedOptions, server: NetServer | null, create?: ServeOptions['createServer'], transport: 'native' | 'net' = 'net') {
     super();
@@ -92,6 +96,7 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
     this.#fdLimit = openFileLimit();
     this.fdCeiling = this.#fdLimit === null ? Infinity : Math.max(this.#fdLimit - FD_RESERVE, 3);
     this.transport = transport;
+    this.monitor = opts.monitor === null ? null : new Monitor(opts.monitor, this);
     if (transport === 'native') {
       this.server = null;
       this.native = new NativeListener(this, opts.maxConnections);
@@ -204,6 +209,7 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
 
   released(conn: Lifecycle): void {
     this.connections.delete(conn);
+    if (this.monitor !== null) this.monitor.released(conn);
     // The sweep stops itself at its next tick without connections: under
     // load, connections come and go between ticks, and a timer made and
     // cleared each time would cost more than the sweep (it is unref'd).
@@ -563,6 +569,7 @@ export async function serve(handler: Handler, options: ServeOptions = {}): Promi
     throw err;
   }
   server.track(opts.handleSignals);
+  if (opts.statusAddress !== null && !inWorker) await startStatusServer(server, opts);
   if (inWorker) runWorker(server);
   return server;
 }
