@@ -519,4 +519,3 @@ export async function serve(handler: Handler, options: ServeOptions = {}): Promi
 }
 
 export { defaultAddress };
-
