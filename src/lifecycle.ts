@@ -251,33 +251,32 @@ export class Lifecycle implements TransportEvents, ClientPort {
     if (phase === Phase.HEADER) {
       this.#reject('timeouts', new ScgiError('ERR_SCGI_HEADER_TIMEOUT', 'no complete SCGI header within headerTimeout'));
     } else if (phase === Phase.BODY) {
-      this.#host.record('timeouts');
-      const err = new ScgiError('ERR_SCGI_REQUEST_TIMEOUT', 'the handler did not finish within requestTimeout');
-      this.#reported = err;
-      try {
-        this.#host.options.onError(err, this.#client);
-      } catch {
-        // an onError that throws must not take the server down
-      }
+      const err = this.#requestTimeout('the handler did not finish within requestTimeout');
       this.transport.reset();
       this.#client?.destroy(err);
     } else if (phase === Phase.DRAIN && this.#writing) {
       // The response is ended but the front has not taken it all by
       // requestTimeout: it is cut, and that is counted and reported.
       this.#writing = false;
-      this.#host.record('timeouts');
-      const err = new ScgiError('ERR_SCGI_REQUEST_TIMEOUT', 'the response was not all written within requestTimeout');
-      this.#reported = err;
-      try {
-        this.#host.options.onError(err, this.#client);
-      } catch {
-        // an onError that throws must not take the server down
-      }
+      this.#requestTimeout('the response was not all written within requestTimeout');
       this.#phase = Phase.CLOSED;
       this.transport.reset();
     } else {
       this.transport.destroy();
     }
+  }
+
+  /** requestTimeout passed: counted, reported to onError once (`#reported`). */
+  #requestTimeout(message: string): ScgiError {
+    this.#host.record('timeouts');
+    const err = new ScgiError('ERR_SCGI_REQUEST_TIMEOUT', message);
+    this.#reported = err;
+    try {
+      this.#host.options.onError(err, this.#client);
+    } catch {
+      // an onError that throws must not take the server down
+    }
+    return err;
   }
 
   // ---- the header ----

@@ -614,4 +614,3 @@ async function listenFor(
 }
 
 export { defaultAddress };
-

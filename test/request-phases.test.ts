@@ -7,22 +7,14 @@
 import { connect, type Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import type { ScgiError } from '../src/errors.ts';
-import type { ScgiClient, ScgiHeaders } from '../src/index.ts';
+import type { ScgiClient, ScgiHeaders, ServeOptions } from '../src/index.ts';
 import { block, netstring, serverPerTest, TRANSPORTS, waitFor } from './helpers.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A header announcing `length` body bytes. */
 function head(length: number, extra: [string, string][] = []): Buffer {
-  return netstring(
-    block([
-      ['CONTENT_LENGTH', String(length)],
-      ['SCGI', '1'],
-      ['REQUEST_METHOD', 'POST'],
-      ['REQUEST_URI', '/'],
-      ...extra,
-    ]),
-  );
+  return netstring(block([['CONTENT_LENGTH', String(length)], ['SCGI', '1'], ['REQUEST_METHOD', 'POST'], ['REQUEST_URI', '/'], ...extra]));
 }
 
 /** A raw front connection: what it received, and whether the server closed it. */
@@ -125,7 +117,7 @@ describe.each(TRANSPORTS)('a request whose body is still coming (%s transport)',
     f.socket.write(Buffer.alloc(990, 'b'));
     await closed;
     await Promise.race([f.done, sleep(2000)]);
-    expect(f.data()).toMatch(/^Status: 200[^]*got 1000$/);
+    expect(f.data()).toMatch(/^Status: 200[\s\S]*got 1000$/);
   });
 });
 
@@ -146,7 +138,7 @@ describe.each(TRANSPORTS)('a handler that reads its body late (%s transport)', (
     await sleep(50);
     f.socket.write(Buffer.alloc(100, 'b'));
     await Promise.race([f.done, sleep(3000)]);
-    expect(f.data()).toMatch(/^Status: 200[^]*got 100$/);
+    expect(f.data()).toMatch(/^Status: 200[\s\S]*got 100$/);
     expect(s.server.stats.timeouts).toBe(0);
   });
 
@@ -165,7 +157,7 @@ describe.each(TRANSPORTS)('a handler that reads its body late (%s transport)', (
     await sleep(50);
     f.socket.write(Buffer.alloc(size, 'b'));
     await Promise.race([f.done, sleep(4000)]);
-    expect(f.data()).toMatch(/^Status: 200[^]*got 1048576$/);
+    expect(f.data()).toMatch(/^Status: 200[\s\S]*got 1048576$/);
     expect(s.server.stats.timeouts).toBe(0);
   });
 
@@ -301,19 +293,25 @@ describe.each(TRANSPORTS)('a large response to a slow reader (%s transport)', (t
   const size = 8 * 1024 * 1024;
   const big = Buffer.alloc(size, 'z');
 
-  it('drainTimeout starts once the last byte is written: a response the front takes longer to read arrives whole', async () => {
+  /** The handler ends with 8 MiB; the front reads nothing for `stall` ms, then reads. */
+  async function slowRead(options: ServeOptions, stall: number) {
     const reported: string[] = [];
     const path = await s.start(
       (_h, client) => {
         client.writeHead(200, { 'Content-Type': 'application/octet-stream' });
         client.end(big);
       },
-      { drainTimeout: 200, onError: (e) => reported.push((e as ScgiError).code) },
+      { ...options, onError: (e) => reported.push((e as ScgiError).code) },
     );
     const f = front(path, head(0), { paused: true });
-    await sleep(600);
+    await sleep(stall);
     f.socket.resume();
     await Promise.race([f.done, sleep(5000)]);
+    return { f, reported };
+  }
+
+  it('drainTimeout starts once the last byte is written: a response the front takes longer to read arrives whole', async () => {
+    const { f, reported } = await slowRead({ drainTimeout: 200 }, 600);
     expect(f.bytes()).toBeGreaterThan(size);
     expect(f.data()).toMatch(/^Status: 200/);
     expect(reported).toEqual([]);
@@ -321,18 +319,7 @@ describe.each(TRANSPORTS)('a large response to a slow reader (%s transport)', (t
   });
 
   it('a response cut by requestTimeout while being written is counted and reported', async () => {
-    const reported: string[] = [];
-    const path = await s.start(
-      (_h, client) => {
-        client.writeHead(200, { 'Content-Type': 'application/octet-stream' });
-        client.end(big);
-      },
-      { requestTimeout: 300, onError: (e) => reported.push((e as ScgiError).code) },
-    );
-    const f = front(path, head(0), { paused: true });
-    await sleep(800);
-    f.socket.resume();
-    await Promise.race([f.done, sleep(5000)]);
+    const { f, reported } = await slowRead({ requestTimeout: 300 }, 800);
     expect(f.bytes()).toBeLessThan(size);
     expect(reported).toEqual(['ERR_SCGI_REQUEST_TIMEOUT']);
     expect(s.server.stats.timeouts).toBe(1);
@@ -355,7 +342,7 @@ describe.each(TRANSPORTS)('bytes past the body (%s transport)', (transport) => {
     );
     const f = front(path, Buffer.concat([head(10), Buffer.alloc(10, 'a'), Buffer.alloc(5000, 'x')]));
     await Promise.race([f.done, sleep(3000)]);
-    expect(f.data()).toMatch(/^Status: 200[^]*got 10$/);
+    expect(f.data()).toMatch(/^Status: 200[\s\S]*got 10$/);
     expect(f.closed).toBe(true);
   });
 });
@@ -401,7 +388,18 @@ describe.each(TRANSPORTS)('what a long-lived request keeps alive (%s transport)'
     const polls: Front[] = [];
     const N = 100;
     for (let i = 0; i < N; i++) {
-      polls.push(front(path, netstring(block([['CONTENT_LENGTH', '0'], ['SCGI', '1'], ['REQUEST_URI', '/poll']]))));
+      polls.push(
+        front(
+          path,
+          netstring(
+            block([
+              ['CONTENT_LENGTH', '0'],
+              ['SCGI', '1'],
+              ['REQUEST_URI', '/poll'],
+            ]),
+          ),
+        ),
+      );
       await sleep(3);
     }
     await waitFor(() => held.length === N, 5000);

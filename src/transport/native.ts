@@ -232,17 +232,12 @@ export class NativeListener implements NativeEngineEvents {
         maxHeaderSize: o.maxHeaderSize,
         maxHeadersCount: o.maxHeadersCount,
         strict: o.strict,
-        // The lifecycle answers 413 (startRequest) with the same message as on net.
-        maxBodySize: Infinity,
-        // Every request goes to the lifecycle at header completion, with the
-        // body bytes that came with the header: the rest streams to it, so
-        // headerTimeout, bodyTimeout/minBodyRate, requestTimeout, maxBodySize
-        // and shutdown apply to every phase, as on net.
-        bodyPreread: 0,
+        // The engine hands every request to the lifecycle at header
+        // completion, with the body bytes that came with the header; the rest
+        // streams to it, so bodyTimeout/minBodyRate, requestTimeout,
+        // maxBodySize (413) and shutdown apply to every phase, as on net.
         maxConnections,
         headerTimeout: o.headerTimeout,
-        // requestTimeout and drainTimeout are the lifecycle's (the server's sweep).
-        requestTimeout: 0,
         drainTimeout: o.drainTimeout,
         maxDrainSize: o.maxDrainSize,
         writeHighWaterMark: 64 * 1024,
@@ -250,7 +245,6 @@ export class NativeListener implements NativeEngineEvents {
         fdCeiling: host.fdCeiling,
         sweepInterval: Math.max(5, Math.min(1000, Math.floor(Math.min(o.headerTimeout || 10_000, o.drainTimeout || 10_000, 10_000) / 5))),
         overloadResponse: Buffer.from(plainResponse(503, 'Service Unavailable\n'), 'latin1'),
-        tooLargeResponse: Buffer.from(plainResponse(413, 'Payload Too Large\n'), 'latin1'),
       },
       this,
     );

@@ -407,13 +407,14 @@ unsafe fn guarded(env: Env, f: impl FnOnce() -> Value) -> Value {
 // ---------------------------------------------------------------------------
 // The exported functions.
 
-/// `transportCreate(options: Float64Array, onBatch: Function, resp503: Uint8Array, resp413: Uint8Array): object`
+/// `transportCreate(options: Float64Array, onBatch: Function, resp503: Uint8Array): object`
 unsafe extern "C" fn create_cb(env: Env, info: n::napi_callback_info) -> Value {
-    const USAGE: &CStr = c"transportCreate(options: Float64Array, onBatch: Function, resp503: Uint8Array, resp413: Uint8Array)";
+    const USAGE: &CStr =
+        c"transportCreate(options: Float64Array, onBatch: Function, resp503: Uint8Array)";
     // SAFETY: every call below uses this callback's env and its arguments.
     unsafe {
         guarded(env, || {
-            let Some([opts, cb, r503, r413]) = args::<4>(env, info) else {
+            let Some([opts, cb, r503]) = args::<3>(env, info) else {
                 return throw(env, USAGE);
             };
             let (mut ty, mut len, mut data, mut off) = (-1, 0usize, null_mut(), 0usize);
@@ -426,11 +427,11 @@ unsafe extern "C" fn create_cb(env: Env, info: n::napi_callback_info) -> Value {
                 null_mut(),
                 &mut off,
             );
-            if st != n::Status::napi_ok || ty != n::TypedarrayType::float64_array || len < 13 {
+            if st != n::Status::napi_ok || ty != n::TypedarrayType::float64_array || len < 10 {
                 return throw(env, USAGE);
             }
             let o = std::slice::from_raw_parts(data.cast::<f64>(), len).to_vec();
-            let (Some(r503), Some(r413)) = (bytes(env, r503), bytes(env, r413)) else {
+            let Some(r503) = bytes(env, r503) else {
                 return throw(env, USAGE);
             };
             let mut vt = 0;
@@ -451,19 +452,15 @@ unsafe extern "C" fn create_cb(env: Env, info: n::napi_callback_info) -> Value {
                 max_header_size: clamp(o[0]).min(u64::from(u32::MAX)) as u32,
                 max_headers: clamp(o[1]).min(1 << 20) as u32,
                 flags: clamp(o[2]) as u32,
-                max_body_size: clamp(o[3]),
-                body_preread: clamp(o[4]).min(16 << 20),
-                max_connections: clamp(o[5]).min(usize::MAX as u64) as usize,
-                header_timeout: clamp(o[6]),
-                request_timeout: clamp(o[7]),
-                drain_timeout: clamp(o[8]),
-                max_drain_size: clamp(o[9]),
-                write_high_water: clamp(o[10]).min(usize::MAX as u64) as usize,
-                allow_half_open: o[11] != 0.0,
-                sweep_ms: clamp(o[12]).clamp(1, 3_600_000),
-                fd_ceiling: o.get(13).map_or(u64::MAX, |&v| clamp(v)),
+                max_connections: clamp(o[3]).min(usize::MAX as u64) as usize,
+                header_timeout: clamp(o[4]),
+                drain_timeout: clamp(o[5]),
+                max_drain_size: clamp(o[6]),
+                write_high_water: clamp(o[7]).min(usize::MAX as u64) as usize,
+                allow_half_open: o[8] != 0.0,
+                sweep_ms: clamp(o[9]).clamp(1, 3_600_000),
+                fd_ceiling: o.get(10).map_or(u64::MAX, |&v| clamp(v)),
                 resp_503: r503.to_vec(),
-                resp_413: r413.to_vec(),
             };
             let engine = match Engine::new(cfg) {
                 Ok(e) => Box::new(e),

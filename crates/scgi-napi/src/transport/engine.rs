@@ -6,11 +6,13 @@
 //!
 //! Lifecycle of a connection (the engine's half of the phases of
 //! `src/lifecycle.ts`, which gets each request at dispatch):
-//! `Header` (reading the netstring, `headerTimeout`) → `Preread` (a body of at
-//! most `bodyPreread` bytes is read before dispatch) → `Open` (handed to JS;
-//! larger bodies stream on demand; `requestTimeout`) → `Draining` (response
-//! written and write side shut; the rest of what the front sends is read and
-//! discarded until it closes, up to `maxDrainSize`/`drainTimeout`) → closed.
+//! `Header` (reading the netstring, `headerTimeout`) → `Open` (handed to JS
+//! as soon as the header is complete, with the body bytes read with it; the
+//! rest of the body streams while JS wants it; every deadline and limit of a
+//! request, `maxBodySize` and `requestTimeout` included, is the lifecycle's)
+//! → `Draining` (response written and write side shut; the rest of what the
+//! front sends is read and discarded until it closes, up to
+//! `maxDrainSize`/`drainTimeout`) → closed.
 //!
 //! Connections live in a slab; a JS id is `generation * 2^22 + slot`. Closing
 //! a connection drops its `OwnedFd` (so it is closed exactly once) and bumps
@@ -48,8 +50,6 @@ pub const EV_DRAIN: u32 = 5;
 pub const REJECT_INCOMPLETE_HEADER: u32 = 9;
 /// Reject code: no complete header within `headerTimeout`.
 pub const REJECT_HEADER_TIMEOUT: u32 = 10;
-/// Reject code: `CONTENT_LENGTH` above `maxBodySize` (answered 413, then drained).
-pub const REJECT_BODY_TOO_LARGE: u32 = 11;
 
 /// Close reason: closed after the response (normal end).
 pub const CLOSE_DONE: u32 = 0;
@@ -57,8 +57,6 @@ pub const CLOSE_DONE: u32 = 0;
 pub const CLOSE_ABORTED: u32 = 1;
 /// Close reason: the front closed before sending `CONTENT_LENGTH` body bytes.
 pub const CLOSE_BODY_TRUNCATED: u32 = 2;
-/// Close reason: `requestTimeout` passed before the response ended (reset on TCP).
-pub const CLOSE_REQUEST_TIMEOUT: u32 = 3;
 
 /// Batch header slots (counters since the previous batch).
 pub const BATCH_ACCEPTED: usize = 0;
@@ -101,17 +99,11 @@ pub struct Config {
     pub max_headers: u32,
     /// Parser flags (`FLAG_STRICT`).
     pub flags: u32,
-    /// Largest `CONTENT_LENGTH` (413 above).
-    pub max_body_size: u64,
-    /// Bodies up to this size are read before dispatch.
-    pub body_preread: u64,
     /// Most open connections; more get the 503 response.
     pub max_connections: usize,
     /// ms from accept to a complete header (0: none).
     pub header_timeout: u64,
-    /// ms from dispatch to the end of the response (0: none).
-    pub request_timeout: u64,
-    /// ms from the end of the response to close (0: none).
+    /// ms from the last response byte written to close (0: none).
     pub drain_timeout: u64,
     /// Bytes discarded after the response before giving up on a clean close.
     pub max_drain_size: u64,
@@ -126,8 +118,6 @@ pub struct Config {
     pub fd_ceiling: u64,
     /// The whole 503 response for `maxConnections`.
     pub resp_503: Vec<u8>,
-    /// The whole 413 response for `maxBodySize`.
-    pub resp_413: Vec<u8>,
 }
 
 /// Events for JavaScript, gathered during one wake-up.
@@ -194,7 +184,6 @@ impl Id {
 #[derive(Copy, Clone, PartialEq, Eq, Debug)]
 enum Phase {
     Header,
-    Preread,
     Open,
     Draining,
 }
@@ -938,7 +927,7 @@ impl Conn {
             return Act::Keep;
         }
         match self.phase {
-            Phase::Header | Phase::Preread => {
+            Phase::Header => {
                 let act = self.read_request(sh, id);
                 // Dispatched by this read, with a FIN already seen (it came
                 // with the request): no further edge will report it.
@@ -977,16 +966,9 @@ impl Conn {
     }
 
     fn read_request(&mut self, sh: &mut Shared, id: Id) -> Act {
+        let chunk = READ_CHUNK;
         loop {
-            let chunk = match self.phase {
-                Phase::Preread => {
-                    let want = (self.header_end as u64 + self.content_length)
-                        .saturating_sub(self.buf.len() as u64);
-                    (want as usize).clamp(1, READ_CHUNK)
-                }
-                _ => READ_CHUNK,
-            };
-            match sys::read(&self.fd, &mut sh.scratch[..chunk]) {
+            match sys::read(&self.fd, &mut sh.scratch[..]) {
                 Err(e) if would_block(&e) => {
                     self.readable = false;
                     return Act::Keep;
@@ -1012,80 +994,41 @@ impl Conn {
         }
     }
 
-    /// After new header/body bytes: `Some` when the connection left the read-request phases.
+    /// After new header bytes: `Some` when the connection left `Header`.
     fn progress(&mut self, sh: &mut Shared, id: Id) -> Option<Act> {
-        if self.phase == Phase::Header {
-            if self.buf.len() < self.need {
+        if self.buf.len() < self.need {
+            return None;
+        }
+        let cfg = &sh.cfg;
+        let status = parse_raw(
+            &self.buf,
+            &mut sh.out,
+            cfg.max_header_size,
+            cfg.max_headers,
+            cfg.flags,
+        );
+        match status {
+            1 => {
+                let need = sh.out[OUT_HEADER_END] as usize;
+                self.need = if need == 0 { self.buf.len() + 1 } else { need };
                 return None;
             }
-            let cfg = &sh.cfg;
-            let status = parse_raw(
-                &self.buf,
-                &mut sh.out,
-                cfg.max_header_size,
-                cfg.max_headers,
-                cfg.flags,
-            );
-            match status {
-                1 => {
-                    let need = sh.out[OUT_HEADER_END] as usize;
-                    self.need = if need == 0 { self.buf.len() + 1 } else { need };
-                    return None;
-                }
-                2 => {
-                    sh.batch.rec(EV_REJECT, id, &[sh.out[OUT_CODE]]);
-                    return Some(Act::Close(None, false));
-                }
-                _ => {}
+            2 => {
+                sh.batch.rec(EV_REJECT, id, &[sh.out[OUT_CODE]]);
+                return Some(Act::Close(None, false));
             }
-            self.header_end = sh.out[OUT_HEADER_END] as usize;
-            self.content_length =
-                u64::from(sh.out[OUT_CL_LOW]) | (u64::from(sh.out[OUT_CL_HIGH]) << 32);
-            if self.content_length > cfg.max_body_size {
-                sh.batch.rec(EV_REJECT, id, &[REJECT_BODY_TOO_LARGE]);
-                let got = (self.buf.len() - self.header_end) as u64;
-                self.body_left = self.content_length.saturating_sub(got);
-                self.discarded = got;
-                self.buf = Vec::new();
-                self.phase = Phase::Open;
-                let resp = std::mem::take(&mut sh.cfg.resp_413);
-                let act = self.respond(sh, &resp, false);
-                sh.cfg.resp_413 = resp;
-                return Some(act);
-            }
-            if self.content_length <= cfg.body_preread {
-                self.phase = Phase::Preread;
-                self.deadline = if cfg.request_timeout > 0 {
-                    sh.now + cfg.request_timeout
-                } else {
-                    0
-                };
-            } else {
-                self.dispatch(sh, id, false);
-                return Some(Act::Keep);
-            }
+            _ => {}
         }
-        if (self.buf.len() as u64) >= self.header_end as u64 + self.content_length {
-            self.dispatch(sh, id, true);
-            return Some(Act::Keep);
-        }
-        None
+        self.header_end = sh.out[OUT_HEADER_END] as usize;
+        self.content_length =
+            u64::from(sh.out[OUT_CL_LOW]) | (u64::from(sh.out[OUT_CL_HIGH]) << 32);
+        self.dispatch(sh, id);
+        Some(Act::Keep)
     }
 
-    /// Hands the request to JavaScript: header and the body bytes read so far.
-    fn dispatch(&mut self, sh: &mut Shared, id: Id, reparse: bool) {
-        let cfg = &sh.cfg;
-        if reparse {
-            // The shared `out` may hold another connection's parse by now; the
-            // result for the same bytes is the same.
-            parse_raw(
-                &self.buf[..self.header_end],
-                &mut sh.out,
-                cfg.max_header_size,
-                cfg.max_headers,
-                cfg.flags,
-            );
-        }
+    /// Hands the request to JavaScript: header and the body bytes read so far
+    /// (`sh.out` holds this header's parse).
+    fn dispatch(&mut self, sh: &mut Shared, id: Id) {
         let have = (self.buf.len() - self.header_end) as u64;
         let included = have.min(self.content_length) as usize;
         self.discarded = have - included as u64;
@@ -1106,27 +1049,16 @@ impl Conn {
         self.phase = Phase::Open;
         self.dispatched = true;
         self.buf = Vec::new();
-        self.deadline = if cfg.request_timeout > 0 {
-            sh.now + cfg.request_timeout
-        } else {
-            0
-        };
+        // From here the deadlines are the lifecycle's, until the drain (`finish`).
+        self.deadline = 0;
     }
 
     fn eof_before_dispatch(&mut self, sh: &mut Shared, id: Id) -> Act {
-        match self.phase {
-            Phase::Preread => {
-                // As on the net transport, the handler sees the request, then the truncation.
-                self.dispatch(sh, id, true);
-                Act::Close(Some(CLOSE_BODY_TRUNCATED), true)
-            }
-            _ if self.got_bytes => {
-                sh.batch.rec(EV_REJECT, id, &[REJECT_INCOMPLETE_HEADER]);
-                Act::Close(None, false)
-            }
-            // Nothing sent at all (Apache after answering 411 itself): a quiet close.
-            _ => Act::Close(None, false),
+        if self.got_bytes {
+            sh.batch.rec(EV_REJECT, id, &[REJECT_INCOMPLETE_HEADER]);
         }
+        // Nothing sent at all (Apache after answering 411 itself): a quiet close.
+        Act::Close(None, false)
     }
 
     fn read_body(&mut self, sh: &mut Shared, id: Id) -> Act {
@@ -1296,13 +1228,9 @@ impl Conn {
                 sh.batch.rec(EV_REJECT, id, &[REJECT_HEADER_TIMEOUT]);
                 Act::Close(None, false)
             }
-            Phase::Preread => {
-                self.dispatch(sh, id, true);
-                Act::Close(Some(CLOSE_REQUEST_TIMEOUT), true)
-            }
-            // Before the response ended, or while its rest is still being written.
-            Phase::Open => Act::Close(Some(CLOSE_REQUEST_TIMEOUT), true),
-            Phase::Draining => Act::Close(Some(CLOSE_DONE), false),
+            // drainTimeout (an open request has no native deadline: its
+            // deadlines are the lifecycle's).
+            Phase::Open | Phase::Draining => Act::Close(Some(CLOSE_DONE), false),
         }
     }
 }
@@ -1325,11 +1253,8 @@ mod state_machine {
             max_header_size: 200,
             max_headers: 6,
             flags: 0,
-            max_body_size: 1000,
-            body_preread: 16,
             max_connections: 4,
             header_timeout: 0,
-            request_timeout: 0,
             drain_timeout: 0,
             max_drain_size: 300,
             write_high_water: 64,
@@ -1337,7 +1262,6 @@ mod state_machine {
             sweep_ms: 1000,
             fd_ceiling: u64::MAX,
             resp_503: b"Status: 503\r\n\r\n".to_vec(),
-            resp_413: b"Status: 413\r\n\r\n".to_vec(),
         }
     }
 
