@@ -36,6 +36,7 @@ import { lookup } from 'node:dns/promises';
 import { EventEmitter } from 'node:events';
 import { closeSync } from 'node:fs';
 import { isIP, type AddressInfo } from 'node:net';
+import { isMainThread } from 'node:worker_threads';
 import { formatAddress, resolveAddress, type ResolvedAddress } from './address.ts';
 import { listenError, ScgiError } from './errors.ts';
 import { MAX_TIMEOUT, type NormalizedOptions, type ServeOptions } from './options.ts';
@@ -193,6 +194,10 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
   async start(options: ServeOptions, opts: NormalizedOptions, chooseTransport: () => 'native' | 'net'): Promise<void> {
     if (options.socket !== undefined || options.listen !== undefined || options.createServer !== undefined) {
       throw new ScgiError('ERR_SCGI_INVALID_OPTION', 'parallelism > 1 works with address/port, not with socket, listen or createServer');
+    }
+    if (!isMainThread) {
+      // cluster.fork() runs the process's main script, not this thread's code.
+      throw new ScgiError('ERR_SCGI_INVALID_OPTION', 'parallelism > 1 needs the main thread: a worker thread cannot be a cluster primary');
     }
     this.transport = chooseTransport();
     const resolved = resolveAddress(options.address, options.port);

@@ -197,6 +197,22 @@ describe("10. an app's own node:cluster (PM2's cluster mode)", () => {
   });
 });
 
+describe('6. a cluster primary inside worker_threads', () => {
+  it('parallelism > 1 in a worker thread is refused with ERR_SCGI_INVALID_OPTION (cluster.fork would run the main script)', async () => {
+    const index = pathToFileURL(join(ROOT, 'dist', 'index.js')).href;
+    const code = `const { parentPort } = require('node:worker_threads');
+import(${JSON.stringify(index)}).then(({ serve }) => serve(() => {}, { address: ${JSON.stringify(sockPath())}, parallelism: 2 }))
+  .then(() => parentPort.postMessage('listening'), (err) => parentPort.postMessage(String(err.code)));`;
+    const worker = new Worker(code, { eval: true });
+    try {
+      const msg = await new Promise((resolve) => worker.once('message', resolve));
+      expect(msg).toBe('ERR_SCGI_INVALID_OPTION');
+    } finally {
+      await worker.terminate();
+    }
+  });
+});
+
 describe.each(TRANSPORTS)('6. serve() on a unix socket inside worker_threads (%s)', (transport) => {
   it('listens, answers, the socket has socketMode from the first moment it is reachable, and close() removes it', async () => {
     const path = sockPath();
