@@ -23,6 +23,7 @@ import type { Handler } from './scgi-client.ts';
 import { trackForSignals } from './signals.ts';
 import { Monitor } from './status/monitor.ts';
 import { startStatusServer } from './status/server.ts';
+import { armSelfWatchdog } from './supervision/watchdog.ts';
 import { NetTransport } from './transport/net.ts';
 import { listenerPending } from './transport/native-engine.ts';
 import { NativeListener, nativeUnavailableReason } from './transport/native.ts';
@@ -68,6 +69,11 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
   /** The unix socket file we created: removed on close if it is still ours. */
   #socketFile: UnixSocketFile | null = null;
   #untrack: () => void = () => {};
+  #disarm: () => void = () => {};
+  /** A cluster worker: ask the primary for this worker's replacement (set by runWorker), else null. */
+  #recycle: (() => void) | null = null;
+  /** The request count at which a cluster worker asks for its replacement (maxRequests + jitter), else Infinity. */
+  recycleAfter = Infinity;
   /** The soft `ulimit -n` (null: unknown) and the descriptor number from which connections are refused. */
   readonly #fdLimit: number | null;
   readonly fdCeiling: number;
@@ -194,7 +200,8 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
   }
 
   record(kind: keyof ScgiStats, err?: ScgiError, socket?: TransportSocket): void {
-    this.stats[kind]++;
+    // A cluster worker with maxRequests asks for its replacement at its `recycleAfter`-th request (src/cluster.ts runWorker).
+    if (++this.stats[kind] === this.recycleAfter && kind === 'requests') this.#recycle?.();
     if (err !== undefined && this.listenerCount('clientError') > 0) {
       try {
         this.emit('clientError', err, socket);
@@ -430,6 +437,41 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
     this.#untrack = trackForSignals(this, handleSignals);
   }
 
+  /** SIGHUP (src/signals.ts): unset, a warning that it keeps serving; a cluster worker ignores it (runWorker). */
+  onHangup?: () => void;
+
+  /** The second SIGINT (src/signals.ts): the process exits now; remove the socket file we created. */
+  abort(): void {
+    this.#socketFile?.release();
+    this.#socketFile = null;
+  }
+
+  /** In a cluster worker: how it asks for its replacement (src/cluster.ts runWorker). */
+  supervise(recycle: () => void, recycleAfter: number): void {
+    this.#recycle = recycle;
+    this.recycleAfter = recycleAfter;
+  }
+
+  /**
+   * In a cluster worker: ask the primary to replace this worker, as a SIGHUP
+   * reload step does (the replacement listens first, then this one finishes
+   * its requests and exits). Without a primary: `ERR_SCGI_NOT_SUPERVISED`.
+   */
+  recycle(): void {
+    if (this.#recycle === null) {
+      throw new ScgiError(
+        'ERR_SCGI_NOT_SUPERVISED',
+        'recycle() replaces a cluster worker: it needs parallelism > 1 (at parallelism 1, exit and let the service manager restart the process)',
+      );
+    }
+    this.#recycle();
+  }
+
+  /** Parallelism 1 without a primary: the in-process workerTimeout (src/supervision/watchdog.ts), until close. */
+  async armWatchdog(workerTimeout: number): Promise<void> {
+    this.#disarm = await armSelfWatchdog(this, workerTimeout);
+  }
+
   address(): string | AddressInfo | null {
     // Native, or a unix socket a worker thread bound aside (net.Server names the private path).
     if (this.server === null || this.#nativeAddress !== null) return this.#nativeAddress;
@@ -447,6 +489,7 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
 
   async #close(): Promise<void> {
     this.#untrack();
+    this.#disarm();
     const native = this.native;
     // What waits in the backlog is accepted first (then the two turns below
     // apply to those connections too).
@@ -570,7 +613,8 @@ export async function serve(handler: Handler, options: ServeOptions = {}): Promi
   }
   server.track(opts.handleSignals);
   if (opts.statusAddress !== null && !inWorker) await startStatusServer(server, opts);
-  if (inWorker) runWorker(server);
+  if (inWorker) runWorker(server, opts);
+  else await server.armWatchdog(opts.workerTimeout);
   return server;
 }
 
