@@ -136,9 +136,9 @@ describe('access log batching', () => {
         pause() {},
         resume() {},
         write: () => true,
-        end() {},
+        end: () => true,
         cork() {},
-        uncork() {},
+        uncork: () => true,
         reset() {},
         destroy() {},
       };
