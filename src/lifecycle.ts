@@ -175,10 +175,15 @@ export class Lifecycle implements TransportEvents, ClientPort {
     this.#client?.destroy(err);
   }
 
-  /** Let go of views into a transport's shared buffer (`NativeListener.onBatchEnd`): copy the headers' bytes. */
+  /**
+   * Let go of views into a transport's shared buffer
+   * (`NativeListener.onBatchEnd`): copy the headers' bytes while the
+   * handler runs or its response is still being written. A request already
+   * answered (the usual case by then) copies nothing.
+   */
   ownBytes(): void {
     const client = this.#client;
-    if (client !== null && this.#phase !== Phase.CLOSED) ownHeaderBytes(client.headers);
+    if (client !== null && (this.#phase === Phase.BODY || (this.#writing && this.#phase === Phase.DRAIN))) ownHeaderBytes(client.headers);
   }
 
   // ---- transport events ----

@@ -418,3 +418,43 @@ describe.each(TRANSPORTS)('what a long-lived request keeps alive (%s transport)'
     expect(polls.every((p) => p.data().startsWith('Status: 200'))).toBe(true);
   });
 });
+
+describe.runIf(TRANSPORTS.includes('native'))('which requests copy their bytes (native transport)', () => {
+  const s = serverPerTest('native');
+
+  it('only a request still running after its batch copies its headers; one answered within it keeps its view', async () => {
+    const seen: { uri: string; h: ScgiHeaders; at: ArrayBufferLike }[] = [];
+    const held: ScgiClient[] = [];
+    const path = await s.start((h, client) => {
+      const uri = h.get('REQUEST_URI')!;
+      seen.push({ uri, h, at: h.rawValue(0).buffer });
+      if (uri === '/hold') {
+        held.push(client);
+        return;
+      }
+      client.writeHead(200, { 'Content-Type': 'text/plain' });
+      client.end('ok');
+    });
+    const req = (uri: string) =>
+      netstring(
+        block([
+          ['CONTENT_LENGTH', '0'],
+          ['SCGI', '1'],
+          ['REQUEST_URI', uri],
+        ]),
+      );
+    const a = front(path, req('/now'));
+    const b = front(path, req('/hold'));
+    await waitFor(() => seen.length === 2 && a.closed);
+    await sleep(20);
+    const now = seen.find((x) => x.uri === '/now')!;
+    const hold = seen.find((x) => x.uri === '/hold')!;
+    expect(now.h.rawValue(0).buffer).toBe(now.at);
+    expect(hold.h.rawValue(0).buffer).not.toBe(hold.at);
+    expect(hold.h.get('REQUEST_URI')).toBe('/hold');
+    held[0]!.writeHead(200, { 'Content-Type': 'text/plain' });
+    held[0]!.end('ok');
+    await Promise.race([b.done, sleep(2000)]);
+    expect(b.data()).toMatch(/^Status: 200/);
+  });
+});
