@@ -108,7 +108,8 @@ export function takeInheritedListenFd(): number | null {
 export interface WorkerServer extends HeartbeatSource {
   /** Connections accepted whose request has not started yet. */
   readonly awaitingHeader: number;
-  stopAccepting(): void;
+  /** Resolves once the listener is closed (after accepting what waited in its backlog). */
+  stopAccepting(): Promise<void>;
   close(): Promise<void>;
   /** How it asks for its replacement: `recycle` once at its `recycleAfter`-th request, and from `server.recycle()`. */
   supervise(recycle: () => void, recycleAfter: number): void;
@@ -129,7 +130,8 @@ export const HANDOVER_GRACE = 1000;
  * "SIGHUP under load"). A connection that really is idle costs the grace.
  */
 async function handOver(server: WorkerServer): Promise<void> {
-  server.stopAccepting();
+  // The connections accepted from the backlog count too (net accepts them over loop turns).
+  await server.stopAccepting();
   const until = Date.now() + HANDOVER_GRACE;
   while (server.awaitingHeader > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
   await server.close();

@@ -242,10 +242,15 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
     return n;
   }
 
-  /** Stop accepting; connections stay. `close()` still closes (a cluster worker being retired does this first, src/cluster.ts). */
-  stopAccepting(): void {
-    if (this.native !== null) this.native.engine.closeListener();
-    else void this.#closeNetListener();
+  /**
+   * Stop accepting (what waits in the backlog is accepted first; resolves
+   * when the listener is closed); connections stay. `close()` still closes
+   * (a cluster worker being retired does this first, src/cluster.ts).
+   */
+  stopAccepting(): Promise<void> {
+    if (this.native === null) return this.#closeNetListener();
+    this.native.engine.closeListener();
+    return Promise.resolve();
   }
 
   /**
@@ -254,8 +259,10 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
    * socket resets every connection still queued there, which reached the
    * socket before the stop. libuv accepts until EAGAIN at each poll phase,
    * so this waits loop turns while the socket is readable (asked of the
-   * addon: one poll(2); without it, two turns) and then closes in the same
-   * synchronous step as the last check. Resolves once the listener is
+   * addon: one poll(2)) and then closes in the same synchronous step as the
+   * last check: at once when nothing waits, so a connection made after
+   * `close()` is refused. Without the addon (or with SCGI_PARSER=js) it
+   * closes at once. Resolves once the listener is
    * closed; `#netClosed` when the server is (its last connection gone).
    */
   #closeNetListener(): Promise<void> {
@@ -263,14 +270,11 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
     if (server === null || !server.listening) return Promise.resolve();
     this.#netStopped ??= (async () => {
       const fd = (server as unknown as { _handle?: { fd?: number } | null })._handle?.fd;
-      const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
-      if (typeof fd === 'number' && fd >= 0 && listenerPending(fd) !== null) {
-        // Bounded: each turn accepts everything queued; a flood is cut where it is.
-        for (let i = 0; i < 100 && server.listening && listenerPending(fd); i++) await turn();
-      } else {
-        await turn();
-        await turn();
-      }
+      // SCGI_PARSER=js promises not to touch the addon; without it nothing
+      // can tell, and the listener closes at once.
+      const pending = () => (parserInfo.forced === 'js' || typeof fd !== 'number' || fd < 0 ? false : listenerPending(fd) === true);
+      // Bounded: each turn accepts everything queued; a flood is cut where it is.
+      for (let i = 0; i < 100 && server.listening && pending(); i++) await new Promise<void>((resolve) => setImmediate(resolve));
       this.#netClosed = new Promise<void>((resolve) => {
         if (!server.listening) resolve();
         else server.close(() => resolve());
@@ -492,8 +496,11 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
     this.#disarm();
     const native = this.native;
     // What waits in the backlog is accepted first (then the two turns below
-    // apply to those connections too).
-    await this.#closeNetListener();
+    // apply to those connections too), and the listener closes: at once when
+    // nothing waits (native: always, the engine accepts synchronously), so a
+    // connection made after close() is refused.
+    if (native !== null) native.engine.closeListener();
+    else await this.#closeNetListener();
     // Connections with no request in progress (nothing sent yet, or part of a
     // header) are closed at once, as Node's http does on close
     // (closeIdleConnections); after one more poll of the event loop, so a
@@ -506,7 +513,6 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
       // in a cluster reload: a retiring worker may have just accepted a
       // connection whose request was on its way (test/process.test.ts,
       // "SIGHUP under load").
-      native.engine.closeListener();
       await new Promise<void>((resolve) => setImmediate(() => setImmediate(resolve)));
       native.engine.closeIdle();
     }

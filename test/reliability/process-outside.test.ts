@@ -12,8 +12,10 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { serve, type ScgiError } from '../../src/index.ts';
+import { parserInfo } from '../../src/parser/index.ts';
 import { encodeRequest, request } from '../../src/requester.ts';
-import { exchange, targetOf, tempDir, TRANSPORTS, waitFor, type Target } from '../helpers.ts';
+import { transportAddon } from '../../src/transport/native-engine.ts';
+import { targetOf, tempDir, TRANSPORTS, waitFor, type Target } from '../helpers.ts';
 import { spawnApp } from '../apps/spawn.ts';
 import { sleep, spyOnProcessErrors } from './util.ts';
 
@@ -256,16 +258,36 @@ import(${JSON.stringify(index)}).then(async ({ serve }) => {
 function load(target: Target, clients = 8) {
   const seen = { answered: 0, reset: [] as string[], refused: 0 };
   let stop = false;
+  const once = () =>
+    new Promise<{ error: string | null; connected: boolean; data: string }>((resolve) => {
+      const s = connect(target as never);
+      let connected = false;
+      let error: string | null = null;
+      let data = '';
+      const timer = setTimeout(() => s.destroy(), 10_000);
+      s.on('connect', () => {
+        connected = true;
+        s.write(encodeRequest({ uri: '/slow?ms=2' }));
+      });
+      s.on('data', (c) => (data += c.toString('latin1')));
+      s.on('end', () => s.end());
+      s.on('error', (err: NodeJS.ErrnoException) => (error = err.code ?? err.message));
+      s.on('close', () => {
+        clearTimeout(timer);
+        resolve({ error, connected, data });
+      });
+    });
   const client = async () => {
     while (!stop) {
-      const ex = await exchange(target, encodeRequest({ uri: '/slow?ms=2' }), { timeout: 10_000 });
-      if (ex.error === 'ENOENT' || ex.error === 'ECONNREFUSED') {
+      const ex = await once();
+      if (!ex.connected && (ex.error === 'ENOENT' || ex.error === 'ECONNREFUSED')) {
         seen.refused++;
         // the server is gone: one more try would only be refused again
         return;
       }
-      if (ex.error !== null || !ex.data.toString('latin1').startsWith('Status: 200')) seen.reset.push(ex.error ?? `closed after ${ex.data.length} bytes`);
-      else seen.answered++;
+      if (ex.error !== null || !ex.data.startsWith('Status: 200')) {
+        seen.reset.push(`${ex.error ?? 'closed'} ${ex.connected ? 'after connect' : 'at connect'}, ${ex.data.length} bytes`);
+      } else seen.answered++;
     }
   };
   const running = Promise.all(Array.from({ length: clients }, client));
@@ -278,9 +300,16 @@ function load(target: Target, clients = 8) {
   };
 }
 
+/**
+ * Net accepts its backlog before closing only where the addon can poll the
+ * listener (src/server.ts, #closeNetListener; SCGI_PARSER=js keeps off the
+ * addon): elsewhere it closes at once, as documented.
+ */
+const drains = (transport: 'net' | 'native') => transport === 'native' || (parserInfo.forced !== 'js' && transportAddon() !== null);
+
 describe.each(TRANSPORTS)('5. a graceful stop serves every connection that reached the socket (%s)', (transport) => {
   for (const kind of ['unix', 'tcp'] as const) {
-    it(`cluster (parallelism 2, ${kind}): SIGTERM to the primary under load resets no connection`, async () => {
+    it.skipIf(!drains(transport))(`cluster (parallelism 2, ${kind}): SIGTERM to the primary under load resets no connection`, async () => {
       const path = sockPath();
       const app = await spawnApp<{ ready: string | { port: number } }>(
         [process.execPath, APP],
@@ -297,7 +326,7 @@ describe.each(TRANSPORTS)('5. a graceful stop serves every connection that reach
       expect(l.seen.answered).toBeGreaterThan(50);
     });
 
-    it(`in process (${kind}): close() under load resets no connection`, async () => {
+    it.skipIf(!drains(transport))(`in process (${kind}): close() under load resets no connection`, async () => {
       const server = await serve(
         async (_h, client) => {
           await sleep(2);
