@@ -152,3 +152,13 @@ export function resolveGroup(group: string | number): number {
   }
   throw new ScgiError('ERR_SCGI_INVALID_OPTION', `socketGroup: no group named ${JSON.stringify(group)} in /etc/group`);
 }
+
+/** fd 3.. from systemd socket activation. */
+export function systemdFd(): number {
+  const pid = Number(process.env.LISTEN_PID);
+  const fds = Number(process.env.LISTEN_FDS);
+  if (pid !== process.pid || !(fds >= 1)) {
+    throw new ScgiError('ERR_SCGI_INVALID_OPTION', `socket: 'systemd' but LISTEN_PID/LISTEN_FDS do not pass a socket to this process`);
+  }
+  return 3;
+}

@@ -17,6 +17,7 @@ import type { Handler } from './scgi-client.ts';
 import type { NodeListener } from './adapters/http.ts';
 import { ScgiError } from './errors.ts';
 import { parserInfo } from './parser/index.ts';
+import { MIN_WORKER_TIMEOUT } from './options.ts';
 import { serve, defaultAddress, type ServeOptions } from './server.ts';
 
 const VERSION = (() => {
@@ -68,6 +69,17 @@ serve options:
                         then duration in ms and pid)                (default off)
   --slow-request-threshold MS  report requests in progress longer than this
                         on stderr                                   (default 0: off)
+  --worker-timeout MS   kill and replace a worker whose event loop has not
+                        answered for this long, after reporting its stack
+                        (at parallelism 1 the process reports and exits)
+                                                                    (default 30000; 0: off)
+  --max-requests N      replace a worker after N requests, as SIGHUP does
+                        (needs --parallelism 2 or more)             (default 0: never)
+  --max-requests-jitter N
+                        add a random 0..N to --max-requests in each worker
+                                                                    (default 0)
+  --max-rss SIZE        replace a worker whose RSS exceeds SIZE (bytes, or
+                        512M, 2G; needs --parallelism 2 or more)    (default 0: never)
 
 request options:
   -X, --method METHOD   (default GET, or POST with -d)
@@ -229,7 +241,20 @@ const SERVE_NUMERIC = [
   'request-timeout',
   'shutdown-timeout',
   'slow-request-threshold',
+  'worker-timeout',
+  'max-requests',
+  'max-requests-jitter',
+  'max-rss',
 ];
+
+/** A size in bytes: a whole number, optionally with K, M or G (powers of 1024), e.g. 512M. */
+function size(name: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const m = /^(\d{1,16})([KMG]?)$/i.exec(v);
+  const bytes = m === null ? Number.NaN : Number(m[1]) * 1024 ** ' KMG'.indexOf((m[2] || ' ').toUpperCase());
+  if (!Number.isSafeInteger(bytes)) throw new UsageError(`--${name} must be a size in bytes, or with K, M or G (512M, 2G), got ${JSON.stringify(v)}`);
+  return bytes;
+}
 
 async function cmdServe(args: string[]): Promise<void> {
   rejectNegativeNumbers(args, SERVE_NUMERIC);
@@ -254,6 +279,10 @@ async function cmdServe(args: string[]): Promise<void> {
       status: { type: 'string' },
       'access-log': { type: 'boolean' },
       'slow-request-threshold': { type: 'string' },
+      'worker-timeout': { type: 'string' },
+      'max-requests': { type: 'string' },
+      'max-requests-jitter': { type: 'string' },
+      'max-rss': { type: 'string' },
     },
   });
   if (positionals.length !== 1) throw new UsageError('scgi serve takes one APP module');
@@ -293,6 +322,20 @@ async function cmdServe(args: string[]): Promise<void> {
       throw new UsageError(`--address: ${(err as Error).message}`);
     }
   }
+  const workerTimeout = int('worker-timeout', values['worker-timeout'], 0, TIMER_MAX);
+  if (workerTimeout !== undefined && workerTimeout !== 0 && workerTimeout < MIN_WORKER_TIMEOUT) {
+    throw new UsageError(`--worker-timeout must be 0 (off) or from ${MIN_WORKER_TIMEOUT} to ${TIMER_MAX}, got ${JSON.stringify(values['worker-timeout'])}`);
+  }
+  const maxRequests = int('max-requests', values['max-requests']);
+  const maxRss = size('max-rss', values['max-rss']);
+  for (const [flag, v] of [
+    ['--max-requests', maxRequests],
+    ['--max-rss', maxRss],
+  ] as const) {
+    if (v !== undefined && v > 0 && (parallelism === undefined || parallelism === 1)) {
+      throw new UsageError(`${flag} needs --parallelism 2 or more (a primary forks the replacement before the old worker stops)`);
+    }
+  }
   const options: ServeOptions = {
     socket,
     address: values.address,
@@ -309,6 +352,10 @@ async function cmdServe(args: string[]): Promise<void> {
     statusAddress: values.status,
     accessLog: values['access-log'],
     slowRequestThreshold: int('slow-request-threshold', values['slow-request-threshold'], 0, TIMER_MAX),
+    workerTimeout,
+    maxRequests,
+    maxRequestsJitter: int('max-requests-jitter', values['max-requests-jitter']),
+    maxRss,
   };
   for (const k of Object.keys(options) as (keyof ServeOptions)[]) if (options[k] === undefined) delete options[k];
 

@@ -12,7 +12,10 @@
  * (which watches it with `EPOLLEXCLUSIVE`, so one worker wakes per
  * connection) and closes the inherited copy. On net the shared socket is
  * node:cluster's (the workers' `net.Server#listen` asks the primary for the
- * handle). Either way the socket stays open in the primary until it closes,
+ * handle). An inherited socket (`socket: 'systemd' | { fd }`) is held by the
+ * primary and handed to every worker the same way on both transports (a net
+ * worker listens on its copy itself: `listenOutsideCluster`). Either way the
+ * socket stays open in the primary until it closes,
  * so connections wait in its backlog while workers are replaced. The
  * primary owns the unix socket
  * file (`UnixSocketFile`: stale socket removed, a live one or a non-socket
@@ -35,9 +38,9 @@ import cluster, { type Worker } from 'node:cluster';
 import { lookup } from 'node:dns/promises';
 import { EventEmitter } from 'node:events';
 import { closeSync } from 'node:fs';
-import { isIP, type AddressInfo, type Socket } from 'node:net';
+import { isIP, Server as NetServer, type AddressInfo, type ListenOptions, type Socket } from 'node:net';
 import { isMainThread } from 'node:worker_threads';
-import { formatAddress, resolveAddress, type ResolvedAddress } from './address.ts';
+import { formatAddress, resolveAddress, systemdFd, type ResolvedAddress } from './address.ts';
 import { listenError, ScgiError } from './errors.ts';
 import { MAX_TIMEOUT, type NormalizedOptions, type ServeOptions } from './options.ts';
 import { trackForSignals } from './signals.ts';
@@ -60,8 +63,8 @@ import { UnixSocketFile } from './unix-socket.ts';
 export type ClusterMessage =
   /** worker → primary: its counters, requests in progress, memory (every HEARTBEAT_INTERVAL ms, and on exit). */
   | Heartbeat
-  /** worker → primary: its server listens and it takes `shutdown` (what the primary waits for on the native transport). */
-  | { scgi: 'listening' }
+  /** worker → primary: its server listens (at `address`) and it takes `shutdown` (what the primary waits for when it holds the socket). */
+  | { scgi: 'listening'; address?: string | AddressInfo | null }
   /** worker → primary: replace me (maxRequests reached, or `server.recycle()`), as a reload step does. */
   | { scgi: 'recycle' }
   /** primary → worker: finish the requests in progress, then exit 0. */
@@ -69,8 +72,10 @@ export type ClusterMessage =
 
 /** The environment variable that marks a process forked by the primary. */
 const WORKER_ENV = 'SCGI_WORKER';
-/** The environment variable naming the descriptor of the listening socket a native worker inherits. */
+/** The environment variable naming the descriptor of the listening socket a worker inherits from its primary. */
 const LISTEN_FD_ENV = 'SCGI_LISTEN_FD';
+/** The transport a worker that inherits the socket uses ('native' or 'net'). */
+const TRANSPORT_ENV = 'SCGI_WORKER_TRANSPORT';
 
 /** ms between two checks of the workers' heartbeats (workerTimeout on). */
 const SUPERVISION_TICK = 250;
@@ -90,18 +95,41 @@ export function isClusterWorker(): boolean {
 // ---- the worker side ----
 
 /**
- * In a worker of a primary that chose the native transport: the descriptor
- * of the listening socket it inherited (the worker adopts it and closes this
- * copy), else null (net: node:cluster shares the socket). Taken once: the
- * variable is removed, so a later `serve()` never mistakes another
- * descriptor that got the number for the socket.
+ * In a worker of a primary that holds the listening socket (it bound one for
+ * native workers, or it was given one: `socket: 'systemd' | { fd }`): the
+ * descriptor the worker inherited and the transport to serve it with; else
+ * null (net workers of a socket the primary did not get: node:cluster shares
+ * it). Taken once: the variables are removed, so a later `serve()` never
+ * mistakes another descriptor that got the number for the socket.
  */
-export function takeInheritedListenFd(): number | null {
+export function takeInheritedListen(): { fd: number; transport: 'native' | 'net' } | null {
   if (!isClusterWorker()) return null;
   const value = process.env[LISTEN_FD_ENV];
+  const transport = process.env[TRANSPORT_ENV] === 'net' ? 'net' : 'native';
   delete process.env[LISTEN_FD_ENV];
+  delete process.env[TRANSPORT_ENV];
   const fd = Number(value);
-  return value !== undefined && value !== '' && Number.isInteger(fd) && fd >= 0 ? fd : null;
+  return value !== undefined && value !== '' && Number.isInteger(fd) && fd >= 0 ? { fd, transport } : null;
+}
+
+/**
+ * A net worker of a primary that holds the socket: `server.listen({ fd })`
+ * in this process itself. In a node:cluster worker, net sends every
+ * `listen({ fd })` to the primary, whose shared handle owns the descriptor
+ * and closes it with the last worker (after which no replacement could
+ * listen); `exclusive` is not read for an fd. net asks `cluster.isPrimary`
+ * at the call, and the call binds synchronously, so it is answered true for
+ * that call only. (test/supervision.test.ts, "an inherited socket".)
+ */
+export function listenOutsideCluster(server: NetServer, options: ListenOptions): void {
+  const c = cluster as { isPrimary: boolean };
+  const was = c.isPrimary;
+  c.isPrimary = true;
+  try {
+    server.listen(options);
+  } finally {
+    c.isPrimary = was;
+  }
 }
 
 /** What a worker's in-process server offers `runWorker`. */
@@ -111,6 +139,7 @@ export interface WorkerServer extends HeartbeatSource {
   /** Resolves once the listener is closed (after accepting what waited in its backlog). */
   stopAccepting(): Promise<void>;
   close(): Promise<void>;
+  address(): string | AddressInfo | null;
   /** How it asks for its replacement: `recycle` once at its `recycleAfter`-th request, and from `server.recycle()`. */
   supervise(recycle: () => void, recycleAfter: number): void;
   onHangup?: () => void;
@@ -174,7 +203,7 @@ export function runWorker(server: WorkerServer, opts: Pick<NormalizedOptions, 'm
     });
   });
   if (process.connected) {
-    const msg: ClusterMessage = { scgi: 'listening' };
+    const msg: ClusterMessage = { scgi: 'listening', address: server.address() };
     process.send!(msg);
   }
 }
@@ -188,8 +217,10 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
   readonly server = null;
   /** The workers' transport, chosen here as in process (`chooseTransport`, src/server.ts) and followed by every worker. */
   transport: 'native' | 'net' = 'net';
-  /** Native: the listening socket the primary bound, open until it closes (each worker gets a copy). */
+  /** The listening socket the primary holds (bound for native workers, or inherited), open until it closes (each worker gets a copy). */
   #listenFd: number | null = null;
+  /** `#listenFd` was given (systemd, `{ fd }`): its address is what the first worker says. */
+  #inheritedSocket = false;
   /** One record per live worker (its last heartbeat has its counters), and the sums of the workers that are gone. */
   readonly #records = new WorkerRecords<Worker>();
   /** Net: node:cluster's listening handles sent to the workers (`#keepSharedHandle`). */
@@ -237,21 +268,33 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
   }
 
   async start(options: ServeOptions, opts: NormalizedOptions, chooseTransport: () => 'native' | 'net'): Promise<void> {
-    if (options.socket !== undefined || options.listen !== undefined || options.createServer !== undefined) {
-      throw new ScgiError('ERR_SCGI_INVALID_OPTION', 'parallelism > 1 works with address/port, not with socket, listen or createServer');
+    const socket = options.socket;
+    if (socket instanceof NetServer || options.listen !== undefined || options.createServer !== undefined) {
+      throw new ScgiError(
+        'ERR_SCGI_INVALID_OPTION',
+        "parallelism > 1 works with address/port or an inherited socket (socket: 'systemd' or { fd }), not with a net.Server, listen or createServer",
+      );
     }
     if (!isMainThread) {
       // cluster.fork() runs the process's main script, not this thread's code.
       throw new ScgiError('ERR_SCGI_INVALID_OPTION', 'parallelism > 1 needs the main thread: a worker thread cannot be a cluster primary');
     }
     this.transport = chooseTransport();
-    const resolved = resolveAddress(options.address, options.port);
-    if (resolved.kind === 'unix') {
-      const file = new UnixSocketFile(resolved.path, opts.socketMode, opts.socketGroup);
-      await file.prepare(options.address === undefined && options.port === undefined);
-      this.#socketFile = file;
+    if (socket !== undefined) {
+      // Socket activation or an inherited descriptor: the primary holds it for
+      // its whole life and hands a copy to every worker, as it does with the
+      // socket it binds (both transports). It is not ours to unlink.
+      this.#listenFd = socket === 'systemd' ? systemdFd() : socket.fd;
+      this.#inheritedSocket = true;
+    } else {
+      const resolved = resolveAddress(options.address, options.port);
+      if (resolved.kind === 'unix') {
+        const file = new UnixSocketFile(resolved.path, opts.socketMode, opts.socketGroup);
+        await file.prepare(options.address === undefined && options.port === undefined);
+        this.#socketFile = file;
+      }
+      if (this.transport === 'native') this.#bind(resolved, await this.#ip(resolved));
     }
-    if (this.transport === 'native') this.#bind(resolved, await this.#ip(resolved));
     cluster.schedulingPolicy = cluster.SCHED_NONE;
     cluster.setupPrimary({ silent: false });
     const ready: Promise<void>[] = [];
@@ -428,7 +471,7 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
    */
   #fork(after?: Replacing): Promise<void> {
     const fd = this.#listenFd;
-    if (fd !== null) return this.#forkNative(fd, after);
+    if (fd !== null) return this.#forkWithSocket(fd, after);
     // A worker keeps the umask it is forked under for its whole life: fork under
     // the process's own, even while an earlier worker's bind has it narrowed.
     const fork = () => this.#spawn(null);
@@ -482,9 +525,11 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
    */
   #spawn(listenFd: number | null): Worker {
     const stdio: (string | number)[] = ['inherit', 'inherit', 'inherit', 'ipc'];
-    const env: Record<string, string> = { [WORKER_ENV]: '1', [LISTEN_FD_ENV]: '', [WATCHDOG_FD_ENV]: '' };
+    // LISTEN_*: the socket systemd passed is the primary's; a worker gets its copy as SCGI_LISTEN_FD.
+    const env: Record<string, string> = { [WORKER_ENV]: '1', [LISTEN_FD_ENV]: '', [WATCHDOG_FD_ENV]: '', LISTEN_FDS: '', LISTEN_PID: '' };
     if (listenFd !== null) {
       env[LISTEN_FD_ENV] = String(stdio.length);
+      env[TRANSPORT_ENV] = this.transport;
       stdio.push(listenFd);
     }
     if (this.#workerTimeout > 0) {
@@ -510,8 +555,12 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
     return worker;
   }
 
-  /** Fork a native worker (the listening socket goes with it, `#spawn`); it is ready when its message says it listens. */
-  #forkNative(fd: number, after: Replacing | undefined): Promise<void> {
+  /**
+   * Fork a worker with the socket the primary holds (`#spawn`); it is ready
+   * when its message says it listens (which also gives the address of an
+   * inherited socket).
+   */
+  #forkWithSocket(fd: number, after: Replacing | undefined): Promise<void> {
     const worker = this.#spawn(fd);
     return this.#watch(
       worker,
@@ -519,7 +568,9 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
       () => {},
       (listening) => {
         worker.on('message', (msg: unknown) => {
-          if (isMessage(msg) && msg.scgi === 'listening') listening();
+          if (!isMessage(msg) || msg.scgi !== 'listening') return;
+          if (this.#inheritedSocket && this.#address === null) this.#address = msg.address ?? null;
+          listening();
         });
       },
     );

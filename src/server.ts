@@ -11,8 +11,8 @@ import cluster from 'node:cluster';
 import { lookup } from 'node:dns/promises';
 import { closeSync } from 'node:fs';
 import { createServer as netCreateServer, isIP, Server as NetServer, type AddressInfo, type ListenOptions, type Socket } from 'node:net';
-import { resolveAddress, defaultAddress, formatAddress, type ResolvedAddress } from './address.ts';
-import { isClusterWorker, runWorker, startCluster, takeInheritedListenFd } from './cluster.ts';
+import { resolveAddress, defaultAddress, formatAddress, systemdFd, type ResolvedAddress } from './address.ts';
+import { isClusterWorker, listenOutsideCluster, runWorker, startCluster, takeInheritedListen } from './cluster.ts';
 import { listenError, ScgiError } from './errors.ts';
 import type { HeaderParse } from './header-reader.ts';
 import { FD_RESERVE, openFileLimit, socketFd } from './fd-limit.ts';
@@ -576,16 +576,6 @@ function chooseTransport(want: 'native' | 'net' | null, handedSockets: boolean, 
   return 'native';
 }
 
-/** fd 3.. from systemd socket activation. */
-function systemdFd(): number {
-  const pid = Number(process.env.LISTEN_PID);
-  const fds = Number(process.env.LISTEN_FDS);
-  if (pid !== process.pid || !(fds >= 1)) {
-    throw new ScgiError('ERR_SCGI_INVALID_OPTION', `socket: 'systemd' but LISTEN_PID/LISTEN_FDS do not pass a socket to this process`);
-  }
-  return 3;
-}
-
 /**
  * Start an SCGI server: resolves once it listens. With `parallelism` > 1,
  * the calling process becomes a cluster primary and each worker (which runs
@@ -596,10 +586,12 @@ export async function serve(handler: Handler, options: ServeOptions = {}): Promi
   const opts = normalizeOptions(options);
   if (opts.parallelism > 1 && cluster.isPrimary) return startCluster(options, opts, () => chooseTransport(opts.transport, false, null));
   const inWorker = isClusterWorker();
-  const inherited = takeInheritedListenFd();
+  // A worker of a primary that holds the listening socket (it bound it for native workers, or it was passed to it).
+  const handedDown = takeInheritedListen();
+  const inherited = handedDown?.fd ?? null;
   const existing = options.socket instanceof NetServer ? options.socket : null;
   const handed = existing !== null || options.listen !== undefined || options.createServer !== undefined;
-  const workerTransport = !inWorker ? null : inherited !== null ? 'native' : 'net';
+  const workerTransport = !inWorker ? null : (handedDown?.transport ?? 'net');
   let server: InProcessServer;
   try {
     server = new InProcessServer(handler, opts, existing, options.createServer, chooseTransport(opts.transport, handed, workerTransport));
@@ -633,8 +625,12 @@ async function listenFor(
   existing: NetServer | null,
   inWorker: boolean,
 ): Promise<void> {
-  if (inherited !== null) {
-    // A native worker: adopt the socket its primary bound (a duplicate) and
+  if (inherited !== null && server.native === null) {
+    // A net worker of a primary that holds the socket: listen on the
+    // inherited descriptor itself, not through node:cluster (src/cluster.ts).
+    await server.listenOn({ kind: 'custom', listen: { fd: inherited } as ListenOptions }, opts.socketMode, undefined, listenOutsideCluster, false);
+  } else if (inherited !== null) {
+    // A native worker: adopt the socket its primary holds (a duplicate) and
     // close the inherited copy, so the engine's is the worker's only one.
     try {
       await server.listenOn({ kind: 'custom', listen: { fd: inherited } as ListenOptions }, opts.socketMode, undefined, undefined, false);

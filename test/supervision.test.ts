@@ -485,3 +485,99 @@ function alive(pid: number): boolean {
     return false;
   }
 }
+
+/**
+ * A holder that binds and listens, then passes the socket on fd 3 as systemd
+ * does (LISTEN_FDS=1, LISTEN_PID = the app's pid) and runs the app, `runs`
+ * times one after the other (a restart). Prints {"holder": port-or-path}.
+ */
+function holder(kind: 'tcp' | 'unix', path: string, runs: number, systemd: boolean): string[] {
+  return [
+    'python3',
+    '-c',
+    `import socket,os,sys,json
+if ${kind === 'unix' ? 'True' : 'False'}:
+    s=socket.socket(socket.AF_UNIX); s.bind(${JSON.stringify(path)}); where=${JSON.stringify(path)}
+else:
+    s=socket.socket(); s.bind(('127.0.0.1',0)); where='127.0.0.1:%d' % s.getsockname()[1]
+s.listen(128)
+print(json.dumps({'holder': where}), flush=True)
+for run in range(${runs}):
+    pid=os.fork()
+    if pid==0:
+        os.dup2(s.fileno(),3); os.set_inheritable(3,True)
+        if ${systemd ? 'True' : 'False'}:
+            os.environ['LISTEN_FDS']='1'; os.environ['LISTEN_PID']=str(os.getpid())
+        os.execvp(sys.argv[1], sys.argv[1:])
+    os.waitpid(pid,0)`,
+    process.execPath,
+    APP,
+  ];
+}
+
+for (const transport of TRANSPORTS) {
+  describe(`an inherited socket at parallelism 2 (${transport} workers)`, () => {
+    it("socket: 'systemd' (TCP): the primary hands the socket to every worker; a restart under load loses no request", async () => {
+      const app = await spawnCollected({ socket: 'systemd', parallelism: 2, transport }, holder('tcp', '', 2, true));
+      workerPids.add(app.ready.pid);
+      expect(app.ready.transport).toBe(transport);
+      expect(app.ready.workers).toHaveLength(2);
+      const where = lines(app.out.stdout).find((l) => 'holder' in l)!.holder as string;
+      expect(app.ready.ready).toMatchObject({ port: Number(where.split(':')[1]) });
+      // both workers accept on it
+      const seen = new Set<number>();
+      for (let round = 0; round < 20 && seen.size < 2; round++) {
+        const got = await Promise.all(Array.from({ length: 16 }, () => request(where, { uri: '/slow?ms=5' })));
+        for (const r of got) seen.add(Number(r.headers['x-pid']));
+      }
+      expect([...seen].sort()).toEqual([...app.ready.workers!].sort());
+      // systemctl restart: the app stops (SIGTERM, drain) and starts again; the socket stays open in the holder
+      const failures: string[] = [];
+      let stop = false;
+      let done = 0;
+      const client = async () => {
+        while (!stop) {
+          const status = await ask(where, '/slow?ms=5', 20_000);
+          if (status === 200) done++;
+          else failures.push(String(status));
+        }
+      };
+      const clients = Array.from({ length: 4 }, client);
+      await new Promise((r) => setTimeout(r, 200));
+      process.kill(app.ready.pid, 'SIGTERM');
+      await waitFor(() => lines(app.out.stdout).filter((l) => 'ready' in l).length === 2, 15_000);
+      const second = lines(app.out.stdout).filter((l) => 'ready' in l)[1] as unknown as Ready;
+      workerPids.add(second.pid);
+      for (const pid of second.workers ?? []) workerPids.add(pid);
+      await new Promise((r) => setTimeout(r, 300));
+      stop = true;
+      await Promise.all(clients);
+      expect(failures).toEqual([]);
+      expect(done).toBeGreaterThan(20);
+      process.kill(second.pid, 'SIGTERM');
+      expect(await app.exited).toEqual({ code: 0, signal: null });
+    });
+
+    it('socket: { fd: 3 } (a unix socket): every worker serves it, SIGHUP reloads with it, the socket file is left to its owner', async () => {
+      const path = join(dir.path, `fd-${transport}.sock`);
+      const app = await spawnCollected({ socket: { fd: 3 }, parallelism: 2, transport }, holder('unix', path, 1, false));
+      workerPids.add(app.ready.pid);
+      expect(app.ready.workers).toHaveLength(2);
+      const seen = new Set<number>();
+      for (let round = 0; round < 20 && seen.size < 2; round++) {
+        const got = await Promise.all(Array.from({ length: 16 }, () => request(path, { uri: '/slow?ms=5' })));
+        for (const r of got) seen.add(Number(r.headers['x-pid']));
+      }
+      expect([...seen].sort()).toEqual([...app.ready.workers!].sort());
+      process.kill(app.ready.pid, 'SIGHUP');
+      await waitFor(() => lines(app.out.stdout).some((l) => 'reloaded' in l), 15_000);
+      const reloaded = lines(app.out.stdout).find((l) => 'reloaded' in l)!.reloaded as number[];
+      for (const pid of reloaded) workerPids.add(pid);
+      const after = await request(path, { uri: '/' });
+      expect(reloaded).toContain(Number(after.headers['x-pid']));
+      process.kill(app.ready.pid, 'SIGTERM');
+      expect(await app.exited).toEqual({ code: 0, signal: null });
+      expect(existsSync(path)).toBe(true);
+    });
+  });
+}
