@@ -27,3 +27,5 @@ for svc in nginx apache2 lighttpd; do service "$svc" stop >/dev/null 2>&1 || tru
 
 # The reference SCGI server (Neil Schemenauer's, from PyPI) for the client interop test.
 python3 -c 'import scgi.scgi_server' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check scgi==2.2
+# Python's Prometheus client, whose text and OpenMetrics parsers read the status endpoint's /metrics in the tests.
+python3 -c 'import prometheus_client' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check prometheus_client==0.26.0

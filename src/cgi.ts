@@ -83,10 +83,14 @@ const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
  *   spelling is lost in CGI).
  *
  * Values are decoded as the server's `headerEncoding` says (latin1 by
- * default, as Node's http does).
+ * default, as Node's http does). `headers` has Object.prototype, as
+ * node:http's has.
  */
 export function httpHeaders(headers: ScgiHeaders): { headers: Record<string, string | string[]>; rawHeaders: string[] } {
-  const out: Record<string, string | string[]> = Object.create(null);
+  // A plain object, as node:http's (frameworks call out.hasOwnProperty):
+  // names never start with `__` (underscores became dashes), and addHeader
+  // looks at own properties only, so `constructor` is a header like any other.
+  const out: Record<string, string | string[]> = {};
   const raw: string[] = [];
   const n = headers.length;
 
@@ -134,7 +138,7 @@ const HEADER_NAMES_MAX = 256;
 /** One header into `headers`/`rawHeaders`, repeats merged as Node's http merges them. */
 function addHeader(out: Record<string, string | string[]>, raw: string[], name: string, value: string): void {
   raw.push(name, value);
-  const prev = out[name];
+  const prev = Object.hasOwn(out, name) ? out[name] : undefined;
   if (prev === undefined) {
     out[name] = name === 'set-cookie' ? [value] : value;
   } else if (name === 'set-cookie') {

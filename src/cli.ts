@@ -34,6 +34,7 @@ Usage:
   scgi serve APP [options]        serve APP's default export over SCGI
   scgi request [ADDRESS] [PATH]   send one request, print the response like curl -i
   scgi bench [ADDRESS] [PATH]     a small bounded load test
+  scgi status ADDRESS [--json]    a server's workers, from its --status endpoint
   scgi --help | --version
 
 APP is a module whose default export is one of (detected by what it is):
@@ -62,6 +63,12 @@ serve options:
   --header-timeout MS   for the whole request header                (default 10000)
   --request-timeout MS  for the handler to finish                   (default 0: none)
   --shutdown-timeout MS wait for requests on SIGTERM                 (default 30000)
+  --status ADDRESS      serve GET /status (JSON) and /metrics (Prometheus) on this
+                        unix socket (mode 600) or host:port (a bare port: 127.0.0.1)
+  --access-log          one line per request on stdout (Common Log Format,
+                        then duration in ms and pid)                (default off)
+  --slow-request-threshold MS  report requests in progress longer than this
+                        on stderr                                   (default 0: off)
   --worker-timeout MS   kill and replace a worker whose event loop has not
                         answered for this long, after reporting its stack
                         (at parallelism 1 the process reports and exits)
@@ -165,7 +172,15 @@ export function detectApp(app: unknown, declared?: unknown): DetectedApp {
   if (typeof a.routing === 'function' && typeof a.ready === 'function' && typeof a.inject === 'function') return { kind: 'node', label: 'Fastify app' };
   if (typeof app === 'function') {
     const f = app as unknown as { length: number; name: string };
-    const likely = f.length <= 1 ? ' (with fewer than 2 arguments it is most likely a fetch handler: --type fetch)' : '';
+    // f.length counts the parameters before the first rest or default one:
+    // `(...args) => ...` (Astro's node handler) has length 0 like `() => ...`,
+    // so 0 names no kind; one declared parameter is most likely `(request)`.
+    const likely =
+      f.length === 1
+        ? ' (one declared parameter: most likely a fetch handler (request), --type fetch)'
+        : f.length === 0
+          ? ' (no declared parameter: a rest parameter (...args) or `arguments` may take any of them, so scgi cannot tell; see what it is called with)'
+          : '';
     throw new ScgiError(
       'ERR_SCGI_INVALID_APP',
       `cannot tell what kind of app the default export is: ${describeFunction(f)} could be an SCGI handler (headers, client), ` +
@@ -225,6 +240,7 @@ const SERVE_NUMERIC = [
   'header-timeout',
   'request-timeout',
   'shutdown-timeout',
+  'slow-request-threshold',
   'worker-timeout',
   'max-requests',
   'max-requests-jitter',
@@ -260,6 +276,9 @@ async function cmdServe(args: string[]): Promise<void> {
       'header-timeout': { type: 'string' },
       'request-timeout': { type: 'string' },
       'shutdown-timeout': { type: 'string' },
+      status: { type: 'string' },
+      'access-log': { type: 'boolean' },
+      'slow-request-threshold': { type: 'string' },
       'worker-timeout': { type: 'string' },
       'max-requests': { type: 'string' },
       'max-requests-jitter': { type: 'string' },
@@ -330,6 +349,9 @@ async function cmdServe(args: string[]): Promise<void> {
     headerTimeout: int('header-timeout', values['header-timeout'], 0, TIMER_MAX),
     requestTimeout: int('request-timeout', values['request-timeout'], 0, TIMER_MAX),
     shutdownTimeout: int('shutdown-timeout', values['shutdown-timeout'], 0, TIMER_MAX),
+    statusAddress: values.status,
+    accessLog: values['access-log'],
+    slowRequestThreshold: int('slow-request-threshold', values['slow-request-threshold'], 0, TIMER_MAX),
     workerTimeout,
     maxRequests,
     maxRequestsJitter: int('max-requests-jitter', values['max-requests-jitter']),
@@ -338,15 +360,29 @@ async function cmdServe(args: string[]): Promise<void> {
   for (const k of Object.keys(options) as (keyof ServeOptions)[]) if (options[k] === undefined) delete options[k];
 
   const file = resolvePath(positionals[0]!);
+  // An app whose top-level await (or whose startup: Fastify's ready()) never
+  // settles leaves nothing to run: Node would exit 13 without a word. The
+  // loop emptying while the app loads says so instead, exit 1.
+  const stuck = () => {
+    process.stderr.write(`scgi: cannot load ${file}: its top-level await (or its startup) never settled, and nothing was left to run\n`);
+    process.exit(1);
+  };
+  process.on('beforeExit', stuck);
   let mod: { default?: unknown; scgiType?: unknown };
+  let handler: Handler;
+  let detected: DetectedApp;
   try {
-    mod = await import(pathToFileURL(file).href);
-  } catch (err) {
-    throw new ScgiError('ERR_SCGI_APP_LOAD', `cannot load ${file}: ${(err as Error).message}`, { cause: err });
+    try {
+      mod = await import(pathToFileURL(file).href);
+    } catch (err) {
+      throw new ScgiError('ERR_SCGI_APP_LOAD', `cannot load ${file}: ${(err as Error).message}`, { cause: err });
+    }
+    const app = mod.default;
+    detected = kindArg !== undefined ? { kind: kindArg, label: `${kindArg} app (--type)` } : detectApp(app, mod.scgiType);
+    handler = await toHandler(app, detected.kind);
+  } finally {
+    process.off('beforeExit', stuck);
   }
-  const app = mod.default;
-  const detected: DetectedApp = kindArg !== undefined ? { kind: kindArg, label: `${kindArg} app (--type)` } : detectApp(app, mod.scgiType);
-  const handler = await toHandler(app, detected.kind);
 
   const err = process.stderr;
   if (socketMode !== undefined && (socketMode & 0o002) !== 0 && cluster.isPrimary) {
@@ -393,6 +429,14 @@ async function cmdServe(args: string[]): Promise<void> {
   } else if (where !== null) {
     out.write(`Try it: scgi request ${shown} /\n`);
   }
+  if (options.statusAddress !== undefined) out.write(`Status: scgi status ${options.statusAddress} (GET /status, /metrics)\n`);
+}
+
+async function cmdStatus(args: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { json: { type: 'boolean' } } });
+  if (positionals.length !== 1) throw new UsageError("scgi status takes one ADDRESS: the server's --status address");
+  const { statusCommand } = await import('./status/cli.ts');
+  process.stdout.write(await statusCommand(positionals[0]!, values.json === true));
 }
 
 function parseHeaderArgs(list: string[] | undefined): [string, string][] {
@@ -553,6 +597,7 @@ export async function main(argv: string[]): Promise<number> {
     if (cmd === 'serve') await cmdServe(rest);
     else if (cmd === 'request') await cmdRequest(rest);
     else if (cmd === 'bench') await cmdBench(rest);
+    else if (cmd === 'status') await cmdStatus(rest);
     else throw new UsageError(`unknown command ${JSON.stringify(cmd)}`);
     return (process.exitCode as number | undefined) ?? 0;
   } catch (err) {

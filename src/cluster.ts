@@ -39,6 +39,7 @@ import { lookup } from 'node:dns/promises';
 import { EventEmitter } from 'node:events';
 import { closeSync } from 'node:fs';
 import { isIP, Server as NetServer, type AddressInfo, type ListenOptions, type Socket } from 'node:net';
+import { isMainThread } from 'node:worker_threads';
 import { formatAddress, resolveAddress, systemdFd, type ResolvedAddress } from './address.ts';
 import { listenError, ScgiError } from './errors.ts';
 import { MAX_TIMEOUT, type NormalizedOptions, type ServeOptions } from './options.ts';
@@ -135,7 +136,8 @@ export function listenOutsideCluster(server: NetServer, options: ListenOptions):
 export interface WorkerServer extends HeartbeatSource {
   /** Connections accepted whose request has not started yet. */
   readonly awaitingHeader: number;
-  stopAccepting(): void;
+  /** Resolves once the listener is closed (after accepting what waited in its backlog). */
+  stopAccepting(): Promise<void>;
   close(): Promise<void>;
   address(): string | AddressInfo | null;
   /** How it asks for its replacement: `recycle` once at its `recycleAfter`-th request, and from `server.recycle()`. */
@@ -157,7 +159,8 @@ export const HANDOVER_GRACE = 1000;
  * "SIGHUP under load"). A connection that really is idle costs the grace.
  */
 async function handOver(server: WorkerServer): Promise<void> {
-  server.stopAccepting();
+  // The connections accepted from the backlog count too (net accepts them over loop turns).
+  await server.stopAccepting();
   const until = Date.now() + HANDOVER_GRACE;
   while (server.awaitingHeader > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
   await server.close();
@@ -220,6 +223,8 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
   #inheritedSocket = false;
   /** One record per live worker (its last heartbeat has its counters), and the sums of the workers that are gone. */
   readonly #records = new WorkerRecords<Worker>();
+  /** Net: node:cluster's listening handles sent to the workers (`#keepSharedHandle`). */
+  readonly #sharedHandles = new Set<{ close(): void }>();
   readonly #gone: ScgiStats = zeroStats();
   readonly #size: number;
   readonly #shutdownTimeout: number;
@@ -269,6 +274,10 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
         'ERR_SCGI_INVALID_OPTION',
         "parallelism > 1 works with address/port or an inherited socket (socket: 'systemd' or { fd }), not with a net.Server, listen or createServer",
       );
+    }
+    if (!isMainThread) {
+      // cluster.fork() runs the process's main script, not this thread's code.
+      throw new ScgiError('ERR_SCGI_INVALID_OPTION', 'parallelism > 1 needs the main thread: a worker thread cannot be a cluster primary');
     }
     this.transport = chooseTransport();
     if (socket !== undefined) {
@@ -468,6 +477,7 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
     // the process's own, even while an earlier worker's bind has it narrowed.
     const fork = () => this.#spawn(null);
     const worker = this.#socketFile?.outsideNarrowing(fork) ?? fork();
+    this.#keepSharedHandle(worker);
     // The primary binds the shared unix socket for the worker (when the worker
     // asks, later): under the narrowed umask it is exactly socketMode from the
     // first moment.
@@ -483,6 +493,27 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
         listening();
       });
     });
+  }
+
+  /**
+   * Net: remember the listening handle node:cluster sends `worker` (its
+   * SharedHandle's, SCHED_NONE: `proc.send(message, handle)` of the
+   * worker's ChildProcess), which stays open here until every worker has
+   * closed its own. `close()` closes it first, so that the workers, each
+   * accepting what waits before closing its copy, hold the last ones: a
+   * connection left in the backlog of the primary's copy is reset when that
+   * closes. Closing the handle again later (node:cluster does) is a no-op.
+   */
+  #keepSharedHandle(worker: Worker): void {
+    const proc = worker.process as unknown as { send: (...args: unknown[]) => boolean };
+    const send = proc.send;
+    proc.send = (...args: unknown[]) => {
+      const handle = args[1] as { close?: unknown } | null | undefined;
+      if (typeof handle?.close === 'function' && (args[0] as { cmd?: unknown } | null)?.cmd === 'NODE_CLUSTER') {
+        this.#sharedHandles.add(handle as { close(): void });
+      }
+      return send.apply(proc, args);
+    };
   }
 
   /**
@@ -755,10 +786,19 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
     this.#untrack();
     for (const t of this.#restarts) clearTimeout(t);
     this.#restarts.clear();
+    // A graceful stop serves every connection that reached the socket. A
+    // connection left in the backlog when the last copy of the socket closes
+    // is reset, and one held here is accepted by nobody: the socket stops
+    // taking connections first (a unix socket's path goes, so new ones are
+    // refused), the primary's copy of a native one goes too, and each worker
+    // accepts what waits before closing its own (src/server.ts,
+    // closeListener), so the last to close drains it right before.
     if (this.#supervisor !== null) clearInterval(this.#supervisor);
-    await Promise.all([...this.#workers].map((w) => this.#retire(w, 'shutdown')));
-    this.#closeListenFd();
     this.#socketFile?.release();
+    this.#closeListenFd();
+    for (const handle of this.#sharedHandles) handle.close();
+    this.#sharedHandles.clear();
+    await Promise.all([...this.#workers].map((w) => this.#retire(w, 'shutdown')));
     this.emit('close');
   }
 

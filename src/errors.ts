@@ -36,6 +36,7 @@ export type ScgiErrorCode =
   | 'ERR_SCGI_WORKER_TIMEOUT'
   | 'ERR_SCGI_NOT_SUPERVISED'
   | 'ERR_SCGI_CONNECTION_CLOSED'
+  | 'ERR_SCGI_STATUS_UNAVAILABLE'
   | 'ERR_SCGI_HANDLER';
 
 export class ScgiError extends Error {

@@ -17,4 +17,7 @@ export { ScgiError, type ScgiErrorCode } from './errors.ts';
 export { readHeader, type ReadHeaderOptions } from './read-header.ts';
 export { parserInfo, type ParserInfo } from './parser/index.ts';
 export type { OutgoingHeaders } from './response.ts';
+export type { AccessLogEntry, SlowRequest } from './status/monitor.ts';
+export { registerMetrics, type MetricsRegistry } from './status/prom-client.ts';
+export type { StatusDocument, WorkerStatus, WorkerState, Replacements } from './status/document.ts';
 export { inject, type InjectOptions } from './inject.ts';

@@ -22,8 +22,9 @@
  */
 import { ScgiError } from './errors.ts';
 import { HeaderReader, type HeaderParse } from './header-reader.ts';
-import { errorFromParse, headersFromParse, type ScgiHeaders } from './headers.ts';
+import { errorFromParse, headersFromParse, ownHeaderBytes, type ScgiHeaders } from './headers.ts';
 import type { LifecycleOptions } from './options.ts';
+import type { Monitor } from './status/monitor.ts';
 import { OUT_HEADER_END, Status } from './parser/types.ts';
 import { plainResponse } from './response.ts';
 import { answerInternalError, isClientDestroyed, ScgiClient, type ClientPort, type Handler } from './scgi-client.ts';
@@ -56,6 +57,8 @@ export interface LifecycleHost {
   record(kind: keyof ScgiStats, err?: ScgiError, socket?: TransportSocket): void;
   /** The connection is gone. */
   released(conn: Lifecycle): void;
+  /** The request monitor (status, access log, slow requests: src/status/monitor.ts), or null: off. */
+  readonly monitor: Monitor | null;
 }
 
 /**
@@ -73,7 +76,8 @@ function sendsNoMore(h: ScgiHeaders): boolean {
 }
 
 export class Lifecycle implements TransportEvents, ClientPort {
-  readonly transport: Transport;
+  /** The connection (the monitor puts its observer in front of it when a request starts: `startRequest`). */
+  transport: Transport;
   readonly #host: LifecycleHost;
   #phase: Phase = Phase.HEADER;
   /** When the current phase times out (ms since epoch); 0 = never. Read by the server's sweep. */
@@ -88,6 +92,8 @@ export class Lifecycle implements TransportEvents, ClientPort {
   #bodyLeft = 0;
   #discarded = 0;
   #responded = false;
+  /** The response ended but is not all written yet (`Transport.end` returned false): no drain clock yet. */
+  #writing = false;
   #eofPushed = false;
   #drainCallback: ((err?: Error | null) => void) | null = null;
   /**
@@ -100,6 +106,8 @@ export class Lifecycle implements TransportEvents, ClientPort {
   /** ms spent waiting for body bytes in the current `bodyTimeout` window, and `bodyLeft` when it began. */
   #bodyClock = 0;
   #bodyMark = 0;
+  /** The error this lifecycle reported and destroyed the client with: a handler rethrowing it is not a second failure. */
+  #reported: Error | null = null;
 
   constructor(transport: Transport, host: LifecycleHost, now: number) {
     this.transport = transport;
@@ -121,8 +129,8 @@ export class Lifecycle implements TransportEvents, ClientPort {
 
   /** Refuse this connection with a whole response (503 when over maxConnections). */
   refuse(status: number, body: string, now: number): void {
-    this.#startDrain(now);
-    this.transport.end(plainResponse(status, body), 'latin1');
+    this.#startDrain();
+    this.#written(this.transport.end(plainResponse(status, body), 'latin1'), now);
   }
 
   /** Close now (the server's close after shutdownTimeout). */
@@ -160,10 +168,22 @@ export class Lifecycle implements TransportEvents, ClientPort {
         ? `no request body byte within bodyTimeout (${o.bodyTimeout} ms)`
         : `the request body came at ${Math.round((got * 1000) / clock)} bytes/s, under minBodyRate (${o.minBodyRate})`,
     );
+    this.#reported = err;
     this.#host.record('timeouts', err, this.transport.socket);
     this.#phase = Phase.CLOSED;
     this.transport.reset();
     this.#client?.destroy(err);
+  }
+
+  /**
+   * Let go of views into a transport's shared buffer
+   * (`NativeListener.onBatchEnd`): copy the headers' bytes while the
+   * handler runs or its response is still being written. A request already
+   * answered (the usual case by then) copies nothing.
+   */
+  ownBytes(): void {
+    const client = this.#client;
+    if (client !== null && (this.#phase === Phase.BODY || (this.#writing && this.#phase === Phase.DRAIN))) ownHeaderBytes(client.headers);
   }
 
   // ---- transport events ----
@@ -217,6 +237,10 @@ export class Lifecycle implements TransportEvents, ClientPort {
     if (cb !== null) cb();
   }
 
+  onFinish(): void {
+    if (this.#writing && this.#phase === Phase.DRAIN) this.#written(true, Date.now());
+  }
+
   onClose(): void {
     this.#phase = Phase.CLOSED;
     this.deadline = 0;
@@ -232,18 +256,32 @@ export class Lifecycle implements TransportEvents, ClientPort {
     if (phase === Phase.HEADER) {
       this.#reject('timeouts', new ScgiError('ERR_SCGI_HEADER_TIMEOUT', 'no complete SCGI header within headerTimeout'));
     } else if (phase === Phase.BODY) {
-      this.#host.record('timeouts');
-      const err = new ScgiError('ERR_SCGI_REQUEST_TIMEOUT', 'the handler did not finish within requestTimeout');
-      try {
-        this.#host.options.onError(err, this.#client);
-      } catch {
-        // an onError that throws must not take the server down
-      }
+      const err = this.#requestTimeout('the handler did not finish within requestTimeout');
       this.transport.reset();
       this.#client?.destroy(err);
+    } else if (phase === Phase.DRAIN && this.#writing) {
+      // The response is ended but the front has not taken it all by
+      // requestTimeout: it is cut, and that is counted and reported.
+      this.#writing = false;
+      this.#requestTimeout('the response was not all written within requestTimeout');
+      this.#phase = Phase.CLOSED;
+      this.transport.reset();
     } else {
       this.transport.destroy();
     }
+  }
+
+  /** requestTimeout passed: counted, reported to onError once (`#reported`). */
+  #requestTimeout(message: string): ScgiError {
+    this.#host.record('timeouts');
+    const err = new ScgiError('ERR_SCGI_REQUEST_TIMEOUT', message);
+    this.#reported = err;
+    try {
+      this.#host.options.onError(err, this.#client);
+    } catch {
+      // an onError that throws must not take the server down
+    }
+    return err;
   }
 
   // ---- the header ----
@@ -274,6 +312,7 @@ export class Lifecycle implements TransportEvents, ClientPort {
     this.#reader = null;
     const headerEnd = out[at + OUT_HEADER_END]!;
     const headers = headersFromParse(buf, out, at, keep, opts.headerEncoding);
+    if (host.monitor !== null) this.transport = host.monitor.begin(this, headers, this.transport);
     const contentLength = headers.contentLength;
     if (contentLength > opts.maxBodySize) {
       host.record(
@@ -316,6 +355,8 @@ export class Lifecycle implements TransportEvents, ClientPort {
 
   /** A handler threw or rejected. */
   #handlerError(err: unknown, client: ScgiClient): void {
+    // The handler let go the timeout its body stream failed with: already counted and reported.
+    if (err === this.#reported) return;
     const host = this.#host;
     const catchErrors = host.options.catchErrors;
     const caught = typeof catchErrors === 'function' ? catchErrors(err) : catchErrors;
@@ -399,8 +440,8 @@ export class Lifecycle implements TransportEvents, ClientPort {
       this.#eofPushed = true;
       client.push(null);
     }
-    this.#startDrain(Date.now());
-    this.transport.end(last, encoding, consumed);
+    this.#startDrain();
+    this.#written(this.transport.end(last, encoding, consumed), Date.now());
   }
 
   onClientDestroy(err: Error | null): void {
@@ -413,18 +454,41 @@ export class Lifecycle implements TransportEvents, ClientPort {
 
   // ---- drain and close ----
 
-  #startDrain(now: number): void {
+  #startDrain(): void {
     this.#phase = Phase.DRAIN;
-    const t = this.#host.options.drainTimeout;
-    this.deadline = t > 0 ? now + t : 0;
     // Keep reading: closing with unread bytes makes the kernel send RST, and
     // nginx and Apache then truncate the response.
     this.transport.resume();
   }
 
+  /**
+   * `done`: the response is all written. Only then does the drain clock
+   * start; until then the request's deadline stays (a response still being
+   * written is governed by backpressure and requestTimeout).
+   */
+  #written(done: boolean, now: number): void {
+    if (!done) {
+      this.#writing = true;
+      return;
+    }
+    this.#writing = false;
+    if (this.#phase !== Phase.DRAIN) return;
+    if (this.#discarded > this.#host.options.maxDrainSize) {
+      this.transport.destroy();
+      return;
+    }
+    const t = this.#host.options.drainTimeout;
+    this.deadline = t > 0 ? now + t : 0;
+  }
+
+  /**
+   * Bytes past the body are counted; `maxDrainSize` applies once the
+   * response is out (as the engine's `finish` does): before, the handler
+   * may still answer.
+   */
   #discard(n: number): void {
     this.#discarded += n;
-    if (this.#discarded > this.#host.options.maxDrainSize) this.transport.destroy();
+    if (this.#phase === Phase.DRAIN && !this.#writing && this.#discarded > this.#host.options.maxDrainSize) this.transport.destroy();
   }
 
   /** Bad input or a header timeout: counted as `kind`, reported, closed. */

@@ -11,6 +11,7 @@ import { ScgiError } from './errors.ts';
 import type { HeaderEncoding } from './headers.ts';
 import { MAX_NETSTRING_LENGTH } from './parser/types.ts';
 import type { ScgiClient } from './scgi-client.ts';
+import { reportSlowRequest, type AccessLogEntry, type MonitorOptions, type SlowRequest } from './status/monitor.ts';
 
 export interface ServeOptions {
   /**
@@ -105,6 +106,25 @@ export interface ServeOptions {
   /** Close gracefully and exit 0 on SIGTERM and SIGINT. Default true. */
   handleSignals?: boolean;
   /**
+   * Serve the status endpoint (`GET /status` JSON, `GET /metrics` Prometheus
+   * text) here: a unix socket path (created mode 0600, owned like the SCGI
+   * socket) or `host:port` (`:port` or a bare port: 127.0.0.1). Served by the
+   * process that called `serve` (with `parallelism`, the primary).
+   * docs/deployment.md ("Monitoring"). Default: none.
+   */
+  statusAddress?: string;
+  /**
+   * One line per request: `true` writes it to stdout (Common Log Format plus
+   * duration in ms and pid; src/status/monitor.ts), a function receives the
+   * fields as an object. Written when the response finishes or the
+   * connection ends. Default false.
+   */
+  accessLog?: boolean | ((entry: AccessLogEntry) => void);
+  /** ms after which a request still in progress is reported once (`onSlowRequest`). Default 0: off. */
+  slowRequestThreshold?: number;
+  /** Called once for each request in progress longer than `slowRequestThreshold`. Default: one line on stderr. */
+  onSlowRequest?: (req: SlowRequest) => void;
+  /**
    * ms a worker's event loop may go without answering (no heartbeat, as
    * gunicorn's `timeout`) before it is killed and replaced, after one report
    * (pid, requests in progress, the JavaScript stack of the blocked loop) on
@@ -195,6 +215,10 @@ export interface NormalizedOptions {
   handleSignals: boolean;
   /** The transport asked for (option, else SCGI_TRANSPORT), or null for the default. */
   transport: 'native' | 'net' | null;
+  /** The request monitor's settings; null when no option needs it (src/status/monitor.ts). */
+  monitor: MonitorOptions | null;
+  /** Where the status endpoint listens (src/status/server.ts), or null. */
+  statusAddress: string | null;
   /** ms without a heartbeat before a worker is killed; 0 = off. */
   workerTimeout: number;
   /** `onError` was given (supervision reports go to it as well as to stderr). */
@@ -256,6 +280,10 @@ const KNOWN_OPTIONS = new Set([
   'handleSignals',
   'allowHalfOpen',
   'transport',
+  'statusAddress',
+  'accessLog',
+  'slowRequestThreshold',
+  'onSlowRequest',
   'workerTimeout',
   'maxRequests',
   'maxRequestsJitter',
@@ -303,6 +331,7 @@ export function normalizeOptions(options: ServeOptions): NormalizedOptions {
     socketGroup: o.socketGroup === undefined ? undefined : resolveGroup(o.socketGroup),
     handleSignals: o.handleSignals ?? true,
     transport: transportOption(o.transport),
+    ...monitorOptions(o),
     workerTimeout: workerTimeoutOption(o.workerTimeout),
     userOnError: o.onError !== undefined,
     maxRequests: checkInt('maxRequests', o.maxRequests ?? 0, 0),
@@ -326,6 +355,23 @@ function workerTimeoutOption(value: unknown): number {
     throw new ScgiError('ERR_SCGI_INVALID_OPTION', `workerTimeout must be 0 (off) or from ${MIN_WORKER_TIMEOUT} to ${MAX_TIMEOUT}, got ${ms}`);
   }
   return ms;
+}
+
+/** `statusAddress`, `accessLog`, `slowRequestThreshold`, `onSlowRequest`: the monitor is made only when one needs it. */
+function monitorOptions(o: ServeOptions): { monitor: MonitorOptions | null; statusAddress: string | null } {
+  const statusAddress = o.statusAddress ?? null;
+  if (statusAddress !== null && (typeof statusAddress !== 'string' || statusAddress.trim() === '')) {
+    throw new ScgiError('ERR_SCGI_INVALID_OPTION', 'statusAddress must be a unix socket path or host:port');
+  }
+  const accessLog = o.accessLog ?? false;
+  if (typeof accessLog !== 'boolean' && typeof accessLog !== 'function') {
+    throw new ScgiError('ERR_SCGI_INVALID_OPTION', 'accessLog must be a boolean or a function');
+  }
+  const slowRequestThreshold = checkTimeout('slowRequestThreshold', o.slowRequestThreshold ?? 0);
+  const onSlowRequest = o.onSlowRequest ?? reportSlowRequest;
+  if (typeof onSlowRequest !== 'function') throw new ScgiError('ERR_SCGI_INVALID_OPTION', 'onSlowRequest must be a function');
+  const needed = statusAddress !== null || accessLog !== false || slowRequestThreshold > 0;
+  return { monitor: needed ? { accessLog, slowRequestThreshold, onSlowRequest } : null, statusAddress };
 }
 
 /** The `transport` option, else `SCGI_TRANSPORT` ('' or 'auto': the default). */

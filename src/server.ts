@@ -21,9 +21,13 @@ import { normalizeOptions, type LifecycleOptions, type NormalizedOptions, type S
 import { parse as activeParse, parserInfo, FLAG_STRICT, outSize } from './parser/index.ts';
 import type { Handler } from './scgi-client.ts';
 import { trackForSignals } from './signals.ts';
+import { Monitor } from './status/monitor.ts';
+import { startStatusServer } from './status/server.ts';
 import { armSelfWatchdog } from './supervision/watchdog.ts';
 import { NetTransport } from './transport/net.ts';
+import { listenerPending } from './transport/native-engine.ts';
 import { NativeListener, nativeUnavailableReason } from './transport/native.ts';
+import { rethrowLater } from './transport/native-engine.ts';
 import type { Transport, TransportSocket } from './transport/types.ts';
 import { zeroStats, type ScgiServer, type ScgiStats } from './types.ts';
 import { UnixSocketFile } from './unix-socket.ts';
@@ -52,12 +56,15 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
   readonly transport: 'native' | 'net';
   /** The native transport's engine and connections (null on net). */
   readonly native: NativeListener | null = null;
-  /** Where the native transport listens (what `address()` says). */
+  /** Where the native transport listens, or a net unix socket bound aside (what `address()` says). */
   #nativeAddress: string | AddressInfo | null = null;
   readonly #maxConnections: number;
   readonly #shutdownTimeout: number;
   #sweep: NodeJS.Timeout | null = null;
   #closing: Promise<void> | null = null;
+  /** The net listener's close (after its backlog is accepted), once started; the net.Server's close. */
+  #netStopped: Promise<void> | null = null;
+  #netClosed: Promise<void> = Promise.resolve();
   #idle: (() => void) | null = null;
   /** The unix socket file we created: removed on close if it is still ours. */
   #socketFile: UnixSocketFile | null = null;
@@ -75,6 +82,8 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
   #fdReportedAt = -Infinity;
   /** When the sweep last ran (for the body watch's clock). */
   #lastSweep = 0;
+  /** The request monitor (src/status/monitor.ts), null unless statusAddress, accessLog or slowRequestThreshold asks for it (or registerMetrics). */
+  monitor: Monitor | null;
 
   constructor(handler: Handler, opts: NormalizedOptions, server: NetServer | null, create?: ServeOptions['createServer'], transport: 'native' | 'net' = 'net') {
     super();
@@ -93,6 +102,7 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
     this.#fdLimit = openFileLimit();
     this.fdCeiling = this.#fdLimit === null ? Infinity : Math.max(this.#fdLimit - FD_RESERVE, 3);
     this.transport = transport;
+    this.monitor = opts.monitor === null ? null : new Monitor(opts.monitor, this);
     if (transport === 'native') {
       this.server = null;
       this.native = new NativeListener(this, opts.maxConnections);
@@ -148,26 +158,30 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
     this.#reportFdLimit();
   }
 
-  /** The native transport refused `n` connections for the fd limit (it answered 503 itself). */
-  fdLimitRefused(n: number): void {
-    for (let i = 0; i < n; i++) {
-      this.record('fdExhausted');
-      this.#reportFdLimit();
-    }
+  /**
+   * The native transport answered `n` connections 503 for the fd limit
+   * (counted, once each); `stalled`: accept() also failed for lack of
+   * descriptors, which refuses nobody (the engine retries later) and is
+   * reported, not counted.
+   */
+  fdLimitRefused(n: number, stalled: boolean): void {
+    for (let i = 0; i < n; i++) this.record('fdExhausted');
+    if (n > 0 || stalled) this.#reportFdLimit(n);
   }
 
-  /** One line (or one 'error' event, ERR_SCGI_FD_LIMIT) at most every FD_REPORT_INTERVAL ms. */
-  #reportFdLimit(): void {
-    this.#fdPending++;
+  /** One line (or one 'error' event, ERR_SCGI_FD_LIMIT) at most every FD_REPORT_INTERVAL ms, for `n` more connections answered 503. */
+  #reportFdLimit(n = 1): void {
+    this.#fdPending += n;
     const now = Date.now();
     if (now - this.#fdReportedAt < FD_REPORT_INTERVAL) return;
     this.#fdReportedAt = now;
-    const n = this.#fdPending;
+    const refused = this.#fdPending;
     this.#fdPending = 0;
     const limit = this.#fdLimit === null ? '' : ` ${this.#fdLimit}`;
+    const what = refused > 0 ? `${refused} connection${refused === 1 ? '' : 's'} refused with 503` : 'accepting paused';
     const err = new ScgiError(
       'ERR_SCGI_FD_LIMIT',
-      `${n} connection${n === 1 ? '' : 's'} refused with 503: the process is at its file descriptor limit (ulimit -n${limit}); ` +
+      `${what}: the process is at its file descriptor limit (ulimit -n${limit}); ` +
         'raise it (systemd: LimitNOFILE=) or set maxConnections below it (docs/security.md)',
     );
     if (this.listenerCount('error') > 0) this.emit('error', err);
@@ -188,11 +202,21 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
   record(kind: keyof ScgiStats, err?: ScgiError, socket?: TransportSocket): void {
     // A cluster worker with maxRequests asks for its replacement at its `recycleAfter`-th request (src/cluster.ts runWorker).
     if (++this.stats[kind] === this.recycleAfter && kind === 'requests') this.#recycle?.();
-    if (err !== undefined && this.listenerCount('clientError') > 0) this.emit('clientError', err, socket);
+    if (err !== undefined && this.listenerCount('clientError') > 0) {
+      try {
+        this.emit('clientError', err, socket);
+      } catch (thrown) {
+        // A listener's bug is the process's (uncaughtException), not this
+        // connection's or the others' handled in the same call: the caller
+        // goes on (closes the connection, delivers the rest of its batch).
+        rethrowLater(thrown);
+      }
+    }
   }
 
   released(conn: Lifecycle): void {
     this.connections.delete(conn);
+    if (this.monitor !== null) this.monitor.released(conn);
     // The sweep stops itself at its next tick without connections: under
     // load, connections come and go between ticks, and a timer made and
     // cleared each time would cost more than the sweep (it is unref'd).
@@ -218,10 +242,45 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
     return n;
   }
 
-  /** Stop accepting; connections stay. `close()` still closes (a cluster worker being retired does this first, src/cluster.ts). */
-  stopAccepting(): void {
-    if (this.native !== null) this.native.engine.closeListener();
-    else if (this.server?.listening) this.server.close();
+  /**
+   * Stop accepting (what waits in the backlog is accepted first; resolves
+   * when the listener is closed); connections stay. `close()` still closes
+   * (a cluster worker being retired does this first, src/cluster.ts).
+   */
+  stopAccepting(): Promise<void> {
+    if (this.native === null) return this.#closeNetListener();
+    this.native.engine.closeListener();
+    return Promise.resolve();
+  }
+
+  /**
+   * Close the net.Server's listener, but first accept what waits in its
+   * backlog, as the native engine's closeListener does: closing a listening
+   * socket resets every connection still queued there, which reached the
+   * socket before the stop. libuv accepts until EAGAIN at each poll phase,
+   * so this waits loop turns while the socket is readable (asked of the
+   * addon: one poll(2)) and then closes in the same synchronous step as the
+   * last check: at once when nothing waits, so a connection made after
+   * `close()` is refused. Without the addon (or with SCGI_PARSER=js) it
+   * closes at once. Resolves once the listener is
+   * closed; `#netClosed` when the server is (its last connection gone).
+   */
+  #closeNetListener(): Promise<void> {
+    const server = this.server;
+    if (server === null || !server.listening) return Promise.resolve();
+    this.#netStopped ??= (async () => {
+      const fd = (server as unknown as { _handle?: { fd?: number } | null })._handle?.fd;
+      // SCGI_PARSER=js promises not to touch the addon; without it nothing
+      // can tell, and the listener closes at once.
+      const pending = () => (parserInfo.forced === 'js' || typeof fd !== 'number' || fd < 0 ? false : listenerPending(fd) === true);
+      // Bounded: each turn accepts everything queued; a flood is cut where it is.
+      for (let i = 0; i < 100 && server.listening && pending(); i++) await new Promise<void>((resolve) => setImmediate(resolve));
+      this.#netClosed = new Promise<void>((resolve) => {
+        if (!server.listening) resolve();
+        else server.close(() => resolve());
+      });
+    })();
+    return this.#netStopped;
   }
 
   /** One timer for all connections' deadlines. */
@@ -260,13 +319,24 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
     }
     const file = new UnixSocketFile(resolved.path, mode, group);
     await file.prepare(isDefault);
-    // The umask is restored right after the bind (a synchronous part of
-    // listen()), so nothing else in the process creates files under it.
-    const bound = file.narrowUmask();
-    try {
-      await this.#listen(resolved.listen, hook, bound);
-    } finally {
-      bound();
+    if (UnixSocketFile.bindsAside) {
+      // A worker thread: bound at a private path, then linked into place (address() is the real path).
+      await file
+        .bindAside((tmp) => this.#listen({ ...resolved.listen, path: tmp }, hook))
+        .catch((err) => {
+          this.server!.close();
+          throw err;
+        });
+      this.#nativeAddress = resolved.path;
+    } else {
+      // The umask is restored right after the bind (a synchronous part of
+      // listen()), so nothing else in the process creates files under it.
+      const bound = file.narrowUmask();
+      try {
+        await this.#listen(resolved.listen, hook, bound);
+      } finally {
+        bound();
+      }
     }
     file.claim();
     this.#socketFile = file;
@@ -279,13 +349,23 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
     if (resolved.kind === 'unix') {
       const file = new UnixSocketFile(resolved.path, mode, group);
       await file.prepare(isDefault);
-      const bound = file.narrowUmask();
-      try {
-        engine.listenUnix(resolved.path, resolved.listen.backlog ?? 511);
-      } catch (err) {
-        throw fail(err as NodeJS.ErrnoException, resolved.path);
-      } finally {
-        bound();
+      const listenUnix = (path: string) => {
+        try {
+          engine.listenUnix(path, resolved.listen.backlog ?? 511);
+        } catch (err) {
+          throw fail(err as NodeJS.ErrnoException, resolved.path);
+        }
+      };
+      if (UnixSocketFile.bindsAside) {
+        // A worker thread (no umask): bound at a private path, then linked into place.
+        await file.bindAside(listenUnix);
+      } else {
+        const bound = file.narrowUmask();
+        try {
+          listenUnix(resolved.path);
+        } finally {
+          bound();
+        }
       }
       file.claim();
       this.#socketFile = file;
@@ -352,6 +432,11 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
     });
   }
 
+  /** `serve()` failed before this server listened: release what the constructor made (the native engine). */
+  abandon(): void {
+    this.native?.engine.close();
+  }
+
   track(handleSignals: boolean): void {
     this.#untrack = trackForSignals(this, handleSignals);
   }
@@ -392,7 +477,8 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
   }
 
   address(): string | AddressInfo | null {
-    if (this.server === null) return this.#nativeAddress;
+    // Native, or a unix socket a worker thread bound aside (net.Server names the private path).
+    if (this.server === null || this.#nativeAddress !== null) return this.#nativeAddress;
     return this.server.address();
   }
 
@@ -408,12 +494,13 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
   async #close(): Promise<void> {
     this.#untrack();
     this.#disarm();
-    const server = this.server;
     const native = this.native;
-    const closed = new Promise<void>((resolve) => {
-      if (server === null || !server.listening) resolve();
-      else server.close(() => resolve());
-    });
+    // What waits in the backlog is accepted first (then the two turns below
+    // apply to those connections too), and the listener closes: at once when
+    // nothing waits (native: always, the engine accepts synchronously), so a
+    // connection made after close() is refused.
+    if (native !== null) native.engine.closeListener();
+    else await this.#closeNetListener();
     // Connections with no request in progress (nothing sent yet, or part of a
     // header) are closed at once, as Node's http does on close
     // (closeIdleConnections); after one more poll of the event loop, so a
@@ -426,7 +513,6 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
       // in a cluster reload: a retiring worker may have just accepted a
       // connection whose request was on its way (test/process.test.ts,
       // "SIGHUP under load").
-      native.engine.closeListener();
       await new Promise<void>((resolve) => setImmediate(() => setImmediate(resolve)));
       native.engine.closeIdle();
     }
@@ -445,7 +531,7 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
       clearTimeout(timer);
       for (const conn of this.connections) conn.destroy();
     }
-    await closed;
+    await this.#netClosed;
     // Connections without a request yet (a partial header) and draining ones go now.
     native?.engine.close();
     this.#socketFile?.release();
@@ -471,12 +557,16 @@ function describe(options: ListenOptions & { fd?: number }): string {
  * A cluster primary chooses for its workers (`startCluster`); a worker does
  * what its primary chose (`inherited`: the primary bound the socket for the
  * native transport and passed it down; else node:cluster shares a net one).
+ * In a worker of the app's own node:cluster (or PM2's cluster mode), the
+ * default is net: node:cluster shares a net.Server's handle between its
+ * workers, where each native engine would bind for itself and all but the
+ * first would fail with ERR_SCGI_ADDRESS_IN_USE. `'native'` asked for is kept.
  */
 function chooseTransport(want: 'native' | 'net' | null, handedSockets: boolean, worker: 'native' | 'net' | null): 'native' | 'net' {
   if (worker === 'native') want = 'native';
   else if (worker === 'net' || want === 'net' || handedSockets) return 'net';
   if (want === null) {
-    if (parserInfo.forced === 'js') return 'net';
+    if (parserInfo.forced === 'js' || cluster.isWorker) return 'net';
     return nativeUnavailableReason() === null ? 'native' : 'net';
   }
   const reason = nativeUnavailableReason();
@@ -510,6 +600,31 @@ export async function serve(handler: Handler, options: ServeOptions = {}): Promi
     throw err;
   }
 
+  try {
+    await listenFor(server, options, opts, inherited, existing, inWorker);
+  } catch (err) {
+    // Nothing of a serve() that rejects stays: the native engine (its epoll
+    // set, timerfd, eventfd and ref'd poll handle, made before listening)
+    // would hold descriptors and keep the process alive.
+    server.abandon();
+    throw err;
+  }
+  server.track(opts.handleSignals);
+  if (opts.statusAddress !== null && !inWorker) await startStatusServer(server, opts);
+  if (inWorker) runWorker(server, opts);
+  else await server.armWatchdog(opts.workerTimeout);
+  return server;
+}
+
+/** Listen as `options` say (inherited socket, given server, fd, or address). */
+async function listenFor(
+  server: InProcessServer,
+  options: ServeOptions,
+  opts: NormalizedOptions,
+  inherited: number | null,
+  existing: NetServer | null,
+  inWorker: boolean,
+): Promise<void> {
   if (inherited !== null && server.native === null) {
     // A net worker of a primary that holds the socket: listen on the
     // inherited descriptor itself, not through node:cluster (src/cluster.ts).
@@ -542,10 +657,6 @@ export async function serve(handler: Handler, options: ServeOptions = {}): Promi
       await server.listenOn(resolved, opts.socketMode, opts.socketGroup, options.listen, isDefault);
     }
   }
-  server.track(opts.handleSignals);
-  if (inWorker) runWorker(server, opts);
-  else await server.armWatchdog(opts.workerTimeout);
-  return server;
 }
 
 export { defaultAddress };

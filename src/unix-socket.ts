@@ -6,7 +6,10 @@
  *    traversable; any other directory must exist), refuse a path that is not a socket, refuse a
  *    socket a live server answers on, remove a stale one;
  * 2. `narrowUmask()` around the bind: the socket is created with exactly
- *    `mode`, never wider, even for a moment;
+ *    `mode`, never wider, even for a moment; in a worker thread, where the
+ *    umask cannot be set, `bindAside()` instead: bound in a private
+ *    directory next to it, given its mode and group there, then linked into
+ *    place, so it is reachable only with its mode;
  * 3. `claim()` after the bind: chmod to `mode`, chown to `group`, remember
  *    the inode;
  * 4. `release()` on close: remove the file only if it is still the socket we
@@ -15,9 +18,10 @@
  * Errors from the file system are `ScgiError`s (`ERR_SCGI_SOCKET_FILE`, with
  * the errno error as `cause`).
  */
-import { chmodSync, chownSync, lstatSync, mkdirSync, statSync, unlinkSync } from 'node:fs';
+import { chmodSync, chownSync, linkSync, lstatSync, mkdirSync, mkdtempSync, rmdirSync, statSync, unlinkSync } from 'node:fs';
 import { connect } from 'node:net';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
+import { isMainThread } from 'node:worker_threads';
 import { ScgiError } from './errors.ts';
 
 /** Does something accept connections on this unix socket path? */
@@ -49,6 +53,25 @@ function fsCall<T>(what: string, fn: () => T): T {
         : '';
     throw new ScgiError('ERR_SCGI_SOCKET_FILE', `${what}: ${(err as Error).message}${hint}`, { cause: err });
   }
+}
+
+/** The first ancestor of `dir` (from the root down) that exists and is not a directory. */
+function firstNonDirectory(dir: string): string | undefined {
+  const chain: string[] = [];
+  for (let d = dir; ; d = dirname(d)) {
+    chain.unshift(d);
+    if (dirname(d) === d) break;
+  }
+  for (const d of chain) {
+    let st: ReturnType<typeof statSync> | undefined;
+    try {
+      st = statSync(d);
+    } catch {
+      return undefined;
+    }
+    if (!st.isDirectory()) return d;
+  }
+  return undefined;
 }
 
 export class UnixSocketFile {
@@ -88,13 +111,26 @@ export class UnixSocketFile {
     } else {
       // Only the default socket's directory is ours to create; a missing
       // directory elsewhere is a typo or a missing deployment step.
-      const st = fsCall(`cannot stat ${dir}`, () => statSync(dir, { throwIfNoEntry: false }));
-      if (st === undefined) {
-        throw new ScgiError(
-          'ERR_SCGI_INVALID_ADDRESS',
-          `the directory ${dir} does not exist: create it first (systemd: RuntimeDirectory=), or fix the path ${path}`,
-        );
-      }
+      // No `throwIfNoEntry: false`: Node 22+ also returns undefined for
+      // ENOTDIR there, Node 20 throws it; both errnos are handled here alike.
+      const st = fsCall(`cannot stat ${dir}`, () => {
+        try {
+          return statSync(dir);
+        } catch (err) {
+          const code = (err as NodeJS.ErrnoException).code;
+          if (code === 'ENOTDIR') {
+            const file = firstNonDirectory(dir) ?? dir;
+            throw new ScgiError('ERR_SCGI_INVALID_ADDRESS', `${file} is not a directory: fix the path ${path}`);
+          }
+          if (code === 'ENOENT') {
+            throw new ScgiError(
+              'ERR_SCGI_INVALID_ADDRESS',
+              `the directory ${dir} does not exist: create it first (systemd: RuntimeDirectory=), or fix the path ${path}`,
+            );
+          }
+          throw err;
+        }
+      });
       if (!st.isDirectory()) throw new ScgiError('ERR_SCGI_INVALID_ADDRESS', `${dir} is not a directory: fix the path ${path}`);
     }
     const st = fsCall(`cannot stat ${path}`, () => lstatSync(path, { throwIfNoEntry: false }));
@@ -127,6 +163,58 @@ export class UnixSocketFile {
       done = true;
       if (--this.#binds === 0) process.umask(this.#oldUmask);
     };
+  }
+
+  /**
+   * Whether binds go through `bindAside` rather than `narrowUmask`: in a
+   * worker thread, which may not set the process umask
+   * (ERR_WORKER_UNSUPPORTED_OPERATION).
+   */
+  static get bindsAside(): boolean {
+    return !isMainThread;
+  }
+
+  /**
+   * Bind without touching the umask: `bind(tmp)` binds (and listens) at a
+   * path in a new private directory (0o700, next to the socket, so on the
+   * same file system) where nobody else can reach it; the socket gets its
+   * mode and group there and is then hard-linked to `path` (EEXIST: a
+   * server that came since `prepare()` keeps its socket) and the private
+   * name removed. The socket is never reachable with another mode.
+   */
+  async bindAside<T>(bind: (tmp: string) => T | Promise<T>): Promise<T> {
+    const path = this.path;
+    const dir = fsCall(`cannot create a private directory next to ${path}`, () => mkdtempSync(join(dirname(path), '.scgi-')));
+    const tmp = join(dir, 's');
+    try {
+      if (Buffer.byteLength(tmp) > 107) {
+        throw new ScgiError(
+          'ERR_SCGI_INVALID_ADDRESS',
+          `in a worker thread the socket is bound at ${tmp} first (the umask cannot be set there), which is longer than a unix socket path may be: use a shorter path`,
+        );
+      }
+      const result = await bind(tmp);
+      fsCall(`cannot chmod ${tmp}`, () => chmodSync(tmp, this.mode));
+      if (this.group !== undefined) fsCall(`cannot chown ${tmp} to gid ${this.group}`, () => chownSync(tmp, -1, this.group!));
+      try {
+        linkSync(tmp, path);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
+          throw new ScgiError('ERR_SCGI_ADDRESS_IN_USE', `a server is already listening on ${path}`, { cause: err });
+        }
+        fsCall(`cannot link the socket to ${path}`, () => {
+          throw err;
+        });
+      }
+      return result;
+    } finally {
+      try {
+        unlinkSync(tmp);
+      } catch {
+        // not bound
+      }
+      rmdirSync(dir);
+    }
   }
 
   /** Run `fn` under the process's own umask, even while a bind has it narrowed. */

@@ -232,6 +232,126 @@ describe('scgi/fetch details', () => {
   });
 });
 
+/**
+ * A Response from another fetch implementation (as @whatwg-node/fetch makes
+ * for GraphQL Yoga): not an instance of the global class, its own iterable
+ * Headers, a ReadableStream body.
+ */
+class ForeignHeaders {
+  readonly #pairs: [string, string][];
+  constructor(pairs: [string, string][]) {
+    this.#pairs = pairs.map(([n, v]) => [n.toLowerCase(), v]);
+  }
+  get(name: string): string | null {
+    const all = this.#pairs.filter(([n]) => n === name.toLowerCase()).map(([, v]) => v);
+    return all.length === 0 ? null : all.join(', ');
+  }
+  has(name: string): boolean {
+    return this.get(name) !== null;
+  }
+  *[Symbol.iterator](): IterableIterator<[string, string]> {
+    yield* this.#pairs;
+  }
+}
+function foreignResponse(status: number, pairs: [string, string][], chunks: string[] | null): object {
+  const body =
+    chunks === null
+      ? null
+      : new ReadableStream<Uint8Array>({
+          start(c) {
+            for (const chunk of chunks) c.enqueue(new TextEncoder().encode(chunk));
+            c.close();
+          },
+        });
+  return { status, statusText: '', headers: new ForeignHeaders(pairs), body, ok: status < 300, bodyUsed: false };
+}
+
+/** The same fetch handler through @hono/node-server on node:http: status, headers (but Date) and body. */
+async function viaHono(app: (request: Request) => unknown, method = 'GET'): Promise<{ status: number; headers: [string, string][]; body: string }> {
+  const { getRequestListener } = await import('@hono/node-server');
+  const { createServer } = await import('node:http');
+  const server = createServer(getRequestListener(app as never));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  try {
+    const port = (server.address() as { port: number }).port;
+    return await new Promise((resolve, reject) => {
+      httpRequest({ host: '127.0.0.1', port, method, path: '/' }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.once('end', () => {
+          const headers: [string, string][] = [];
+          for (let i = 0; i < res.rawHeaders.length; i += 2) headers.push([res.rawHeaders[i]!.toLowerCase(), res.rawHeaders[i + 1]!]);
+          resolve({ status: res.statusCode!, headers, body: Buffer.concat(chunks).toString() });
+        });
+      })
+        .once('error', reject)
+        .end();
+    });
+  } finally {
+    server.close();
+  }
+}
+
+/** What both sides send of the app's own fields (node:http adds date, connection, keep-alive, transfer-encoding). */
+function appFields(headers: [string, string][]): [string, string][] {
+  return headers.filter(([n]) => !['date', 'connection', 'keep-alive', 'transfer-encoding', 'content-length'].includes(n));
+}
+
+describe('fromFetch: a Response from another fetch implementation (status, headers, body), as @hono/node-server takes it', () => {
+  const cases: [string, () => object, string][] = [
+    [
+      'a streamed body, two Set-Cookie',
+      () =>
+        foreignResponse(
+          201,
+          [
+            ['Content-Type', 'application/json'],
+            ['Set-Cookie', 'a=1'],
+            ['Set-Cookie', 'b=2'],
+            ['X-Yoga', 'y'],
+          ],
+          ['{"data":', '{"x":1}}'],
+        ),
+      'GET',
+    ],
+    ['no body', () => foreignResponse(204, [['X-Empty', '1']], null), 'GET'],
+    ['a redirect without a body', () => foreignResponse(302, [['Location', '/there']], null), 'GET'],
+    ['HEAD with a body', () => foreignResponse(200, [['Content-Type', 'text/plain']], ['hello']), 'HEAD'],
+    ['a promise of one', () => Promise.resolve(foreignResponse(200, [['Content-Type', 'text/plain']], ['ok'])) as never, 'GET'],
+  ];
+  for (const [name, make, method] of cases) {
+    it(name, async () => {
+      expect(make()).not.toBeInstanceOf(Response);
+      const hono = await viaHono(make, method);
+      const errors: unknown[] = [];
+      const ours = await inject(fromFetch(make as never), { method }, { onError: (err) => errors.push(err) });
+      expect(errors).toEqual([]);
+      expect(ours.status).toBe(hono.status);
+      expect(appFields(ours.rawHeaders.map(([n, v]) => [n.toLowerCase(), v]))).toEqual(appFields(hono.headers));
+      expect(ours.body.toString()).toBe(hono.body);
+      // (HEAD: a stream body is not read for its length, for the global Response either.)
+      if (method !== 'HEAD' && hono.headers.some(([n]) => n === 'content-length'))
+        expect(ours.headers['content-length']).toBe(hono.headers.find(([n]) => n === 'content-length')![1]);
+    });
+  }
+
+  it('what is not Response-shaped is still ERR_SCGI_INVALID_APP (no status, a status out of range, a body that is no stream)', async () => {
+    for (const bad of [
+      {},
+      { status: 200 },
+      { status: 'ok', headers: {}, body: null },
+      { status: 99, headers: {}, body: null },
+      { status: 200, headers: {}, body: 'text' },
+    ]) {
+      const errors: unknown[] = [];
+      const r = await inject(fromFetch((() => bad) as never), {}, { onError: (err) => errors.push(err) });
+      expect(r.status, JSON.stringify(bad)).toBe(500);
+      expect(errors[0]).toMatchObject({ name: 'ScgiError', code: 'ERR_SCGI_INVALID_APP' });
+      expect((errors[0] as Error).message).toMatch(/Response/);
+    }
+  });
+});
+
 describe("the adapters' own errors are ScgiErrors", () => {
   it('fromFetch and fromNodeListener of something that is no app: ERR_SCGI_INVALID_APP', () => {
     for (const bad of [42, null, {}, 'app']) {

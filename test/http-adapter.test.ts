@@ -69,17 +69,20 @@ describe('scgi/http: close events', () => {
       {
         body: 'h\u00e9llo \u20ac',
         encoding: 'utf8',
-        expected: Buffer.from('Status: 201 Cr\u00e9\u00e9\r\nX-Name: caf\u00e9\r\n\r\nh\u00e9llo \u20ac', 'utf8'),
+        expected: Buffer.from('Status: 201 Cr\u00e9\u00e9\r\nX-Name: caf\u00e9\r\nContent-Length: 10\r\n\r\nh\u00e9llo \u20ac', 'utf8'),
       },
       {
         body: 'caf\u00e9',
         encoding: 'latin1',
-        expected: Buffer.from('Status: 201 Cr\u00e9\u00e9\r\nX-Name: caf\u00e9\r\n\r\ncaf\u00e9', 'latin1'),
+        expected: Buffer.from('Status: 201 Cr\u00e9\u00e9\r\nX-Name: caf\u00e9\r\nContent-Length: 4\r\n\r\ncaf\u00e9', 'latin1'),
       },
       {
         body: 'cafe',
         encoding: 'hex',
-        expected: Buffer.concat([Buffer.from('Status: 201 Cr\u00e9\u00e9\r\nX-Name: caf\u00e9\r\n\r\n', 'latin1'), Buffer.from([0xca, 0xfe])]),
+        expected: Buffer.concat([
+          Buffer.from('Status: 201 Cr\u00e9\u00e9\r\nX-Name: caf\u00e9\r\nContent-Length: 2\r\n\r\n', 'latin1'),
+          Buffer.from([0xca, 0xfe]),
+        ]),
       },
     ];
     for (const { body, encoding, expected } of cases) {

@@ -633,6 +633,40 @@ function drained(client: ScgiClient): Promise<void> {
   });
 }
 
+/**
+ * A Response of another fetch implementation (@whatwg-node/fetch, which
+ * GraphQL Yoga returns; node-fetch; undici's npm copy) is not an instance of
+ * the global class. Taken as @hono/node-server takes it: an integer status
+ * (200–599, what the Response constructor allows), headers as anything the
+ * Headers constructor takes (their own Headers are iterable), and a body that
+ * is null or has getReader(). Anything else is the app's error.
+ */
+function fromResponseLike(x: unknown): Response {
+  const r = x as { status?: unknown; statusText?: unknown; headers?: unknown; body?: unknown } | null;
+  const what = r === null ? 'null' : typeof r;
+  if (r === null || typeof r !== 'object') throw new ScgiError('ERR_SCGI_INVALID_APP', `fetch handler returned ${what}, not a Response`);
+  const { status, headers, body } = r;
+  if (typeof status !== 'number' || !Number.isInteger(status) || status < 200 || status > 599) {
+    throw new ScgiError('ERR_SCGI_INVALID_APP', `fetch handler returned an object with status ${String(status)}, not a Response (an integer status 200-599)`);
+  }
+  if (!('headers' in r) || (body != null && typeof (body as { getReader?: unknown }).getReader !== 'function')) {
+    throw new ScgiError(
+      'ERR_SCGI_INVALID_APP',
+      'fetch handler returned an object that is not a Response (it needs headers, and a body that is null or a ReadableStream)',
+    );
+  }
+  let h: Headers;
+  try {
+    h = headers instanceof Headers ? headers : new Headers((headers ?? undefined) as HeadersInit | undefined);
+  } catch (err) {
+    throw new ScgiError('ERR_SCGI_INVALID_APP', `fetch handler returned a Response whose headers Headers cannot hold: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+  // The shape writePlatform reads; no undici state, so the body is read as a stream.
+  return { status, statusText: typeof r.statusText === 'string' ? r.statusText : '', headers: h, body: body ?? null } as unknown as Response;
+}
+
 const BAD_REQUEST = 'Status: 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 12\r\n\r\nBad Request\n';
 
 /**
@@ -645,7 +679,7 @@ export function fromFetch(app: FetchHandler | { fetch: FetchHandler }, options: 
   if (options.overrideGlobalObjects !== false) overrideGlobals();
   const finish = (response: unknown, request: Request, client: ScgiClient): Promise<void> | void => {
     if (!(response instanceof GlobalResponse) && (response as { [kRes]?: unknown } | null)?.[kRes] === undefined) {
-      throw new ScgiError('ERR_SCGI_INVALID_APP', `fetch handler returned ${response === null ? 'null' : typeof response}, not a Response`);
+      response = fromResponseLike(response);
     }
     const state = (request as LazyRequest)[kReq];
     const written = writeResponse(response as Response, client, state.method);

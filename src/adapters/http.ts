@@ -189,6 +189,12 @@ class CgiSocket extends Duplex {
   }
 }
 
+function alwaysFalse(): boolean {
+  return false;
+}
+
+function ignore(): void {}
+
 /** The socket's 'drain' is the response's (one shared listener, no closure per request). */
 function forwardDrain(this: CgiSocket): void {
   this.res?.emit('drain');
@@ -221,6 +227,12 @@ function makeRequest(headers: ScgiHeaders, client: ScgiClient, socket: CgiSocket
   req.httpVersionMinor = dot === -1 ? 0 : Number(target.httpVersion.slice(dot + 1)) || 0;
   req.headers = mapped.headers as IncomingHttpHeaders;
   req.rawHeaders = mapped.rawHeaders;
+  // What node:http's server sets on every request (IncomingMessage's own
+  // defaults differ): no upgrade over SCGI, and the server's
+  // joinDuplicateHeaders option left unset.
+  const own = req as unknown as { upgrade: boolean; joinDuplicateHeaders: boolean | null };
+  own.upgrade = false;
+  own.joinDuplicateHeaders = null;
   if (headers.contentLength === 0) {
     // No body: `req` ends at once (as node:http's for a GET), the client's
     // readable side is never touched.
@@ -262,10 +274,18 @@ export function fromNodeListener(listener: NodeListener): Handler {
     const socket = new CgiSocket(client, target, headers);
     const req = makeRequest(headers, client, socket, target);
     const res = new ServerResponse(req);
-    // The end of an SCGI response is the end of the connection: no chunked
-    // encoding, no keep-alive.
+    // The end of an SCGI response is the end of the connection: no keep-alive
+    // and never chunked framing. useChunkedEncodingByDefault stays on (as for
+    // an HTTP/1.1 request to node:http, whatever SERVER_PROTOCOL says) so that
+    // Node itself decides where a length is known: `end(body)` or an empty
+    // `end()` before the head was built gets Content-Length, exactly where
+    // node:http sends one. Where node:http would frame chunked, the framing
+    // is switched off here (chunkedEncoding always reads false, also for an
+    // explicit Transfer-Encoding) and toCgiHead drops the field: the
+    // front sees a close-delimited body.
     res.shouldKeepAlive = false;
-    res.useChunkedEncodingByDefault = false;
+    res.useChunkedEncodingByDefault = true;
+    Object.defineProperty(res, 'chunkedEncoding', { get: alwaysFalse, set: ignore, configurable: true });
     res.assignSocket(socket as never);
     socket.res = res;
     socket.on('drain', forwardDrain);

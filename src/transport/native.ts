@@ -40,8 +40,8 @@ export interface NativeHost {
   record(kind: keyof ScgiStats, err?: ScgiError, socket?: TransportSocket): void;
   /** Descriptors at or above this are answered 503 (`src/fd-limit.ts`). */
   readonly fdCeiling: number;
-  /** `n` connections refused for the fd limit: counted and reported (rate-limited), as on net. */
-  fdLimitRefused(n: number): void;
+  /** `n` connections answered 503 for the fd limit: counted and reported (rate-limited), as on net; `stalled`: accept() failed for it too (reported only). */
+  fdLimitRefused(n: number, stalled: boolean): void;
 }
 
 type Peer = [address: string, port: number] | undefined;
@@ -88,6 +88,7 @@ export class NativeTransport implements Transport {
   /** `onClose` delivered or scheduled. */
   closed = false;
   #corked: (string | Uint8Array)[] | null = null;
+  #corks = 0;
   #socket: NativeSocket | null = null;
 
   constructor(owner: NativeListener, id: number) {
@@ -108,6 +109,11 @@ export class NativeTransport implements Transport {
 
   attach(events: TransportEvents): void {
     this.events = events;
+    // Read the rest of the body ahead, as a net.Socket does: the handler's
+    // body stream takes it until it is full, then the lifecycle pauses us.
+    // Only then does a handler that reads late not count as a slow front
+    // (bodyTimeout counts time spent waiting while the body is wanted).
+    if (this.bodyPending) this.#owner.engine.resume(this.id);
   }
 
   pause(): void {
@@ -133,28 +139,39 @@ export class NativeTransport implements Transport {
     return r !== R_FULL;
   }
 
-  end(data?: string | Uint8Array | null, encoding?: BufferEncoding, close = false): void {
-    if (!this.writable) return;
+  end(data?: string | Uint8Array | null, encoding?: BufferEncoding, close = false): boolean {
+    if (!this.writable) return true;
     this.#ended = true;
     let bytes: string | Uint8Array = data == null ? '' : toWire(data, encoding);
     const corked = this.#corked;
     if (corked !== null) {
       this.#corked = null;
+      this.#corks = 0;
       corked.push(bytes);
       bytes = Buffer.concat(corked.map((c) => (typeof c === 'string' ? Buffer.from(c) : c)));
     }
-    if (this.#owner.engine.respond(this.id, bytes, close) === R_CLOSED) this.#owner.closedNow(this);
+    const r = this.#owner.engine.respond(this.id, bytes, close);
+    if (r === R_CLOSED) this.#owner.closedNow(this);
+    // R_FULL: the rest is written natively; a drain record says when it is out.
+    return r !== R_FULL;
+  }
+
+  /** `end` was called (a drain record then means the whole response is out). */
+  get ended(): boolean {
+    return this.#ended;
   }
 
   cork(): void {
+    this.#corks++;
     this.#corked ??= [];
   }
 
-  uncork(): void {
+  uncork(): boolean {
     const corked = this.#corked;
-    if (corked === null) return;
+    if (corked === null || --this.#corks > 0) return true;
     this.#corked = null;
-    if (corked.length > 0) this.write(Buffer.concat(corked.map((c) => (typeof c === 'string' ? Buffer.from(c) : c))));
+    if (corked.length === 0) return true;
+    return this.write(corked.length === 1 ? corked[0]! : Buffer.concat(corked.map((c) => (typeof c === 'string' ? Buffer.from(c) : c))));
   }
 
   reset(): void {
@@ -197,6 +214,8 @@ export class NativeListener implements NativeEngineEvents {
   readonly #host: NativeHost;
   readonly #live = new Map<number, NativeTransport>();
   #toClose: NativeTransport[] = [];
+  /** The requests of the batch being delivered (see `onBatchEnd`). */
+  readonly #fresh: Lifecycle[] = [];
   #flushQueued = false;
   readonly #flush = (): void => {
     this.#flushQueued = false;
@@ -213,16 +232,12 @@ export class NativeListener implements NativeEngineEvents {
         maxHeaderSize: o.maxHeaderSize,
         maxHeadersCount: o.maxHeadersCount,
         strict: o.strict,
-        // The lifecycle answers 413 (startRequest) with the same message as on net.
-        maxBodySize: Infinity,
-        // With bodyTimeout on, bodies go to the lifecycle as they come, so its
-        // body watch (bodyTimeout/minBodyRate) sees them; what came with the
-        // header is handed over with it either way.
-        bodyPreread: o.bodyTimeout > 0 ? 0 : 64 * 1024,
+        // The engine hands every request to the lifecycle at header
+        // completion, with the body bytes that came with the header; the rest
+        // streams to it, so bodyTimeout/minBodyRate, requestTimeout,
+        // maxBodySize (413) and shutdown apply to every phase, as on net.
         maxConnections,
         headerTimeout: o.headerTimeout,
-        // requestTimeout and drainTimeout are the lifecycle's (the server's sweep).
-        requestTimeout: 0,
         drainTimeout: o.drainTimeout,
         maxDrainSize: o.maxDrainSize,
         writeHighWaterMark: 64 * 1024,
@@ -230,7 +245,6 @@ export class NativeListener implements NativeEngineEvents {
         fdCeiling: host.fdCeiling,
         sweepInterval: Math.max(5, Math.min(1000, Math.floor(Math.min(o.headerTimeout || 10_000, o.drainTimeout || 10_000, 10_000) / 5))),
         overloadResponse: Buffer.from(plainResponse(503, 'Service Unavailable\n'), 'latin1'),
-        tooLargeResponse: Buffer.from(plainResponse(413, 'Payload Too Large\n'), 'latin1'),
       },
       this,
     );
@@ -258,7 +272,21 @@ export class NativeListener implements NativeEngineEvents {
     t.bodyPending = !complete;
     this.#live.set(id, t);
     const lifecycle = this.#host.acceptCounted(t);
+    this.#fresh.push(lifecycle);
     lifecycle.startRequest(req, recs, at, true, Date.now());
+  }
+
+  /**
+   * A request still open after its batch (a long-poll, a handler that
+   * awaits) keeps only its own bytes: its headers were views into the
+   * batch's buffer, which holds the whole wake-up (uploads' bodies too). One
+   * answered within the batch, the usual case, copies nothing.
+   */
+  onBatchEnd(): void {
+    const fresh = this.#fresh;
+    if (fresh.length === 0) return;
+    for (const lifecycle of fresh) lifecycle.ownBytes();
+    fresh.length = 0;
   }
 
   onData(id: number, chunk: Buffer, last: boolean): void {
@@ -294,16 +322,19 @@ export class NativeListener implements NativeEngineEvents {
 
   onDrain(id: number): void {
     const t = this.#live.get(id);
-    if (t !== undefined) t.events!.onDrain();
+    if (t === undefined) return;
+    t.events!.onDrain();
+    if (t.ended) t.events!.onFinish();
   }
 
   onAccepted(accepted: number, overloaded: number, acceptErrors: number, nearFdLimit: number): void {
     const host = this.#host;
     for (let i = 0; i < accepted; i++) host.record('connections');
     for (let i = 0; i < overloaded; i++) host.record('overloaded');
-    // Answered 503 near the fd limit, or accept() failed for lack of
-    // descriptors (the engine then stops watching the listening socket for a
-    // while, no spin; the connections wait in the backlog).
-    if (nearFdLimit + acceptErrors > 0) host.fdLimitRefused(nearFdLimit + acceptErrors);
+    // Answered 503 near the fd limit: counted, once each. An accept() that
+    // failed for lack of descriptors refused nobody (the engine stops
+    // watching the listening socket for a while, no spin, and tries again:
+    // the connection waits in the backlog), so it is reported, not counted.
+    if (nearFdLimit + acceptErrors > 0) host.fdLimitRefused(nearFdLimit, acceptErrors > 0);
   }
 }

@@ -6,7 +6,7 @@
 // fd limit. Real processes, real sockets; every wait is bounded.
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join, resolve as resolvePath } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -291,6 +291,22 @@ describe('6. addresses and options that used to reach the OS raw', () => {
     const err2 = await errOf(serve(() => {}, { address: join(missing, 'y.sock'), handleSignals: false, parallelism: 2 }));
     expect(err2?.code).toBe('ERR_SCGI_INVALID_ADDRESS');
     expect(existsSync(join(dir.path, 'nonexistent'))).toBe(false);
+  });
+
+  // Node 20's statSync(..., { throwIfNoEntry: false }) throws ENOTDIR where
+  // Node 22+ returns undefined: the code and the message must not depend on it.
+  it('a regular file where a directory of the path should be: ERR_SCGI_INVALID_ADDRESS naming that file, on every Node version', async () => {
+    const file = join(dir.path, 'plain-file');
+    writeFileSync(file, 'not a directory');
+    for (const address of [join(file, 'sub', 'app.sock'), join(file, 'app.sock')]) {
+      for (const parallelism of [1, 2]) {
+        const err = await errOf(serve(() => {}, { address, handleSignals: false, parallelism }));
+        expect(err?.name).toBe('ScgiError');
+        expect(err?.code).toBe('ERR_SCGI_INVALID_ADDRESS');
+        expect(err?.message).toContain(`${file} is not a directory`);
+        expect(err?.message).not.toMatch(/does not exist/);
+      }
+    }
   });
 
   it('EACCES on the path (a directory the user cannot search) is an ScgiError saying what to do, not a raw errno error', () => {

@@ -6,7 +6,9 @@
 //! (the parser binding and the module's registration) and
 //! `transport/binding.rs`. Without it, what is left has no N-API: the
 //! engine (`transport/engine.rs`) and its system calls (`transport/sys.rs`,
-//! the crate's only `unsafe` outside the binding). The `testing` feature adds
+//! the crate's only `unsafe` outside the bindings). `diag.rs` (with `napi`,
+//! Linux) asks the kernel for a unix socket's listen queue (sock_diag), for
+//! the status endpoint. The `testing` feature adds
 //! the hooks and the shared checks the engine's property test and fuzz
 //! target use (`transport/testing.rs`).
 #![deny(clippy::all)]
@@ -20,3 +22,6 @@ pub use parse::init;
 
 #[cfg(target_os = "linux")]
 pub mod transport;
+
+#[cfg(all(feature = "napi", target_os = "linux"))]
+mod diag;

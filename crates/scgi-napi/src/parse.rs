@@ -267,5 +267,8 @@ pub fn init(exports: Object) -> Result<()> {
     #[cfg(target_os = "linux")]
     crate::transport::binding::register(exports.env(), exports.raw())
         .map_err(|e| Error::new(Status::GenericFailure, e))?;
+    #[cfg(target_os = "linux")]
+    crate::diag::register(exports.env(), exports.raw())
+        .map_err(|e| Error::new(Status::GenericFailure, e))?;
     Ok(())
 }
