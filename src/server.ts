@@ -275,10 +275,12 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
     await file.prepare(isDefault);
     if (UnixSocketFile.bindsAside) {
       // A worker thread: bound at a private path, then linked into place (address() is the real path).
-      await file.bindAside((tmp) => this.#listen({ ...resolved.listen, path: tmp }, hook)).catch((err) => {
-        this.server!.close();
-        throw err;
-      });
+      await file
+        .bindAside((tmp) => this.#listen({ ...resolved.listen, path: tmp }, hook))
+        .catch((err) => {
+          this.server!.close();
+          throw err;
+        });
       this.#nativeAddress = resolved.path;
     } else {
       // The umask is restored right after the bind (a synchronous part of
@@ -579,4 +581,3 @@ async function listenFor(
 }
 
 export { defaultAddress };
-

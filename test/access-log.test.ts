@@ -138,7 +138,7 @@ describe('access log batching', () => {
         write: () => true,
         end() {},
         cork() {},
-        uncork() {},
+        uncork: () => true,
         reset() {},
         destroy() {},
       };

@@ -79,7 +79,10 @@ describe('scgi/http: close events', () => {
       {
         body: 'cafe',
         encoding: 'hex',
-        expected: Buffer.concat([Buffer.from('Status: 201 Cr\u00e9\u00e9\r\nX-Name: caf\u00e9\r\nContent-Length: 2\r\n\r\n', 'latin1'), Buffer.from([0xca, 0xfe])]),
+        expected: Buffer.concat([
+          Buffer.from('Status: 201 Cr\u00e9\u00e9\r\nX-Name: caf\u00e9\r\nContent-Length: 2\r\n\r\n', 'latin1'),
+          Buffer.from([0xca, 0xfe]),
+        ]),
       },
     ];
     for (const { body, encoding, expected } of cases) {

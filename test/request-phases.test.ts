@@ -14,15 +14,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A header announcing `length` body bytes. */
 function head(length: number, extra: [string, string][] = []): Buffer {
-  return netstring(
-    block([
-      ['CONTENT_LENGTH', String(length)],
-      ['SCGI', '1'],
-      ['REQUEST_METHOD', 'POST'],
-      ['REQUEST_URI', '/'],
-      ...extra,
-    ]),
-  );
+  return netstring(block([['CONTENT_LENGTH', String(length)], ['SCGI', '1'], ['REQUEST_METHOD', 'POST'], ['REQUEST_URI', '/'], ...extra]));
 }
 
 /** A raw front connection: what it received, and whether the server closed it. */

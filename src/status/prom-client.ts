@@ -84,8 +84,7 @@ function sourceOf(server: ScgiServer): (() => StatusDocument) | null {
   const known = documentOf(server);
   if (known !== null || !(server instanceof InProcessServer)) return known;
   server.monitor ??= new Monitor({ accessLog: false, slowRequestThreshold: 0, onSlowRequest: reportSlowRequest }, server);
-  const startedAt = Date.now();
-  const source = () => inProcessDocument(server, startedAt);
+  const source = inProcessDocument(server);
   setDocumentSource(server, source);
   return source;
 }

@@ -123,9 +123,11 @@ export async function listenStatus(address: string, group: number | undefined, d
 
 /** The in-process server's endpoint (parallelism 1): `serve()` calls this when `statusAddress` is set. */
 export async function startStatusServer(server: InProcessSource & EventEmitter & { close(): Promise<void> }, opts: NormalizedOptions): Promise<StatusEndpoint> {
-  const startedAt = Date.now();
-  const source = () => inProcessDocument(server, startedAt);
-  if (documentOf(server) === null) setDocumentSource(server, source);
+  let source = documentOf(server);
+  if (source === null) {
+    source = inProcessDocument(server);
+    setDocumentSource(server, source);
+  }
   try {
     return await listenStatus(opts.statusAddress!, opts.socketGroup, source, server);
   } catch (err) {

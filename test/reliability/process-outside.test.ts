@@ -36,9 +36,17 @@ const sockPath = () => join(dir.path, `p${n++}.sock`);
 const openFds = () => readdirSync('/proc/self/fd').length;
 
 /** Run `node --input-type=module -e script` (importing scgi from dist/); resolves with its exit code and output, or 'timeout'. */
-function runScript(script: string, env: Record<string, string> = {}, timeout = 10_000): Promise<{ code: number | null | 'timeout'; stdout: string; stderr: string }> {
+function runScript(
+  script: string,
+  env: Record<string, string> = {},
+  timeout = 10_000,
+): Promise<{ code: number | null | 'timeout'; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     children.push(child);
     let stdout = '';
     let stderr = '';
@@ -136,7 +144,11 @@ describe.each(TRANSPORTS)('7. stats.fdExhausted counts connections answered 503,
 
 describe('13. scgi serve with an app that never finishes loading', () => {
   it('a top-level await that never settles: exit 1, saying what happened (not exit 13 in silence)', () => {
-    const r = spawnSync(process.execPath, [CLI, 'serve', 'test/apps/cli/never-settles.mjs', '--address', sockPath()], { cwd: ROOT, encoding: 'utf8', timeout: 20_000 });
+    const r = spawnSync(process.execPath, [CLI, 'serve', 'test/apps/cli/never-settles.mjs', '--address', sockPath()], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/never-settles\.mjs.*top-level await.*never settled/);
   });
