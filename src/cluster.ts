@@ -50,6 +50,7 @@ import {
   type HeartbeatSource,
   type WorkerRecord,
 } from './supervision/heartbeat.ts';
+import { startPrimaryStatus } from './status/primary.ts';
 import { listenSocket } from './transport/native-engine.ts';
 import { zeroStats, type ScgiServer, type ScgiStats } from './types.ts';
 import { UnixSocketFile } from './unix-socket.ts';
@@ -514,5 +515,6 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
 export async function startCluster(options: ServeOptions, opts: NormalizedOptions, chooseTransport: () => 'native' | 'net'): Promise<ScgiServer> {
   const primary = new ClusterPrimary(opts.parallelism, opts.shutdownTimeout);
   await primary.start(options, opts, chooseTransport);
+  if (opts.statusAddress !== null) await startPrimaryStatus(primary, opts);
   return primary;
 }
