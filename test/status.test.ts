@@ -4,25 +4,22 @@
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { serve, type ScgiServer } from '../src/index.ts';
-import { scgiRequest, tempDir, TRANSPORTS, waitFor } from './helpers.ts';
+import { serve, type Handler, type ServeOptions } from '../src/index.ts';
+import { scgiRequest, serverPerTest, tempDir, TRANSPORTS, waitFor } from './helpers.ts';
 import { parseMetrics, sampleValue, statusGet } from './status-metrics.ts';
 
 describe.each(TRANSPORTS)('status endpoint, parallelism 1 (%s)', (transport) => {
-  let server: ScgiServer | null = null;
+  const s = serverPerTest(transport);
   let dir: { path: string; cleanup(): void } | null = null;
-  afterEach(async () => {
-    await server?.close();
-    server = null;
+  afterEach(() => {
     dir?.cleanup();
     dir = null;
   });
 
-  async function start(handler: Parameters<typeof serve>[0], options: Parameters<typeof serve>[1] = {}) {
+  async function start(handler: Handler, options: ServeOptions = {}) {
     dir = tempDir();
-    const address = join(dir.path, 'scgi.sock');
     const status = join(dir.path, 'status.sock');
-    server = await serve(handler, { address, transport, handleSignals: false, statusAddress: status, ...options });
+    const address = await s.start(handler, { statusAddress: status, ...options });
     return { address, status };
   }
 
@@ -114,8 +111,7 @@ describe.each(TRANSPORTS)('status endpoint, parallelism 1 (%s)', (transport) => 
 
   it('closes with the server and removes its socket', async () => {
     const { status } = await start((_h, client) => client.end('Status: 204 No Content\r\n\r\n'));
-    await server!.close();
-    server = null;
+    await s.server.close();
     await expect(statusGet(status, '/status')).rejects.toThrow();
     expect(() => statSync(status)).toThrow();
   });

@@ -13,10 +13,10 @@ import { formatAddress } from '../address.ts';
 import type { NormalizedOptions } from '../options.ts';
 import { isHeartbeat, type WorkerRecord } from '../supervision/heartbeat.ts';
 import type { ScgiStats } from '../types.ts';
-import { addDurations, setDocumentSource, statusDocument, zeroDurations, type StatusDocument } from './document.ts';
+import { addDurations, statusDocument, zeroDurations, type StatusDocument } from './document.ts';
 import { listenQueue } from './listen-queue.ts';
 import type { Durations } from './monitor.ts';
-import { listenStatus, type StatusEndpoint } from './server.ts';
+import { serveStatus, type StatusEndpoint } from './server.ts';
 
 /** What the primary (src/cluster.ts) shows its status endpoint. */
 export interface PrimarySource extends EventEmitter {
@@ -62,12 +62,5 @@ export function primaryDocument(primary: PrimarySource, parallelism: number): ()
 
 /** `startCluster` calls this when `statusAddress` is set: the endpoint, served by the primary. */
 export async function startPrimaryStatus(primary: PrimarySource, opts: NormalizedOptions): Promise<StatusEndpoint> {
-  const source = primaryDocument(primary, opts.parallelism);
-  setDocumentSource(primary, source);
-  try {
-    return await listenStatus(opts.statusAddress!, opts.socketGroup, source, primary);
-  } catch (err) {
-    await primary.close();
-    throw err;
-  }
+  return serveStatus(primary, opts, primaryDocument(primary, opts.parallelism));
 }

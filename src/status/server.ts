@@ -80,6 +80,25 @@ export interface StatusEndpoint {
 }
 
 /**
+ * The endpoint of `owner` (a server `serve()` made) at `opts.statusAddress`,
+ * answering with `doc()`, closed with it; if it cannot listen, `owner` is
+ * closed too and this rejects (as `serve()` then does).
+ */
+export async function serveStatus(
+  owner: EventEmitter & { close(): Promise<void> },
+  opts: NormalizedOptions,
+  doc: () => StatusDocument,
+): Promise<StatusEndpoint> {
+  setDocumentSource(owner, doc);
+  try {
+    return await listenStatus(opts.statusAddress!, opts.socketGroup, doc, owner);
+  } catch (err) {
+    await owner.close();
+    throw err;
+  }
+}
+
+/**
  * Listen on `address` and answer with `doc()`; closes when `owner` emits
  * `'close'`. Rejects with `ERR_SCGI_ADDRESS_IN_USE`, `ERR_SCGI_INVALID_ADDRESS`, ...
  */
@@ -123,15 +142,5 @@ export async function listenStatus(address: string, group: number | undefined, d
 
 /** The in-process server's endpoint (parallelism 1): `serve()` calls this when `statusAddress` is set. */
 export async function startStatusServer(server: InProcessSource & EventEmitter & { close(): Promise<void> }, opts: NormalizedOptions): Promise<StatusEndpoint> {
-  let source = documentOf(server);
-  if (source === null) {
-    source = inProcessDocument(server);
-    setDocumentSource(server, source);
-  }
-  try {
-    return await listenStatus(opts.statusAddress!, opts.socketGroup, source, server);
-  } catch (err) {
-    await server.close();
-    throw err;
-  }
+  return serveStatus(server, opts, documentOf(server) ?? inProcessDocument(server));
 }
