@@ -109,10 +109,18 @@ function byteLength(data: string | Uint8Array, encoding: BufferEncoding | undefi
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 const two = (n: number) => (n < 10 ? `0${n}` : String(n));
 
+/** The last second formatted, and which second it was (a busy log formats each second once). */
+let clfSecond = -1;
+let clfText = '';
+
 /** `[07/Dec/2026:14:39:24 +0000]`'s inside (UTC). */
 export function clfTime(ms: number): string {
-  const d = new Date(ms);
-  return `${two(d.getUTCDate())}/${MONTHS[d.getUTCMonth()]}/${d.getUTCFullYear()}:${two(d.getUTCHours())}:${two(d.getUTCMinutes())}:${two(d.getUTCSeconds())} +0000`;
+  const second = Math.floor(ms / 1000);
+  if (second === clfSecond) return clfText;
+  const d = new Date(second * 1000);
+  clfSecond = second;
+  clfText = `${two(d.getUTCDate())}/${MONTHS[d.getUTCMonth()]}/${d.getUTCFullYear()}:${two(d.getUTCHours())}:${two(d.getUTCMinutes())}:${two(d.getUTCSeconds())} +0000`;
+  return clfText;
 }
 
 // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is escaped
@@ -120,6 +128,8 @@ const UNSAFE = /["\\\x00-\x1f\x7f-\xff]/g;
 
 /** A value inside a quoted log field: `"`, `\`, controls and bytes above 0x7e as `\xHH` (as nginx escapes). */
 function escapeField(s: string): string {
+  UNSAFE.lastIndex = 0;
+  if (!UNSAFE.test(s)) return s;
   return s.replace(UNSAFE, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
