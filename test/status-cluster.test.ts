@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { encodeRequest } from '../src/requester.ts';
 import { spawnApp, type AppProcess } from './apps/spawn.ts';
+import { runCli } from './cli-process.ts';
 import { scgiRequest, tempDir, TRANSPORTS, waitFor } from './helpers.ts';
 import { parseMetrics, sampleValue, statusGet } from './status-metrics.ts';
 
@@ -31,8 +32,8 @@ afterEach(async () => {
   dir = null;
 });
 
-function start(options: Record<string, unknown>): Promise<AppProcess<Ready>> {
-  return spawnApp<Ready>([process.execPath, APP], { SCGI_TEST_OPTIONS: JSON.stringify({ ...options }) }, children);
+function start(options: Record<string, unknown>, env: Record<string, string> = {}): Promise<AppProcess<Ready>> {
+  return spawnApp<Ready>([process.execPath, APP], { SCGI_TEST_OPTIONS: JSON.stringify({ ...options }), ...env }, children);
 }
 
 async function doc(status: string, timeout = 1000) {
@@ -78,6 +79,31 @@ describe.each(TRANSPORTS)('status endpoint, parallelism 2 (%s)', (transport) => 
       5000,
       200,
     );
+    // scgi status: one row per worker.
+    const table = runCli(['status', status]);
+    expect(table.status).toBe(0);
+    expect(table.stdout).toMatch(/requests 20, in progress 0/);
+    for (const pid of pids) expect(table.stdout).toMatch(new RegExp(`^${pid} +idle +\\d+ +0 +`, 'm'));
+  }, 30_000);
+
+  it("registerMetrics in the primary (no statusAddress): the cluster's numbers in the app's prom-client registry", async () => {
+    dir = tempDir();
+    const address = join(dir.path, 'app.sock');
+    // slowRequestThreshold gives the workers a monitor, so their heartbeats carry the histogram.
+    const app = await start({ address, parallelism: 2, transport, slowRequestThreshold: 60_000 }, { SCGI_TEST_PROM: '1' });
+    await Promise.all(Array.from({ length: 10 }, () => scgiRequest({ path: address }, { uri: '/' })));
+    const scrape = async () => {
+      const before = app.lines.length;
+      app.child.kill('SIGUSR2');
+      await waitFor(() => app.lines.slice(before).some((l) => 'metrics' in l), 3000);
+      return parseMetrics(app.lines.slice(before).find((l) => 'metrics' in l)!.metrics as string, 'prometheus');
+    };
+    await waitFor(async () => sampleValue(await scrape(), 'scgi_request_duration_seconds', 'scgi_request_duration_seconds_count') === 10, 6000, 200);
+    const m = await scrape();
+    expect(sampleValue(m, 'scgi_requests', 'scgi_requests_total')).toBe(10);
+    for (const pid of app.ready.workers!) {
+      expect(sampleValue(m, 'scgi_worker_resident_memory_bytes', 'scgi_worker_resident_memory_bytes', { pid: String(pid) })).toBeGreaterThan(0);
+    }
   }, 30_000);
 
   it('answers within 1 s while every worker is blocked: both unresponsive, the oldest request named, connections waiting in the listen queue', async () => {

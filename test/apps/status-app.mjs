@@ -3,7 +3,7 @@
 // waits `wait` ms (a heartbeat reports it in progress), prints {"blocking":
 // pid} and then blocks its event loop for `ms` (a stuck worker).
 import cluster from 'node:cluster';
-import { serve } from 'scgi';
+import { registerMetrics, serve } from 'scgi';
 
 const options = JSON.parse(process.env.SCGI_TEST_OPTIONS ?? '{}');
 const server = await serve(async (headers, client) => {
@@ -21,5 +21,12 @@ const server = await serve(async (headers, client) => {
 }, options);
 
 if (cluster.isPrimary) {
+  if (process.env.SCGI_TEST_PROM === '1') {
+    // The primary's metrics in a prom-client registry of the app's own; SIGUSR2 prints them.
+    const { Registry } = await import('prom-client');
+    const registry = new Registry();
+    registerMetrics(registry, server);
+    process.on('SIGUSR2', async () => console.log(JSON.stringify({ metrics: await registry.metrics() })));
+  }
   console.log(JSON.stringify({ ready: server.address(), pid: process.pid, workers: server.workers ?? null, transport: server.transport }));
 }
