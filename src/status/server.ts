@@ -107,19 +107,31 @@ export async function listenStatus(address: string, group: number | undefined, d
   const http = createServer((req, res) => answer(doc, req, res));
   http.on('clientError', (_err, socket) => socket.destroy());
   let file: UnixSocketFile | null = null;
-  const listen = (opts: ListenOptions, what: string) =>
+  // `bound` runs right after listen() (which binds synchronously), before any other code runs under a narrowed umask.
+  const listen = (opts: ListenOptions, what: string, bound: () => void = () => {}) =>
     new Promise<void>((resolve, reject) => {
       http.once('error', (err: NodeJS.ErrnoException) => reject(listenError(err, what)));
       http.listen(opts, () => resolve());
+      bound();
     });
   if (where.kind === 'unix') {
     file = new UnixSocketFile(where.path, 0o600, group);
     await file.prepare(false);
-    const bound = file.narrowUmask();
-    try {
-      await listen({ path: where.path }, where.path);
-    } finally {
-      bound();
+    if (UnixSocketFile.bindsAside) {
+      // A worker thread may not set the umask: bound at a private path, then linked into place.
+      await file
+        .bindAside((tmp) => listen({ path: tmp }, where.path))
+        .catch((err) => {
+          http.close();
+          throw err;
+        });
+    } else {
+      const bound = file.narrowUmask();
+      try {
+        await listen({ path: where.path }, where.path, bound);
+      } finally {
+        bound();
+      }
     }
     file.claim();
   } else {
