@@ -54,6 +54,7 @@ import {
   type HeartbeatSource,
   type WorkerRecord,
 } from './supervision/heartbeat.ts';
+import { startPrimaryStatus } from './status/primary.ts';
 import { debugging, describeLoop, type LoopReport, reportRequestsOf, STACK_TIMEOUT, startPipeWatchdog, WATCHDOG_FD_ENV } from './supervision/watchdog.ts';
 import { listenSocket } from './transport/native-engine.ts';
 import { zeroStats, type ScgiServer, type ScgiStats } from './types.ts';
@@ -811,5 +812,6 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
 export async function startCluster(options: ServeOptions, opts: NormalizedOptions, chooseTransport: () => 'native' | 'net'): Promise<ScgiServer> {
   const primary = new ClusterPrimary(opts);
   await primary.start(options, opts, chooseTransport);
+  if (opts.statusAddress !== null) await startPrimaryStatus(primary, opts);
   return primary;
 }

@@ -1,28 +1,27 @@
 // The status endpoint at parallelism 1 (statusAddress; src/status/): GET
 // /status (JSON) and /metrics (Prometheus text and OpenMetrics, read by
 // Python's prometheus_client), on both transports.
-import { statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
-import { serve, type ScgiServer } from '../src/index.ts';
-import { scgiRequest, tempDir, TRANSPORTS, waitFor } from './helpers.ts';
+import { serve, type Handler, type ServeOptions } from '../src/index.ts';
+import { scgiRequest, serverPerTest, tempDir, TRANSPORTS, waitFor } from './helpers.ts';
 import { parseMetrics, sampleValue, statusGet } from './status-metrics.ts';
 
 describe.each(TRANSPORTS)('status endpoint, parallelism 1 (%s)', (transport) => {
-  let server: ScgiServer | null = null;
+  const s = serverPerTest(transport);
   let dir: { path: string; cleanup(): void } | null = null;
-  afterEach(async () => {
-    await server?.close();
-    server = null;
+  afterEach(() => {
     dir?.cleanup();
     dir = null;
   });
 
-  async function start(handler: Parameters<typeof serve>[0], options: Parameters<typeof serve>[1] = {}) {
+  async function start(handler: Handler, options: ServeOptions = {}) {
     dir = tempDir();
-    const address = join(dir.path, 'scgi.sock');
     const status = join(dir.path, 'status.sock');
-    server = await serve(handler, { address, transport, handleSignals: false, statusAddress: status, ...options });
+    const address = await s.start(handler, { statusAddress: status, ...options });
     return { address, status };
   }
 
@@ -114,8 +113,7 @@ describe.each(TRANSPORTS)('status endpoint, parallelism 1 (%s)', (transport) => 
 
   it('closes with the server and removes its socket', async () => {
     const { status } = await start((_h, client) => client.end('Status: 204 No Content\r\n\r\n'));
-    await server!.close();
-    server = null;
+    await s.server.close();
     await expect(statusGet(status, '/status')).rejects.toThrow();
     expect(() => statSync(status)).toThrow();
   });
@@ -142,5 +140,42 @@ describe('statusAddress', () => {
   it('a bad value is ERR_SCGI_INVALID_OPTION', async () => {
     await expect(serve(() => {}, { statusAddress: '' })).rejects.toMatchObject({ code: 'ERR_SCGI_INVALID_OPTION' });
     await expect(serve(() => {}, { statusAddress: 5 as never })).rejects.toMatchObject({ code: 'ERR_SCGI_INVALID_OPTION' });
+  });
+});
+
+describe('statusAddress in worker_threads', () => {
+  it('the status socket is bound aside (a worker thread may not set the umask): mode 0600, it answers, close removes it', async () => {
+    const dir = tempDir();
+    const address = join(dir.path, 'app.sock');
+    const status = join(dir.path, 'status.sock');
+    const index = pathToFileURL(join(fileURLToPath(new URL('..', import.meta.url)), 'dist', 'index.js')).href;
+    const code = `const { parentPort } = require('node:worker_threads');
+import(${JSON.stringify(index)}).then(async ({ serve }) => {
+  try {
+    const server = await serve((h, c) => c.end('Status: 204 No Content\\r\\n\\r\\n'), { address: ${JSON.stringify(address)}, statusAddress: ${JSON.stringify(status)}, handleSignals: false });
+    parentPort.postMessage({ listening: true });
+    parentPort.once('message', async () => { await server.close(); parentPort.postMessage({ closed: true }); });
+  } catch (err) {
+    parentPort.postMessage({ error: String(err.code) + ': ' + err.message });
+  }
+});`;
+    const worker = new Worker(code, { eval: true });
+    const messages: Record<string, unknown>[] = [];
+    worker.on('message', (m) => messages.push(m));
+    try {
+      await waitFor(() => messages.length > 0, 10_000);
+      expect(messages[0]).toEqual({ listening: true });
+      expect(statSync(status).mode & 0o777).toBe(0o600);
+      expect(readdirSync(dir.path).filter((f) => f.startsWith('.scgi-'))).toEqual([]);
+      expect((await scgiRequest({ path: address }, { uri: '/' })).status).toBe(204);
+      const doc = JSON.parse((await statusGet(status, '/status')).body);
+      expect(doc.totals.requests).toBe(1);
+      worker.postMessage('close');
+      await waitFor(() => messages.length > 1, 10_000);
+      expect(existsSync(status)).toBe(false);
+    } finally {
+      await worker.terminate();
+      dir.cleanup();
+    }
   });
 });

@@ -70,7 +70,7 @@ export function formatStatus(d: StatusDocument): string {
     bytes(w.rss),
     bytes(w.heapUsed),
     `${Math.round(w.elu * 100)}%`,
-    `${(w.lastHeartbeatAgeMs / 1000).toFixed(1)}s ago`,
+    w.lastHeartbeatAgeMs === null ? '-' : `${(w.lastHeartbeatAgeMs / 1000).toFixed(1)}s ago`,
     duration(Math.max(0, (now - Date.parse(w.startTime)) / 1000)),
     w.oldestRequest === null ? '-' : `${w.oldestRequest.method} ${w.oldestRequest.uri} (${duration(w.oldestRequest.ageMs / 1000)})`,
   ]);

@@ -1,30 +1,32 @@
 /**
- * The status document (`GET /status`, and what `/metrics` and `scgi status`
- * are made from): the server, the totals, the listen queue and one entry per
- * worker. In process (parallelism 1) the one worker is this process
- * (`inProcessDocument`); a cluster primary builds it from its workers'
- * records.
+ * The status document (`GET /status`, and what `/metrics`, `scgi status`
+ * and `registerMetrics` are made from): the server, the totals, the listen
+ * queue and one entry per worker.
+ *
+ * A worker's entry is made from what the primary knows of it, its
+ * `WorkerRecord` (src/supervision/heartbeat.ts: state, start, last heartbeat
+ * and that heartbeat, replacements by reason); in process (parallelism 1)
+ * the one worker is this process, and its record is made on the spot from a
+ * heartbeat of its own (`inProcessDocument`). The request duration histogram
+ * comes from each process's monitor (src/status/monitor.ts), in the
+ * heartbeat's `durations`.
  */
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { formatAddress } from '../address.ts';
+import type { Lifecycle } from '../lifecycle.ts';
 import { parserInfo } from '../parser/index.ts';
+import { EXIT_REASONS, HeartbeatMaker, type ExitReason, type WorkerRecord, type WorkerState } from '../supervision/heartbeat.ts';
 import { zeroStats, type ScgiStats } from '../types.ts';
 import { listenQueue } from './listen-queue.ts';
-import { DURATION_BUCKETS, type Monitor, type ProcessSnapshot } from './monitor.ts';
+import { DURATION_BUCKETS, type Durations, type Monitor } from './monitor.ts';
 
-export type WorkerState = 'starting' | 'idle' | 'busy' | 'unresponsive' | 'stopping';
+export type { WorkerState } from '../supervision/heartbeat.ts';
 
-/** Why workers were replaced (src/cluster.ts counts them). */
-export interface Replacements {
-  crash: number;
-  timeout: number;
-  recycle: number;
-  reload: number;
-  shutdown: number;
-}
+/** Workers replaced, by reason (src/cluster.ts counts them). */
+export type Replacements = Record<ExitReason, number>;
 
-export const REPLACEMENT_REASONS: readonly (keyof Replacements)[] = ['crash', 'timeout', 'recycle', 'reload', 'shutdown'];
+export const REPLACEMENT_REASONS: readonly ExitReason[] = EXIT_REASONS;
 
 export function zeroReplacements(): Replacements {
   return { crash: 0, timeout: 0, recycle: 0, reload: 0, shutdown: 0 };
@@ -42,24 +44,24 @@ export interface WorkerStatus {
   state: WorkerState;
   /** Requests handed to the handler (its `stats.requests`). */
   requests: number;
-  /** Requests in progress now. */
+  /** Requests in progress. */
   inProgress: number;
   /** The oldest request in progress, or null. */
   oldestRequest: RequestInProgress | null;
-  /** The requests in progress (the oldest ones, at most 20). */
+  /** The requests in progress (the oldest ones, at most 16). */
   requestsInProgress: RequestInProgress[];
   /** Open connections. */
   openConnections: number;
   /** Resident set size, bytes. */
   rss: number;
   heapUsed: number;
-  /** Event-loop utilisation, 0..1, over the last interval. */
+  /** Event-loop utilisation, 0..1, over the last heartbeat interval. */
   elu: number;
-  /** ms since this worker last reported (0 in process). */
-  lastHeartbeatAgeMs: number;
+  /** ms since this worker last reported (null before its first report). */
+  lastHeartbeatAgeMs: number | null;
   /** When it started (ISO 8601). */
   startTime: string;
-  /** Replacements of this worker slot, by reason. */
+  /** Replacements in this worker's line (the workers it took over from), by reason. */
   replacements: Replacements;
   /** Its counters. */
   stats: ScgiStats;
@@ -76,15 +78,15 @@ export interface StatusDocument {
     address: string;
     parallelism: number;
   };
-  /** The workers' counters summed (`connections` is those accepted), with the requests in progress and open connections. */
+  /** The counters summed over the workers (`connections` is those accepted), with the requests in progress and open connections. */
   totals: ScgiStats & { inProgress: number; openConnections: number };
   /** Connections waiting in the SCGI socket's accept queue (null where the platform does not say). */
   listenQueue: number | null;
-  /** Replacements of workers since the start, by reason (0 in process). */
+  /** Workers replaced since the start, by reason. */
   replacements: Replacements;
   workers: WorkerStatus[];
-  /** The request duration histogram, summed over the workers (for /metrics). */
-  durations: { buckets: readonly number[]; counts: number[]; sum: number; count: number };
+  /** The request duration histogram summed over the workers (for /metrics). */
+  durations: { buckets: readonly number[] } & Durations;
 }
 
 export const VERSION: string = (() => {
@@ -95,72 +97,78 @@ export const VERSION: string = (() => {
   }
 })();
 
-/** One worker's entry from its snapshot. */
-export function workerStatus(s: ProcessSnapshot, state: WorkerState, now: number, heartbeatAt: number, replacements: Replacements): WorkerStatus {
-  const list = s.requests.map((r) => ({ method: r.method, uri: r.uri, ageMs: Math.max(0, now - r.start) }));
+/** One worker's entry from its record. */
+export function workerStatus(r: Readonly<WorkerRecord>, now: number): WorkerStatus {
+  const h = r.heartbeat;
+  const list = (h?.requests ?? []).map((q) => ({ method: q.method, uri: q.uri, ageMs: Math.max(0, now - q.start) }));
+  const stats = h === null ? zeroStats() : { ...h.stats };
   return {
-    pid: s.pid,
-    state,
-    requests: s.stats.requests,
-    inProgress: s.inProgress,
+    pid: r.pid,
+    state: r.state,
+    requests: stats.requests,
+    inProgress: h?.inProgress ?? 0,
     oldestRequest: list[0] ?? null,
     requestsInProgress: list,
-    openConnections: s.open,
-    rss: s.rss,
-    heapUsed: s.heapUsed,
-    elu: s.elu,
-    lastHeartbeatAgeMs: Math.max(0, now - heartbeatAt),
-    startTime: new Date(s.startTime).toISOString(),
-    replacements,
-    stats: s.stats,
+    openConnections: h?.open ?? 0,
+    rss: h?.rss ?? 0,
+    heapUsed: h?.heapUsed ?? 0,
+    elu: h?.elu ?? 0,
+    lastHeartbeatAgeMs: r.lastHeartbeat === null ? null : Math.max(0, now - r.lastHeartbeat),
+    startTime: new Date(r.startTime).toISOString(),
+    replacements: { ...r.replacements },
+    stats,
   };
 }
 
-/** The document from the workers' entries and snapshots' histograms. */
+/** Sum histograms. */
+export function addDurations(into: Durations, h: Durations | undefined): void {
+  if (h === undefined) return;
+  for (let i = 0; i < into.counts.length; i++) into.counts[i]! += h.counts[i] ?? 0;
+  into.sum += h.sum;
+  into.count += h.count;
+}
+
+export function zeroDurations(): Durations {
+  return { counts: new Array(DURATION_BUCKETS.length + 1).fill(0), sum: 0, count: 0 };
+}
+
+/**
+ * The document: `server` as given, the workers' entries, `totals` (the
+ * workers' counters summed; `stats`, when given, replaces that sum: a
+ * primary's includes the workers that exited), the histogram.
+ */
 export function statusDocument(
   server: Omit<StatusDocument['server'], 'version' | 'parser'>,
-  workers: WorkerStatus[],
-  histograms: ProcessSnapshot['durations'][],
+  records: readonly Readonly<WorkerRecord>[],
+  durations: Durations,
   queue: number | null,
-  replacements: Replacements,
+  stats?: ScgiStats,
 ): StatusDocument {
+  const now = Date.now();
+  const workers = records.map((r) => workerStatus(r, now));
   const totals = { ...zeroStats(), inProgress: 0, openConnections: 0 };
+  const replacements = zeroReplacements();
   for (const w of workers) {
     for (const k of Object.keys(w.stats) as (keyof ScgiStats)[]) totals[k] += w.stats[k];
     totals.inProgress += w.inProgress;
     totals.openConnections += w.openConnections;
+    for (const k of REPLACEMENT_REASONS) replacements[k] += w.replacements[k];
   }
-  const counts: number[] = new Array(DURATION_BUCKETS.length + 1).fill(0);
-  let sum = 0;
-  let count = 0;
-  for (const h of histograms) {
-    for (let i = 0; i < counts.length; i++) counts[i]! += h.counts[i] ?? 0;
-    sum += h.sum;
-    count += h.count;
-  }
+  if (stats !== undefined) Object.assign(totals, stats);
   return {
     server: { ...server, version: VERSION, parser: parserInfo.backend },
     totals,
     listenQueue: queue,
     replacements,
     workers,
-    durations: { buckets: DURATION_BUCKETS, counts, sum, count },
+    durations: { buckets: DURATION_BUCKETS, ...durations },
   };
-}
-
-/** What the in-process server shows the status endpoint (`InProcessServer`, src/server.ts). */
-export interface InProcessSource {
-  readonly stats: Readonly<ScgiStats>;
-  readonly openConnections: number;
-  readonly transport: 'native' | 'net';
-  readonly monitor: Monitor | null;
-  address(): string | AddressInfo | null;
 }
 
 /**
  * How to get a server's document, registered by whoever serves it: the
- * status endpoint (src/status/server.ts), the prom-client bridge
- * (src/status/prom-client.ts) for an in-process server.
+ * status endpoint (src/status/server.ts, src/status/primary.ts), the
+ * prom-client bridge (src/status/prom-client.ts) for an in-process server.
  */
 const sources = new WeakMap<object, () => StatusDocument>();
 
@@ -173,23 +181,36 @@ export function documentOf(server: object): (() => StatusDocument) | null {
   return sources.get(server) ?? null;
 }
 
-/** The document of a server at parallelism 1: this process is its one worker. */
-export function inProcessDocument(server: InProcessSource, startedAt: number): StatusDocument {
-  const now = Date.now();
-  const snap = server.monitor!.snapshot(server.stats, server.openConnections);
-  const state: WorkerState = snap.inProgress > 0 ? 'busy' : 'idle';
-  const address = server.address();
-  return statusDocument(
-    {
+/** What the in-process server shows the status endpoint (`InProcessServer`, src/server.ts). */
+export interface InProcessSource {
+  readonly stats: Readonly<ScgiStats>;
+  readonly openConnections: number;
+  readonly connections: ReadonlySet<Lifecycle>;
+  readonly transport: 'native' | 'net';
+  readonly monitor: Monitor | null;
+  address(): string | AddressInfo | null;
+}
+
+/** The document source of a server at parallelism 1: this process is its one worker, its record made from a heartbeat of its own. */
+export function inProcessDocument(server: InProcessSource): () => StatusDocument {
+  const startTime = Date.now();
+  const beats = new HeartbeatMaker(server);
+  return () => {
+    const heartbeat = beats.make();
+    const record: WorkerRecord = {
       pid: process.pid,
-      uptime: (now - startedAt) / 1000,
-      transport: server.transport,
-      address: formatAddress(address),
-      parallelism: 1,
-    },
-    [workerStatus(snap, state, now, now, zeroReplacements())],
-    [snap.durations],
-    listenQueue(address),
-    zeroReplacements(),
-  );
+      state: heartbeat.inProgress > 0 ? 'busy' : 'idle',
+      startTime,
+      lastHeartbeat: heartbeat.time,
+      heartbeat,
+      replacements: zeroReplacements(),
+    };
+    const address = server.address();
+    return statusDocument(
+      { pid: process.pid, uptime: (Date.now() - startTime) / 1000, transport: server.transport, address: formatAddress(address), parallelism: 1 },
+      [record],
+      server.monitor?.durations() ?? zeroDurations(),
+      listenQueue(address),
+    );
+  };
 }

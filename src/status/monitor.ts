@@ -25,10 +25,9 @@
  */
 import type { EventEmitter } from 'node:events';
 import { writeSync } from 'node:fs';
-import { performance, type EventLoopUtilization } from 'node:perf_hooks';
+import { performance } from 'node:perf_hooks';
 import type { ScgiHeaders } from '../headers.ts';
 import type { Transport, TransportEvents, TransportSocket } from '../transport/types.ts';
-import type { ScgiStats } from '../types.ts';
 
 /** One access log entry (what a function `accessLog` receives). */
 export interface AccessLogEntry {
@@ -82,27 +81,13 @@ export interface RequestRecord {
   slowReported: boolean;
 }
 
-/** What one process tells about itself (the status endpoint; with parallelism, in each heartbeat). */
-export interface ProcessSnapshot {
-  pid: number;
-  /** ms since epoch. */
-  startTime: number;
-  stats: ScgiStats;
-  /** Open connections. */
-  open: number;
-  inProgress: number;
-  /** The requests in progress, oldest first (at most `MAX_LISTED`). */
-  requests: { method: string; uri: string; start: number }[];
-  rss: number;
-  heapUsed: number;
-  /** Event-loop utilisation (0..1) since the previous snapshot. */
-  elu: number;
-  /** The duration histogram: counts per bucket of `DURATION_BUCKETS` (not cumulative), the `+Inf` one last. */
-  durations: { counts: number[]; sum: number; count: number };
+/** The request duration histogram: counts per bucket of `DURATION_BUCKETS` (not cumulative), the `+Inf` one last; sum in seconds. */
+export interface Durations {
+  counts: number[];
+  sum: number;
+  count: number;
 }
 
-/** Requests listed in a snapshot: the oldest ones. */
-const MAX_LISTED = 20;
 /** Queued access log text is written once it reaches this size, or at the end of the loop turn. */
 const FLUSH_AT = 64 * 1024;
 
@@ -124,10 +109,18 @@ function byteLength(data: string | Uint8Array, encoding: BufferEncoding | undefi
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 const two = (n: number) => (n < 10 ? `0${n}` : String(n));
 
+/** The last second formatted, and which second it was (a busy log formats each second once). */
+let clfSecond = -1;
+let clfText = '';
+
 /** `[07/Dec/2026:14:39:24 +0000]`'s inside (UTC). */
 export function clfTime(ms: number): string {
-  const d = new Date(ms);
-  return `${two(d.getUTCDate())}/${MONTHS[d.getUTCMonth()]}/${d.getUTCFullYear()}:${two(d.getUTCHours())}:${two(d.getUTCMinutes())}:${two(d.getUTCSeconds())} +0000`;
+  const second = Math.floor(ms / 1000);
+  if (second === clfSecond) return clfText;
+  const d = new Date(second * 1000);
+  clfSecond = second;
+  clfText = `${two(d.getUTCDate())}/${MONTHS[d.getUTCMonth()]}/${d.getUTCFullYear()}:${two(d.getUTCHours())}:${two(d.getUTCMinutes())}:${two(d.getUTCSeconds())} +0000`;
+  return clfText;
 }
 
 // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is escaped
@@ -135,6 +128,8 @@ const UNSAFE = /["\\\x00-\x1f\x7f-\xff]/g;
 
 /** A value inside a quoted log field: `"`, `\`, controls and bytes above 0x7e as `\xHH` (as nginx escapes). */
 function escapeField(s: string): string {
+  UNSAFE.lastIndex = 0;
+  if (!UNSAFE.test(s)) return s;
   return s.replace(UNSAFE, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
@@ -227,7 +222,6 @@ class ObservedTransport implements Transport {
 
 export class Monitor {
   readonly pid = process.pid;
-  readonly startTime = Date.now();
   /** Requests in progress, by connection (insertion order: oldest first). */
   readonly inProgress = new Map<object, RequestRecord>();
   /** Duration bucket counts (not cumulative; the last is `+Inf`), their sum (s) and count. */
@@ -240,7 +234,6 @@ export class Monitor {
   #slowTimer: NodeJS.Timeout | null = null;
   #queued = '';
   #flushScheduled = false;
-  #elu: EventLoopUtilization = performance.eventLoopUtilization();
   #logFailed = false;
 
   /** `owner`: the server; its `'close'` stops the sweep and writes what is queued. */
@@ -371,28 +364,9 @@ export class Monitor {
     this.flush();
   }
 
-  /** This process's numbers now. */
-  snapshot(stats: ScgiStats, open: number): ProcessSnapshot {
-    const mem = process.memoryUsage();
-    const elu = performance.eventLoopUtilization(this.#elu);
-    this.#elu = performance.eventLoopUtilization();
-    const requests: ProcessSnapshot['requests'] = [];
-    for (const rec of this.inProgress.values()) {
-      if (requests.length === MAX_LISTED) break;
-      requests.push({ method: rec.method, uri: rec.uri, start: rec.wallStart });
-    }
-    return {
-      pid: this.pid,
-      startTime: this.startTime,
-      stats: { ...stats },
-      open,
-      inProgress: this.inProgress.size,
-      requests,
-      rss: mem.rss,
-      heapUsed: mem.heapUsed,
-      elu: Number.isFinite(elu.utilization) ? elu.utilization : 0,
-      durations: { counts: [...this.counts], sum: this.sum, count: this.count },
-    };
+  /** The duration histogram so far (a copy). */
+  durations(): Durations {
+    return { counts: [...this.counts], sum: this.sum, count: this.count };
   }
 }
 

@@ -8,13 +8,16 @@
  * the same status document as `GET /metrics`.
  *
  * In process the server starts its request monitor (src/status/monitor.ts)
- * if no option had (the histogram and in-progress figures count from then).
+ * if no option had (the histogram counts from then). A cluster primary gives
+ * the cluster's numbers; its workers keep the duration histogram only when
+ * an option made them a monitor (statusAddress, accessLog, slowRequestThreshold).
  */
 import { ScgiError } from '../errors.ts';
 import type { ScgiServer } from '../types.ts';
 import { InProcessServer } from '../server.ts';
 import { documentOf, inProcessDocument, setDocumentSource, type StatusDocument } from './document.ts';
 import { Monitor, reportSlowRequest } from './monitor.ts';
+import { primaryDocument, type PrimarySource } from './primary.ts';
 import { families } from './metrics.ts';
 
 /** What `registerMetrics` needs of a prom-client `Registry` (v13 and later). */
@@ -82,10 +85,17 @@ export function registerMetrics(registry: MetricsRegistry, server: ScgiServer): 
 /** The server's document source; an in-process server without a monitor gets one now. */
 function sourceOf(server: ScgiServer): (() => StatusDocument) | null {
   const known = documentOf(server);
-  if (known !== null || !(server instanceof InProcessServer)) return known;
-  server.monitor ??= new Monitor({ accessLog: false, slowRequestThreshold: 0, onSlowRequest: reportSlowRequest }, server);
-  const startedAt = Date.now();
-  const source = () => inProcessDocument(server, startedAt);
+  if (known !== null) return known;
+  let source: () => StatusDocument;
+  if (server instanceof InProcessServer) {
+    server.monitor ??= new Monitor({ accessLog: false, slowRequestThreshold: 0, onSlowRequest: reportSlowRequest }, server);
+    source = inProcessDocument(server);
+  } else if (typeof (server as unknown as Partial<PrimarySource>).workerRecords === 'function' && server.workers !== undefined) {
+    // A cluster primary started without statusAddress (its workers keep a histogram only with a monitoring option).
+    source = primaryDocument(server as unknown as PrimarySource, server.workers.length);
+  } else {
+    return null;
+  }
   setDocumentSource(server, source);
   return source;
 }

@@ -80,6 +80,25 @@ export interface StatusEndpoint {
 }
 
 /**
+ * The endpoint of `owner` (a server `serve()` made) at `opts.statusAddress`,
+ * answering with `doc()`, closed with it; if it cannot listen, `owner` is
+ * closed too and this rejects (as `serve()` then does).
+ */
+export async function serveStatus(
+  owner: EventEmitter & { close(): Promise<void> },
+  opts: NormalizedOptions,
+  doc: () => StatusDocument,
+): Promise<StatusEndpoint> {
+  setDocumentSource(owner, doc);
+  try {
+    return await listenStatus(opts.statusAddress!, opts.socketGroup, doc, owner);
+  } catch (err) {
+    await owner.close();
+    throw err;
+  }
+}
+
+/**
  * Listen on `address` and answer with `doc()`; closes when `owner` emits
  * `'close'`. Rejects with `ERR_SCGI_ADDRESS_IN_USE`, `ERR_SCGI_INVALID_ADDRESS`, ...
  */
@@ -88,19 +107,31 @@ export async function listenStatus(address: string, group: number | undefined, d
   const http = createServer((req, res) => answer(doc, req, res));
   http.on('clientError', (_err, socket) => socket.destroy());
   let file: UnixSocketFile | null = null;
-  const listen = (opts: ListenOptions, what: string) =>
+  // `bound` runs right after listen() (which binds synchronously), before any other code runs under a narrowed umask.
+  const listen = (opts: ListenOptions, what: string, bound: () => void = () => {}) =>
     new Promise<void>((resolve, reject) => {
       http.once('error', (err: NodeJS.ErrnoException) => reject(listenError(err, what)));
       http.listen(opts, () => resolve());
+      bound();
     });
   if (where.kind === 'unix') {
     file = new UnixSocketFile(where.path, 0o600, group);
     await file.prepare(false);
-    const bound = file.narrowUmask();
-    try {
-      await listen({ path: where.path }, where.path);
-    } finally {
-      bound();
+    if (UnixSocketFile.bindsAside) {
+      // A worker thread may not set the umask: bound at a private path, then linked into place.
+      await file
+        .bindAside((tmp) => listen({ path: tmp }, where.path))
+        .catch((err) => {
+          http.close();
+          throw err;
+        });
+    } else {
+      const bound = file.narrowUmask();
+      try {
+        await listen({ path: where.path }, where.path, bound);
+      } finally {
+        bound();
+      }
     }
     file.claim();
   } else {
@@ -123,13 +154,5 @@ export async function listenStatus(address: string, group: number | undefined, d
 
 /** The in-process server's endpoint (parallelism 1): `serve()` calls this when `statusAddress` is set. */
 export async function startStatusServer(server: InProcessSource & EventEmitter & { close(): Promise<void> }, opts: NormalizedOptions): Promise<StatusEndpoint> {
-  const startedAt = Date.now();
-  const source = () => inProcessDocument(server, startedAt);
-  if (documentOf(server) === null) setDocumentSource(server, source);
-  try {
-    return await listenStatus(opts.statusAddress!, opts.socketGroup, source, server);
-  } catch (err) {
-    await server.close();
-    throw err;
-  }
+  return serveStatus(server, opts, documentOf(server) ?? inProcessDocument(server));
 }

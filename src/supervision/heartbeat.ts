@@ -19,6 +19,7 @@
  */
 import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import { Phase, type Lifecycle } from '../lifecycle.ts';
+import type { Durations } from '../status/monitor.ts';
 import type { ScgiStats } from '../types.ts';
 
 /** ms between two heartbeats of a worker. */
@@ -55,6 +56,8 @@ export interface Heartbeat {
   elu: number;
   /** When this heartbeat was made (ms since the epoch). */
   time: number;
+  /** The request duration histogram, when the worker has a request monitor (src/status/monitor.ts). */
+  durations?: Durations;
 }
 
 /** Why a worker was replaced (or stopped), as `'workerExit'` says. */
@@ -90,6 +93,8 @@ export interface HeartbeatSource {
   readonly stats: Readonly<ScgiStats>;
   readonly openConnections: number;
   readonly connections: ReadonlySet<Lifecycle>;
+  /** The request monitor, if the options asked for one (its histogram goes into the heartbeat). */
+  readonly monitor?: { durations(): Durations } | null;
 }
 
 /** The requests in progress of `connections`: how many, and the oldest MAX_REPORTED_REQUESTS of them, oldest first. */
@@ -135,6 +140,7 @@ export class HeartbeatMaker {
       heapUsed: mem.heapUsed,
       elu: Number.isFinite(elu) ? elu : 0,
       time: Date.now(),
+      ...(s.monitor ? { durations: s.monitor.durations() } : {}),
     };
   }
 }

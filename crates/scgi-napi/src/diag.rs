@@ -121,8 +121,7 @@ unsafe extern "C" fn unix_listen_queue_cb(
 ) -> n::napi_value {
     let body = || -> n::napi_value {
         let mut ret = null_mut();
-        // SAFETY: `env`/`info` are this call's.
-        let Some([a]) = (unsafe { args::<1>(env, info) }) else {
+        let usage = || {
             // SAFETY: `env` is this call's; the strings are NUL-terminated.
             unsafe {
                 n::napi_throw_type_error(
@@ -131,20 +130,16 @@ unsafe extern "C" fn unix_listen_queue_cb(
                     c"unixListenQueue(inode)".as_ptr(),
                 )
             };
-            return ret;
+            null_mut()
+        };
+        // SAFETY: `env`/`info` are this call's.
+        let Some([a]) = (unsafe { args::<1>(env, info) }) else {
+            return usage();
         };
         let mut inode = 0u32;
         // SAFETY: `a` is an argument of this call; `inode` a valid out-pointer.
         if unsafe { n::napi_get_value_uint32(env, a, &mut inode) } != n::Status::napi_ok {
-            // SAFETY: as above.
-            unsafe {
-                n::napi_throw_type_error(
-                    env,
-                    c"ERR_INVALID_ARG_TYPE".as_ptr(),
-                    c"unixListenQueue(inode)".as_ptr(),
-                )
-            };
-            return ret;
+            return usage();
         }
         match unix_listen_queue(inode) {
             None => {
