@@ -206,6 +206,8 @@ export function runWorker(server: WorkerServer, opts: Pick<NormalizedOptions, 'm
   if (process.connected) {
     const msg: ClusterMessage = { scgi: 'listening', address: server.address() };
     process.send!(msg);
+    // The first heartbeat at once: the primary's record has the worker's memory and counters from the start.
+    report();
   }
 }
 

@@ -93,6 +93,12 @@ for (const transport of TRANSPORTS) {
       const app = await startApp({ address: path, parallelism: 2, transport });
       expect(app.ready.transport).toBe(transport);
       const target = targetOf(app);
+      // the first heartbeat comes as the worker starts serving (not a second later)
+      const ready = Date.now();
+      let first: Rec[] = [];
+      await waitFor(async () => (first = await records(app)).every((r) => r.heartbeat !== null), 700, 20).catch(() => {});
+      expect(first.map((r) => r.heartbeat?.scgi)).toEqual(['heartbeat', 'heartbeat']);
+      expect(Date.now() - ready).toBeLessThan(900);
       const t0 = Date.now();
       const slow = ask(target, '/slow?ms=3000');
       let recs: Rec[] = [];
