@@ -55,7 +55,7 @@ import {
   type WorkerRecord,
 } from './supervision/heartbeat.ts';
 import { startPrimaryStatus } from './status/primary.ts';
-import { describeLoop, type LoopReport, reportRequestsOf, STACK_TIMEOUT, startPipeWatchdog, WATCHDOG_FD_ENV } from './supervision/watchdog.ts';
+import { debugging, describeLoop, type LoopReport, reportRequestsOf, STACK_TIMEOUT, startPipeWatchdog, WATCHDOG_FD_ENV } from './supervision/watchdog.ts';
 import { listenSocket } from './transport/native-engine.ts';
 import { zeroStats, type ScgiServer, type ScgiStats } from './types.ts';
 import { UnixSocketFile } from './unix-socket.ts';
@@ -309,7 +309,8 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
       throw err;
     }
     this.#untrack = trackForSignals(this, opts.handleSignals);
-    if (this.#workerTimeout > 0) {
+    // Not while debugging: a worker paused at a breakpoint is not blocked.
+    if (this.#workerTimeout > 0 && !(await debugging())) {
       this.#lastCheck = this.#countFrom = Date.now();
       this.#supervisor = setInterval(() => this.#checkHeartbeats(), SUPERVISION_TICK);
       this.#supervisor.unref();

@@ -205,6 +205,17 @@ export function startPipeWatchdog(): boolean {
   return true;
 }
 
+/**
+ * Is this process being debugged (an inspector open, or `--inspect*` given,
+ * which cluster workers inherit)? A loop paused at a breakpoint is not
+ * stuck: no `workerTimeout` then.
+ */
+export async function debugging(): Promise<boolean> {
+  if (process.execArgv.some((a) => a.startsWith('--inspect'))) return true;
+  const inspector = await import('node:inspector').catch(() => null);
+  return inspector !== null && inspector.url() !== undefined;
+}
+
 /** The process-wide in-process watchdog (parallelism 1): one thread for every armed server. */
 interface Armed {
   source: HeartbeatSource;
@@ -224,8 +235,7 @@ function tick(): void {
  * inspector is attached: a loop paused at a breakpoint is not stuck.
  */
 export async function armSelfWatchdog(source: HeartbeatSource, timeout: number): Promise<() => void> {
-  const { url } = await import('node:inspector').catch(() => ({ url: () => undefined }));
-  if (timeout <= 0 || url() !== undefined) return () => {};
+  if (timeout <= 0 || (await debugging())) return () => {};
   const entry: Armed = { source, timeout };
   armed.add(entry);
   const unreport = reportRequestsOf(source);
