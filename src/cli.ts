@@ -160,7 +160,15 @@ export function detectApp(app: unknown, declared?: unknown): DetectedApp {
   if (typeof a.routing === 'function' && typeof a.ready === 'function' && typeof a.inject === 'function') return { kind: 'node', label: 'Fastify app' };
   if (typeof app === 'function') {
     const f = app as unknown as { length: number; name: string };
-    const likely = f.length <= 1 ? ' (with fewer than 2 arguments it is most likely a fetch handler: --type fetch)' : '';
+    // f.length counts the parameters before the first rest or default one:
+    // `(...args) => ...` (Astro's node handler) has length 0 like `() => ...`,
+    // so 0 names no kind; one declared parameter is most likely `(request)`.
+    const likely =
+      f.length === 1
+        ? ' (one declared parameter: most likely a fetch handler (request), --type fetch)'
+        : f.length === 0
+          ? ' (no declared parameter: a rest parameter (...args) or `arguments` may take any of them, so scgi cannot tell; see what it is called with)'
+          : '';
     throw new ScgiError(
       'ERR_SCGI_INVALID_APP',
       `cannot tell what kind of app the default export is: ${describeFunction(f)} could be an SCGI handler (headers, client), ` +

@@ -35,7 +35,8 @@ import cluster, { type Worker } from 'node:cluster';
 import { lookup } from 'node:dns/promises';
 import { EventEmitter } from 'node:events';
 import { closeSync } from 'node:fs';
-import { isIP, type AddressInfo } from 'node:net';
+import { isIP, type AddressInfo, type Socket } from 'node:net';
+import { isMainThread } from 'node:worker_threads';
 import { formatAddress, resolveAddress, type ResolvedAddress } from './address.ts';
 import { listenError, ScgiError } from './errors.ts';
 import { MAX_TIMEOUT, type NormalizedOptions, type ServeOptions } from './options.ts';
@@ -51,6 +52,7 @@ import {
   type WorkerRecord,
 } from './supervision/heartbeat.ts';
 import { startPrimaryStatus } from './status/primary.ts';
+import { describeLoop, type LoopReport, reportRequestsOf, STACK_TIMEOUT, startPipeWatchdog, WATCHDOG_FD_ENV } from './supervision/watchdog.ts';
 import { listenSocket } from './transport/native-engine.ts';
 import { zeroStats, type ScgiServer, type ScgiStats } from './types.ts';
 import { UnixSocketFile } from './unix-socket.ts';
@@ -61,6 +63,8 @@ export type ClusterMessage =
   | Heartbeat
   /** worker → primary: its server listens and it takes `shutdown` (what the primary waits for on the native transport). */
   | { scgi: 'listening' }
+  /** worker → primary: replace me (maxRequests reached, or `server.recycle()`), as a reload step does. */
+  | { scgi: 'recycle' }
   /** primary → worker: finish the requests in progress, then exit 0. */
   | { scgi: 'shutdown' };
 
@@ -68,6 +72,9 @@ export type ClusterMessage =
 const WORKER_ENV = 'SCGI_WORKER';
 /** The environment variable naming the descriptor of the listening socket a native worker inherits. */
 const LISTEN_FD_ENV = 'SCGI_LISTEN_FD';
+
+/** ms between two checks of the workers' heartbeats (workerTimeout on). */
+const SUPERVISION_TICK = 250;
 
 const MAX_BACKOFF = 10_000;
 const STABLE_AFTER = 10_000;
@@ -102,8 +109,12 @@ export function takeInheritedListenFd(): number | null {
 export interface WorkerServer extends HeartbeatSource {
   /** Connections accepted whose request has not started yet. */
   readonly awaitingHeader: number;
-  stopAccepting(): void;
+  /** Resolves once the listener is closed (after accepting what waited in its backlog). */
+  stopAccepting(): Promise<void>;
   close(): Promise<void>;
+  /** How it asks for its replacement: `recycle` once at its `recycleAfter`-th request, and from `server.recycle()`. */
+  supervise(recycle: () => void, recycleAfter: number): void;
+  onHangup?: () => void;
 }
 
 /** At most this long (ms) a retiring worker waits for the requests of connections it accepted to arrive. */
@@ -120,7 +131,8 @@ export const HANDOVER_GRACE = 1000;
  * "SIGHUP under load"). A connection that really is idle costs the grace.
  */
 async function handOver(server: WorkerServer): Promise<void> {
-  server.stopAccepting();
+  // The connections accepted from the backlog count too (net accepts them over loop turns).
+  await server.stopAccepting();
   const until = Date.now() + HANDOVER_GRACE;
   while (server.awaitingHeader > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
   await server.close();
@@ -132,7 +144,11 @@ async function handOver(server: WorkerServer): Promise<void> {
  * HEARTBEAT_INTERVAL ms, from one unref'd timer, and once more on the way
  * out; close gracefully and exit 0 on `shutdown`.
  */
-export function runWorker(server: WorkerServer): void {
+export function runWorker(server: WorkerServer, opts: Pick<NormalizedOptions, 'maxRequests' | 'maxRequestsJitter'>): void {
+  // Forked with a watchdog pipe (workerTimeout on): the thread that gives the primary this loop's stack when it blocks.
+  if (startPipeWatchdog()) reportRequestsOf(server);
+  // SIGHUP (a terminal hangup or a kill of the process group): the primary reloads, this worker serves on.
+  server.onHangup = () => {};
   const heartbeats = new HeartbeatMaker(server);
   const report = (then?: () => void) => {
     if (!process.connected) return then?.();
@@ -141,6 +157,15 @@ export function runWorker(server: WorkerServer): void {
   };
   const timer = setInterval(() => report(), HEARTBEAT_INTERVAL);
   timer.unref();
+  let asked = false;
+  const recycle = () => {
+    if (asked || !process.connected) return;
+    asked = true;
+    const msg: ClusterMessage = { scgi: 'recycle' };
+    process.send!(msg);
+  };
+  const after = opts.maxRequests > 0 ? opts.maxRequests + Math.floor(Math.random() * (opts.maxRequestsJitter + 1)) : Infinity;
+  server.supervise(recycle, after);
   // The primary asks only workers that listen (one still starting gets SIGTERM).
   process.on('message', (msg: unknown) => {
     if (!isMessage(msg) || msg.scgi !== 'shutdown') return;
@@ -168,6 +193,8 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
   #listenFd: number | null = null;
   /** One record per live worker (its last heartbeat has its counters), and the sums of the workers that are gone. */
   readonly #records = new WorkerRecords<Worker>();
+  /** Net: node:cluster's listening handles sent to the workers (`#keepSharedHandle`). */
+  readonly #sharedHandles = new Set<{ close(): void }>();
   readonly #gone: ScgiStats = zeroStats();
   readonly #size: number;
   readonly #shutdownTimeout: number;
@@ -182,16 +209,41 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
   #reloading = false;
   /** Restarts waiting out their backoff (ref'd: they keep the primary alive while no worker runs). */
   readonly #restarts = new Set<NodeJS.Timeout>();
+  /** Why a worker is going, once the primary decided it (retired or killed); an exit without one is a crash. */
+  readonly #planned = new Map<Worker, ExitReason>();
+  /** The primary's end of each worker's watchdog pipe (workerTimeout on). */
+  readonly #watchdogs = new Map<Worker, Socket>();
+  readonly #workerTimeout: number;
+  readonly #maxRss: number;
+  /** Recycles, one after another (each a reload step), and the workers waiting for theirs. */
+  #recycling: Promise<void> = Promise.resolve();
+  readonly #toRecycle = new Set<Worker>();
+  /** The primary's onError, when one was given (timeout reports go there as well as to stderr). */
+  readonly #onError: ((err: Error, client: null) => void) | null;
+  /** The heartbeat check (workerTimeout on). */
+  #supervisor: NodeJS.Timeout | null = null;
+  /** When the check last ran, and from when silences count (after the primary itself was stalled). */
+  #lastCheck = 0;
+  #countFrom = 0;
+  /** A worker killed for its timeout whose replacement does not listen yet: no other is considered meanwhile. */
+  #timingOut = false;
 
-  constructor(size: number, shutdownTimeout: number) {
+  constructor(opts: NormalizedOptions) {
     super();
-    this.#size = size;
-    this.#shutdownTimeout = shutdownTimeout;
+    this.#size = opts.parallelism;
+    this.#shutdownTimeout = opts.shutdownTimeout;
+    this.#workerTimeout = opts.workerTimeout;
+    this.#maxRss = opts.maxRss;
+    this.#onError = opts.userOnError ? opts.conn.onError : null;
   }
 
   async start(options: ServeOptions, opts: NormalizedOptions, chooseTransport: () => 'native' | 'net'): Promise<void> {
     if (options.socket !== undefined || options.listen !== undefined || options.createServer !== undefined) {
       throw new ScgiError('ERR_SCGI_INVALID_OPTION', 'parallelism > 1 works with address/port, not with socket, listen or createServer');
+    }
+    if (!isMainThread) {
+      // cluster.fork() runs the process's main script, not this thread's code.
+      throw new ScgiError('ERR_SCGI_INVALID_OPTION', 'parallelism > 1 needs the main thread: a worker thread cannot be a cluster primary');
     }
     this.transport = chooseTransport();
     const resolved = resolveAddress(options.address, options.port);
@@ -214,7 +266,91 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
       throw err;
     }
     this.#untrack = trackForSignals(this, opts.handleSignals);
-    if (opts.handleSignals) process.on('SIGHUP', this.#onHup);
+    if (this.#workerTimeout > 0) {
+      this.#lastCheck = this.#countFrom = Date.now();
+      this.#supervisor = setInterval(() => this.#checkHeartbeats(), SUPERVISION_TICK);
+      this.#supervisor.unref();
+    }
+  }
+
+  /**
+   * Every SUPERVISION_TICK ms: a worker that listens and has sent no
+   * heartbeat for workerTimeout ms is blocked. One at a time: while the
+   * replacement of one killed for this does not listen yet, no other is
+   * considered. If this check itself ran late by half a workerTimeout (the
+   * primary was stopped or starved, not only the workers), silences count
+   * from now.
+   */
+  #checkHeartbeats(): void {
+    const now = Date.now();
+    if (now - this.#lastCheck > this.#workerTimeout / 2) this.#countFrom = now;
+    this.#lastCheck = now;
+    if (this.#timingOut || this.#closing !== null) return;
+    for (const { key: worker, record } of this.#records.check(now)) {
+      if (this.#planned.has(worker)) continue;
+      if (now - Math.max(record.lastHeartbeat ?? now, this.#countFrom) < this.#workerTimeout) continue;
+      this.#timeOut(worker, record, now - (record.lastHeartbeat ?? now));
+      return;
+    }
+  }
+
+  /**
+   * Report a blocked worker (pid, requests in progress from its last
+   * heartbeat, the stack its watchdog thread took: src/supervision/watchdog.ts),
+   * kill it with SIGKILL (nothing else stops a blocked loop) and fork its
+   * replacement at once (the exit handler: reason 'timeout', no backoff).
+   */
+  #timeOut(worker: Worker, record: Readonly<WorkerRecord>, silentFor: number): void {
+    this.#timingOut = true;
+    this.#planned.set(worker, 'timeout');
+    this.#records.stopping(worker);
+    this.#askStack(worker).then(({ stack, requests: seen }) => {
+      const now = Date.now();
+      // What the watchdog thread read as the loop blocked, else the last heartbeat's.
+      const inProgress = seen ?? record.heartbeat?.requests ?? [];
+      const requests = inProgress.map((r) => ({ method: r.method, uri: r.uri, age: now - r.start }));
+      const lines = [
+        `worker ${record.pid}: its event loop did not answer for ${silentFor} ms (workerTimeout ${this.#workerTimeout} ms): killed with SIGKILL and replaced`,
+        ...describeLoop(stack, inProgress, now),
+      ];
+      const err = Object.assign(new ScgiError('ERR_SCGI_WORKER_TIMEOUT', lines.join('\n')), { pid: record.pid, requests, loopStack: stack });
+      console.error(`scgi: [${err.code}] ${err.message}`);
+      try {
+        this.#onError?.(err, null);
+      } catch {
+        // an onError that throws must not take the primary down
+      }
+      worker.process.kill('SIGKILL');
+    });
+  }
+
+  /** The stack and requests of a worker's blocked loop, from its watchdog thread (none if it does not answer within STACK_TIMEOUT + 500 ms). */
+  #askStack(worker: Worker): Promise<LoopReport> {
+    const none: LoopReport = { stack: [], requests: null };
+    const pipe = this.#watchdogs.get(worker);
+    if (pipe === undefined || pipe.destroyed) return Promise.resolve(none);
+    return new Promise<LoopReport>((resolve) => {
+      let buffered = '';
+      const done = (report: LoopReport) => {
+        clearTimeout(timer);
+        pipe.off('data', onData);
+        resolve(report);
+      };
+      const onData = (chunk: Buffer) => {
+        buffered += chunk.toString('utf8');
+        const nl = buffered.indexOf('\n');
+        if (nl === -1) return;
+        try {
+          const { stack, requests } = JSON.parse(buffered.slice(0, nl)) as { stack: unknown; requests: unknown };
+          done({ stack: Array.isArray(stack) ? stack.map(String) : [], requests: Array.isArray(requests) ? (requests as LoopReport['requests']) : null });
+        } catch {
+          done(none);
+        }
+      };
+      const timer = setTimeout(() => done(none), STACK_TIMEOUT + 500);
+      pipe.on('data', onData);
+      pipe.write('stack\n');
+    });
   }
 
   /** The IP literal to bind a TCP address to (a host name is looked up, as in process). */
@@ -269,9 +405,16 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
     this.#listenFd = null;
   }
 
-  #onHup = (): void => {
+  /** SIGHUP (src/signals.ts): reload. */
+  onHangup(): void {
     this.reload().catch((err) => this.#failed(err));
-  };
+  }
+
+  /** The second SIGINT (src/signals.ts): the process exits now; no worker or socket file may outlive it. */
+  abort(): void {
+    for (const w of this.#workers) w.process.kill('SIGKILL');
+    this.#socketFile?.release();
+  }
 
   /** A replacement worker failed to start: 'error' listeners, else one line; ignored while closing. */
   #failed(err: unknown): void {
@@ -289,8 +432,9 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
     if (fd !== null) return this.#forkNative(fd, after);
     // A worker keeps the umask it is forked under for its whole life: fork under
     // the process's own, even while an earlier worker's bind has it narrowed.
-    const fork = () => cluster.fork({ [WORKER_ENV]: '1', [LISTEN_FD_ENV]: '' });
+    const fork = () => this.#spawn(null);
     const worker = this.#socketFile?.outsideNarrowing(fork) ?? fork();
+    this.#keepSharedHandle(worker);
     // The primary binds the shared unix socket for the worker (when the worker
     // asks, later): under the narrowed umask it is exactly socketMode from the
     // first moment.
@@ -309,22 +453,67 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
   }
 
   /**
-   * Fork a native worker: the listening socket goes to it as the descriptor
-   * after the IPC channel (stdio `[0, 1, 2, 'ipc', fd]`, so fd 4 in the
-   * worker, named by SCGI_LISTEN_FD); it is ready when its message says it
-   * listens. The stdio setting is node:cluster's, for every fork: it is set
-   * for this fork only and put back at once.
+   * Net: remember the listening handle node:cluster sends `worker` (its
+   * SharedHandle's, SCHED_NONE: `proc.send(message, handle)` of the
+   * worker's ChildProcess), which stays open here until every worker has
+   * closed its own. `close()` closes it first, so that the workers, each
+   * accepting what waits before closing its copy, hold the last ones: a
+   * connection left in the backlog of the primary's copy is reset when that
+   * closes. Closing the handle again later (node:cluster does) is a no-op.
    */
-  #forkNative(fd: number, after: Replacing | undefined): Promise<void> {
-    const stdio = ['inherit', 'inherit', 'inherit', 'ipc', fd];
+  #keepSharedHandle(worker: Worker): void {
+    const proc = worker.process as unknown as { send: (...args: unknown[]) => boolean };
+    const send = proc.send;
+    proc.send = (...args: unknown[]) => {
+      const handle = args[1] as { close?: unknown } | null | undefined;
+      if (typeof handle?.close === 'function' && (args[0] as { cmd?: unknown } | null)?.cmd === 'NODE_CLUSTER') {
+        this.#sharedHandles.add(handle as { close(): void });
+      }
+      return send.apply(proc, args);
+    };
+  }
+
+  /**
+   * `cluster.fork` a worker. Its stdio is `[0, 1, 2, 'ipc']`, then the
+   * listening socket `listenFd` if the primary bound one (native: fd 4 in
+   * the worker, named by SCGI_LISTEN_FD), then with workerTimeout on a pipe
+   * to its watchdog thread (named by SCGI_WATCHDOG_FD). The stdio setting is
+   * node:cluster's, for every fork: it is set for this fork only and put back
+   * at once.
+   */
+  #spawn(listenFd: number | null): Worker {
+    const stdio: (string | number)[] = ['inherit', 'inherit', 'inherit', 'ipc'];
+    const env: Record<string, string> = { [WORKER_ENV]: '1', [LISTEN_FD_ENV]: '', [WATCHDOG_FD_ENV]: '' };
+    if (listenFd !== null) {
+      env[LISTEN_FD_ENV] = String(stdio.length);
+      stdio.push(listenFd);
+    }
+    if (this.#workerTimeout > 0) {
+      env[WATCHDOG_FD_ENV] = String(stdio.length);
+      stdio.push('pipe');
+    }
     const before = cluster.settings.stdio;
     cluster.setupPrimary({ stdio });
     let worker: Worker;
     try {
-      worker = cluster.fork({ [WORKER_ENV]: '1', [LISTEN_FD_ENV]: String(stdio.length - 1) });
+      worker = cluster.fork(env);
     } finally {
       cluster.setupPrimary({ stdio: before });
     }
+    if (this.#workerTimeout > 0) {
+      const pipe = worker.process.stdio?.[stdio.length - 1] as Socket | null | undefined;
+      if (pipe != null) {
+        pipe.on('error', () => {});
+        pipe.unref();
+        this.#watchdogs.set(worker, pipe);
+      }
+    }
+    return worker;
+  }
+
+  /** Fork a native worker (the listening socket goes with it, `#spawn`); it is ready when its message says it listens. */
+  #forkNative(fd: number, after: Replacing | undefined): Promise<void> {
+    const worker = this.#spawn(fd);
     return this.#watch(
       worker,
       after,
@@ -348,7 +537,10 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
     this.#workers.add(worker);
     this.#records.add(worker, worker.process.pid!, after);
     worker.on('message', (msg: unknown) => {
-      if (isHeartbeat(msg)) this.#records.beat(worker, msg);
+      if (isHeartbeat(msg)) {
+        this.#records.beat(worker, msg);
+        if (this.#maxRss > 0 && msg.rss > this.#maxRss) this.#recycle(worker);
+      } else if (isMessage(msg) && msg.scgi === 'recycle') this.#recycle(worker);
     });
     return new Promise<void>((resolve, reject) => {
       let listening = false;
@@ -362,9 +554,13 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
         else resolve();
       });
       worker.once('exit', (code, signal) => {
-        const retired = this.#retiring.delete(worker);
+        this.#retiring.delete(worker);
         this.#workers.delete(worker);
         this.#listening.delete(worker);
+        this.#watchdogs.get(worker)?.destroy();
+        this.#watchdogs.delete(worker);
+        const planned = this.#planned.get(worker);
+        this.#planned.delete(worker);
         const record = this.#records.remove(worker)!;
         const last = record.heartbeat;
         if (last !== null) for (const k of Object.keys(this.#gone) as (keyof ScgiStats)[]) this.#gone[k] += last.stats[k];
@@ -372,12 +568,23 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
           bindDone();
           reject(new ScgiError('ERR_SCGI_WORKER_FAILED', `worker ${worker.process.pid} exited (${signal ?? code}) before listening`));
         }
-        if (this.#closing !== null || retired || worker.exitedAfterDisconnect) return;
+        const reason: ExitReason = planned ?? (this.#closing !== null || worker.exitedAfterDisconnect ? 'shutdown' : 'crash');
+        this.emit('workerExit', { pid: worker.process.pid, code, signal, reason });
+        if (reason === 'timeout') {
+          // Blocked, killed: replaced at once, not counted as a crash. The next
+          // blocked worker is considered once this replacement listens.
+          if (this.#closing === null) {
+            this.#fork({ replacements: record.replacements, reason })
+              .catch((err) => this.#failed(err))
+              .finally(() => (this.#timingOut = false));
+          } else this.#timingOut = false;
+          return;
+        }
+        if (reason !== 'crash' || this.#closing !== null) return;
         // A crash: replace it, backing off while crashes repeat.
         if (Date.now() - started > STABLE_AFTER) this.#crashes = 0;
         const delay = Math.min(MAX_BACKOFF, 100 * 2 ** this.#crashes);
         this.#crashes++;
-        this.emit('workerExit', { pid: worker.process.pid, code, signal });
         this.#restartAfter(delay, { replacements: record.replacements, reason: 'crash' });
       });
     });
@@ -415,9 +622,9 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
     try {
       for (const old of [...this.#workers]) {
         if (this.#closing !== null) break;
-        const record = this.#records.get(old);
-        await this.#fork(record === undefined ? undefined : { replacements: record.replacements, reason: 'reload' });
-        await this.#retire(old);
+        // one already going (recycled, timed out) is replaced already
+        if (this.#planned.has(old) || old.isDead()) continue;
+        await this.#replace(old, 'reload');
       }
       this.emit('reload');
     } finally {
@@ -425,8 +632,37 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
     }
   }
 
+  /**
+   * A reload step: fork `old`'s replacement, and once it listens ask `old` to
+   * finish its requests and exit. If the replacement fails, `old` serves on
+   * (and the error rejects).
+   */
+  async #replace(old: Worker, reason: 'reload' | 'recycle'): Promise<void> {
+    const record = this.#records.get(old);
+    this.#planned.set(old, reason);
+    try {
+      await this.#fork(record === undefined ? undefined : { replacements: record.replacements, reason });
+    } catch (err) {
+      if (this.#planned.get(old) === reason) this.#planned.delete(old);
+      throw err;
+    }
+    await this.#retire(old, reason);
+  }
+
+  /** maxRequests, maxRss or `server.recycle()`: replace `worker` (once), after the recycles before it. */
+  #recycle(worker: Worker): void {
+    if (this.#toRecycle.has(worker) || this.#planned.has(worker) || this.#closing !== null || !this.#listening.has(worker)) return;
+    this.#toRecycle.add(worker);
+    this.#recycling = this.#recycling.then(async () => {
+      this.#toRecycle.delete(worker);
+      if (this.#closing !== null || worker.isDead() || this.#planned.has(worker)) return;
+      await this.#replace(worker, 'recycle').catch((err) => this.#failed(err));
+    });
+  }
+
   /** Ask a worker to finish its requests and exit; kill it after shutdownTimeout. */
-  #retire(worker: Worker): Promise<void> {
+  #retire(worker: Worker, reason: ExitReason): Promise<void> {
+    if (!this.#planned.has(worker)) this.#planned.set(worker, reason);
     this.#retiring.add(worker);
     this.#records.stopping(worker);
     return new Promise<void>((resolve) => {
@@ -497,12 +733,21 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
 
   async #close(): Promise<void> {
     this.#untrack();
-    process.off('SIGHUP', this.#onHup);
     for (const t of this.#restarts) clearTimeout(t);
     this.#restarts.clear();
-    await Promise.all([...this.#workers].map((w) => this.#retire(w)));
-    this.#closeListenFd();
+    // A graceful stop serves every connection that reached the socket. A
+    // connection left in the backlog when the last copy of the socket closes
+    // is reset, and one held here is accepted by nobody: the socket stops
+    // taking connections first (a unix socket's path goes, so new ones are
+    // refused), the primary's copy of a native one goes too, and each worker
+    // accepts what waits before closing its own (src/server.ts,
+    // closeListener), so the last to close drains it right before.
+    if (this.#supervisor !== null) clearInterval(this.#supervisor);
     this.#socketFile?.release();
+    this.#closeListenFd();
+    for (const handle of this.#sharedHandles) handle.close();
+    this.#sharedHandles.clear();
+    await Promise.all([...this.#workers].map((w) => this.#retire(w, 'shutdown')));
     this.emit('close');
   }
 
@@ -513,7 +758,7 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
 
 /** Become the cluster primary: fork `opts.parallelism` workers; resolves when all listen. */
 export async function startCluster(options: ServeOptions, opts: NormalizedOptions, chooseTransport: () => 'native' | 'net'): Promise<ScgiServer> {
-  const primary = new ClusterPrimary(opts.parallelism, opts.shutdownTimeout);
+  const primary = new ClusterPrimary(opts);
   await primary.start(options, opts, chooseTransport);
   if (opts.statusAddress !== null) await startPrimaryStatus(primary, opts);
   return primary;

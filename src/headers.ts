@@ -12,15 +12,26 @@ const KNOWN_ID = new Map<string, number>(KNOWN_NAMES.map((n, i) => [n, i] as [st
 /** How header values are decoded. Names are always latin1 (they are ASCII in practice). */
 export type HeaderEncoding = 'latin1' | 'utf8';
 
+let ownBytes: (h: ScgiHeaders) => void;
+
+/**
+ * Make `h` hold copies of its bytes and offsets instead of views (a request
+ * that outlives the native transport's batch must not keep the whole batch
+ * alive: `NativeListener.onBatchEnd`).
+ */
+export function ownHeaderBytes(h: ScgiHeaders): void {
+  ownBytes(h);
+}
+
 export class ScgiHeaders implements Iterable<[string, string]> {
   /** The request body's length in bytes, from CONTENT_LENGTH. */
   readonly contentLength: number;
   /** Number of pairs. */
   readonly length: number;
-  readonly #buf: Buffer;
+  #buf: Buffer;
   /** PAIR_STRIDE words per pair from `#base` on (a shared array: see `headersFromParse`). */
-  readonly #offsets: Uint32Array;
-  readonly #base: number;
+  #offsets: Uint32Array;
+  #base: number;
   readonly #encoding: HeaderEncoding;
   #names: (string | undefined)[] | undefined;
   #values: (string | undefined)[] | undefined;
@@ -37,6 +48,17 @@ export class ScgiHeaders implements Iterable<[string, string]> {
     this.length = length;
     this.contentLength = contentLength;
     this.#encoding = encoding;
+  }
+
+  static {
+    ownBytes = (h) => {
+      const words = h.length * PAIR_STRIDE;
+      const offsets = h.#offsets.slice(h.#base, h.#base + words);
+      const end = h.length === 0 ? 0 : offsets[words - PAIR_STRIDE + 3]!;
+      h.#buf = Buffer.from(h.#buf.subarray(0, end));
+      h.#offsets = offsets;
+      h.#base = 0;
+    };
   }
 
   /** Name of pair `i`. */

@@ -78,9 +78,9 @@ class MemoryTransport implements Transport {
     return true;
   }
 
-  end(data?: string | Uint8Array | null, encoding?: BufferEncoding): void {
+  end(data?: string | Uint8Array | null, encoding?: BufferEncoding): boolean {
     if (data != null) this.write(data, encoding);
-    if (this.#ended) return;
+    if (this.#ended) return true;
     this.#ended = true;
     // The server ended its response: the front closes, as nginx does.
     process.nextTick(() => {
@@ -88,6 +88,7 @@ class MemoryTransport implements Transport {
       this.#events!.onFin();
       this.destroy();
     });
+    return true;
   }
 
   cork(): void {}

@@ -22,7 +22,7 @@
  */
 import { ScgiError } from './errors.ts';
 import { HeaderReader, type HeaderParse } from './header-reader.ts';
-import { errorFromParse, headersFromParse, type ScgiHeaders } from './headers.ts';
+import { errorFromParse, headersFromParse, ownHeaderBytes, type ScgiHeaders } from './headers.ts';
 import type { LifecycleOptions } from './options.ts';
 import type { Monitor } from './status/monitor.ts';
 import { OUT_HEADER_END, Status } from './parser/types.ts';
@@ -92,6 +92,8 @@ export class Lifecycle implements TransportEvents, ClientPort {
   #bodyLeft = 0;
   #discarded = 0;
   #responded = false;
+  /** The response ended but is not all written yet (`Transport.end` returned false): no drain clock yet. */
+  #writing = false;
   #eofPushed = false;
   #drainCallback: ((err?: Error | null) => void) | null = null;
   /**
@@ -127,8 +129,8 @@ export class Lifecycle implements TransportEvents, ClientPort {
 
   /** Refuse this connection with a whole response (503 when over maxConnections). */
   refuse(status: number, body: string, now: number): void {
-    this.#startDrain(now);
-    this.transport.end(plainResponse(status, body), 'latin1');
+    this.#startDrain();
+    this.#written(this.transport.end(plainResponse(status, body), 'latin1'), now);
   }
 
   /** Close now (the server's close after shutdownTimeout). */
@@ -171,6 +173,17 @@ export class Lifecycle implements TransportEvents, ClientPort {
     this.#phase = Phase.CLOSED;
     this.transport.reset();
     this.#client?.destroy(err);
+  }
+
+  /**
+   * Let go of views into a transport's shared buffer
+   * (`NativeListener.onBatchEnd`): copy the headers' bytes while the
+   * handler runs or its response is still being written. A request already
+   * answered (the usual case by then) copies nothing.
+   */
+  ownBytes(): void {
+    const client = this.#client;
+    if (client !== null && (this.#phase === Phase.BODY || (this.#writing && this.#phase === Phase.DRAIN))) ownHeaderBytes(client.headers);
   }
 
   // ---- transport events ----
@@ -224,6 +237,10 @@ export class Lifecycle implements TransportEvents, ClientPort {
     if (cb !== null) cb();
   }
 
+  onFinish(): void {
+    if (this.#writing && this.#phase === Phase.DRAIN) this.#written(true, Date.now());
+  }
+
   onClose(): void {
     this.#phase = Phase.CLOSED;
     this.deadline = 0;
@@ -239,19 +256,32 @@ export class Lifecycle implements TransportEvents, ClientPort {
     if (phase === Phase.HEADER) {
       this.#reject('timeouts', new ScgiError('ERR_SCGI_HEADER_TIMEOUT', 'no complete SCGI header within headerTimeout'));
     } else if (phase === Phase.BODY) {
-      this.#host.record('timeouts');
-      const err = new ScgiError('ERR_SCGI_REQUEST_TIMEOUT', 'the handler did not finish within requestTimeout');
-      this.#reported = err;
-      try {
-        this.#host.options.onError(err, this.#client);
-      } catch {
-        // an onError that throws must not take the server down
-      }
+      const err = this.#requestTimeout('the handler did not finish within requestTimeout');
       this.transport.reset();
       this.#client?.destroy(err);
+    } else if (phase === Phase.DRAIN && this.#writing) {
+      // The response is ended but the front has not taken it all by
+      // requestTimeout: it is cut, and that is counted and reported.
+      this.#writing = false;
+      this.#requestTimeout('the response was not all written within requestTimeout');
+      this.#phase = Phase.CLOSED;
+      this.transport.reset();
     } else {
       this.transport.destroy();
     }
+  }
+
+  /** requestTimeout passed: counted, reported to onError once (`#reported`). */
+  #requestTimeout(message: string): ScgiError {
+    this.#host.record('timeouts');
+    const err = new ScgiError('ERR_SCGI_REQUEST_TIMEOUT', message);
+    this.#reported = err;
+    try {
+      this.#host.options.onError(err, this.#client);
+    } catch {
+      // an onError that throws must not take the server down
+    }
+    return err;
   }
 
   // ---- the header ----
@@ -410,8 +440,8 @@ export class Lifecycle implements TransportEvents, ClientPort {
       this.#eofPushed = true;
       client.push(null);
     }
-    this.#startDrain(Date.now());
-    this.transport.end(last, encoding, consumed);
+    this.#startDrain();
+    this.#written(this.transport.end(last, encoding, consumed), Date.now());
   }
 
   onClientDestroy(err: Error | null): void {
@@ -424,18 +454,41 @@ export class Lifecycle implements TransportEvents, ClientPort {
 
   // ---- drain and close ----
 
-  #startDrain(now: number): void {
+  #startDrain(): void {
     this.#phase = Phase.DRAIN;
-    const t = this.#host.options.drainTimeout;
-    this.deadline = t > 0 ? now + t : 0;
     // Keep reading: closing with unread bytes makes the kernel send RST, and
     // nginx and Apache then truncate the response.
     this.transport.resume();
   }
 
+  /**
+   * `done`: the response is all written. Only then does the drain clock
+   * start; until then the request's deadline stays (a response still being
+   * written is governed by backpressure and requestTimeout).
+   */
+  #written(done: boolean, now: number): void {
+    if (!done) {
+      this.#writing = true;
+      return;
+    }
+    this.#writing = false;
+    if (this.#phase !== Phase.DRAIN) return;
+    if (this.#discarded > this.#host.options.maxDrainSize) {
+      this.transport.destroy();
+      return;
+    }
+    const t = this.#host.options.drainTimeout;
+    this.deadline = t > 0 ? now + t : 0;
+  }
+
+  /**
+   * Bytes past the body are counted; `maxDrainSize` applies once the
+   * response is out (as the engine's `finish` does): before, the handler
+   * may still answer.
+   */
   #discard(n: number): void {
     this.#discarded += n;
-    if (this.#discarded > this.#host.options.maxDrainSize) this.transport.destroy();
+    if (this.#phase === Phase.DRAIN && !this.#writing && this.#discarded > this.#host.options.maxDrainSize) this.transport.destroy();
   }
 
   /** Bad input or a header timeout: counted as `kind`, reported, closed. */

@@ -124,6 +124,37 @@ export interface ServeOptions {
   slowRequestThreshold?: number;
   /** Called once for each request in progress longer than `slowRequestThreshold`. Default: one line on stderr. */
   onSlowRequest?: (req: SlowRequest) => void;
+  /**
+   * ms a worker's event loop may go without answering (no heartbeat, as
+   * gunicorn's `timeout`) before it is killed and replaced, after one report
+   * (pid, requests in progress, the JavaScript stack of the blocked loop) on
+   * stderr and through `onError` (`ERR_SCGI_WORKER_TIMEOUT`). A loop that is
+   * busy but turns (heavy load, 200 ms synchronous chunks, long GC) is never
+   * killed: the heartbeat comes every second. With `parallelism` 1 a
+   * watchdog thread does it in process: the report goes to stderr and the
+   * process kills itself, for its supervisor (systemd `Restart=on-failure`)
+   * to restart it; not while an inspector is attached. Default 30000; 0 =
+   * off; else at least 2000 (two heartbeats).
+   */
+  workerTimeout?: number;
+  /**
+   * Replace a worker after it has served this many requests (plus a random
+   * 0..`maxRequestsJitter`, so workers do not all go at once), as a SIGHUP
+   * reload step does: the replacement listens before the old worker stops
+   * accepting, the old one finishes its requests, and it is not a crash (no
+   * backoff). Like uWSGI's `max-requests`, gunicorn's `max_requests`.
+   * Needs `parallelism` > 1. Default 0 = never.
+   */
+  maxRequests?: number;
+  /** Random extra requests (0..this) added to `maxRequests` in each worker. Default 0. */
+  maxRequestsJitter?: number;
+  /**
+   * Replace a worker whose resident set size (RSS) exceeds this many bytes,
+   * as `maxRequests` does (uWSGI's `reload-on-rss`, pm2's
+   * `max_memory_restart`); checked at each heartbeat (every second). Needs
+   * `parallelism` > 1. Default 0 = never.
+   */
+  maxRss?: number;
 }
 
 /** The defaults of the numeric options. */
@@ -138,7 +169,11 @@ export const DEFAULTS = {
   drainTimeout: 5_000,
   maxDrainSize: 16 * 1024 * 1024,
   socketMode: 0o660,
+  workerTimeout: 30_000,
 } as const;
+
+/** The smallest `workerTimeout` other than 0: two heartbeat intervals (src/supervision/heartbeat.ts). */
+export const MIN_WORKER_TIMEOUT = 2000;
 
 /**
  * The longest a Node timer can wait: a larger delay fires after 1 ms (with a
@@ -184,6 +219,15 @@ export interface NormalizedOptions {
   monitor: MonitorOptions | null;
   /** Where the status endpoint listens (src/status/server.ts), or null. */
   statusAddress: string | null;
+  /** ms without a heartbeat before a worker is killed; 0 = off. */
+  workerTimeout: number;
+  /** `onError` was given (supervision reports go to it as well as to stderr). */
+  userOnError: boolean;
+  /** Requests after which a worker is replaced (0 = never), and the most random extra ones. */
+  maxRequests: number;
+  maxRequestsJitter: number;
+  /** RSS in bytes over which a worker is replaced (0 = never). */
+  maxRss: number;
 }
 
 function checkInt(name: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number {
@@ -240,6 +284,10 @@ const KNOWN_OPTIONS = new Set([
   'accessLog',
   'slowRequestThreshold',
   'onSlowRequest',
+  'workerTimeout',
+  'maxRequests',
+  'maxRequestsJitter',
+  'maxRss',
 ]);
 
 /** Check `options` and fill in the defaults. Throws `ERR_SCGI_INVALID_OPTION`. */
@@ -274,7 +322,7 @@ export function normalizeOptions(options: ServeOptions): NormalizedOptions {
     catchErrors,
     onError: o.onError ?? defaultOnError,
   };
-  return {
+  const normalized: NormalizedOptions = {
     conn,
     parallelism,
     maxConnections: o.maxConnections === undefined ? Infinity : checkInt('maxConnections', o.maxConnections, 1),
@@ -284,7 +332,29 @@ export function normalizeOptions(options: ServeOptions): NormalizedOptions {
     handleSignals: o.handleSignals ?? true,
     transport: transportOption(o.transport),
     ...monitorOptions(o),
+    workerTimeout: workerTimeoutOption(o.workerTimeout),
+    userOnError: o.onError !== undefined,
+    maxRequests: checkInt('maxRequests', o.maxRequests ?? 0, 0),
+    maxRequestsJitter: checkInt('maxRequestsJitter', o.maxRequestsJitter ?? 0, 0),
+    maxRss: checkInt('maxRss', o.maxRss ?? 0, 0),
   };
+  if (normalized.parallelism === 1 && (normalized.maxRequests > 0 || normalized.maxRss > 0)) {
+    // Replacing the process needs a primary to fork the replacement first.
+    throw new ScgiError(
+      'ERR_SCGI_INVALID_OPTION',
+      `${normalized.maxRequests > 0 ? 'maxRequests' : 'maxRss'} needs parallelism > 1 (a primary forks the replacement before the old worker stops); ` +
+        'at parallelism 1 use parallelism: 2, or let the service manager restart the process (systemd: MemoryMax= with Restart=always)',
+    );
+  }
+  return normalized;
+}
+
+function workerTimeoutOption(value: unknown): number {
+  const ms = checkTimeout('workerTimeout', value ?? DEFAULTS.workerTimeout);
+  if (ms !== 0 && ms < MIN_WORKER_TIMEOUT) {
+    throw new ScgiError('ERR_SCGI_INVALID_OPTION', `workerTimeout must be 0 (off) or from ${MIN_WORKER_TIMEOUT} to ${MAX_TIMEOUT}, got ${ms}`);
+  }
+  return ms;
 }
 
 /** `statusAddress`, `accessLog`, `slowRequestThreshold`, `onSlowRequest`: the monitor is made only when one needs it. */

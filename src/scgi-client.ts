@@ -164,8 +164,14 @@ export class ScgiClient extends (DeferredDuplex as unknown as typeof Duplex) {
     this.on('error', onClientError);
     const body = this.#body;
     this.#body = null;
-    if (body !== null) for (const chunk of body) super.push(chunk);
-    if (this.#eof) super.push(null);
+    // `#ended`: the whole response went out before the state existed, so the
+    // handler never read; the body ends there (the lifecycle pushed the EOF
+    // already unless there was no body left to come). When the connection is
+    // gone too, the unread bytes are dropped (destroy would drop them): the
+    // readable side is then ended and empty, and finished(client) reports the
+    // complete response as a success.
+    if (body !== null && !(this.#ended && this.#gone)) for (const chunk of body) super.push(chunk);
+    if (this.#eof || this.#ended) super.push(null);
     if (this.#ended) super.end();
     if (this.#gone) super.destroy(this.#goneError ?? undefined);
   }
@@ -351,6 +357,12 @@ export class ScgiClient extends (DeferredDuplex as unknown as typeof Duplex) {
   override _final(callback: (err?: Error | null) => void): void {
     if (this.#head !== null) this.#send(null, null);
     this.#port.finishResponse();
+    // The response is complete and the handler never read the body: it is
+    // given up (finishResponse ended it), and dumped as node:http dumps a
+    // request body nobody read, so the readable side emits 'end' before
+    // 'close' and stream.finished(client) reports success. (Only a handler
+    // that watches the stream gets here: _final needs the built state.)
+    if (!this.readableDidRead && !this.readableEnded) this.resume();
     callback();
   }
 

@@ -23,7 +23,9 @@ import type { Handler } from './scgi-client.ts';
 import { trackForSignals } from './signals.ts';
 import { Monitor } from './status/monitor.ts';
 import { startStatusServer } from './status/server.ts';
+import { armSelfWatchdog } from './supervision/watchdog.ts';
 import { NetTransport } from './transport/net.ts';
+import { listenerPending } from './transport/native-engine.ts';
 import { NativeListener, nativeUnavailableReason } from './transport/native.ts';
 import { rethrowLater } from './transport/native-engine.ts';
 import type { Transport, TransportSocket } from './transport/types.ts';
@@ -60,10 +62,18 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
   readonly #shutdownTimeout: number;
   #sweep: NodeJS.Timeout | null = null;
   #closing: Promise<void> | null = null;
+  /** The net listener's close (after its backlog is accepted), once started; the net.Server's close. */
+  #netStopped: Promise<void> | null = null;
+  #netClosed: Promise<void> = Promise.resolve();
   #idle: (() => void) | null = null;
   /** The unix socket file we created: removed on close if it is still ours. */
   #socketFile: UnixSocketFile | null = null;
   #untrack: () => void = () => {};
+  #disarm: () => void = () => {};
+  /** A cluster worker: ask the primary for this worker's replacement (set by runWorker), else null. */
+  #recycle: (() => void) | null = null;
+  /** The request count at which a cluster worker asks for its replacement (maxRequests + jitter), else Infinity. */
+  recycleAfter = Infinity;
   /** The soft `ulimit -n` (null: unknown) and the descriptor number from which connections are refused. */
   readonly #fdLimit: number | null;
   readonly fdCeiling: number;
@@ -190,7 +200,8 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
   }
 
   record(kind: keyof ScgiStats, err?: ScgiError, socket?: TransportSocket): void {
-    this.stats[kind]++;
+    // A cluster worker with maxRequests asks for its replacement at its `recycleAfter`-th request (src/cluster.ts runWorker).
+    if (++this.stats[kind] === this.recycleAfter && kind === 'requests') this.#recycle?.();
     if (err !== undefined && this.listenerCount('clientError') > 0) {
       try {
         this.emit('clientError', err, socket);
@@ -231,10 +242,45 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
     return n;
   }
 
-  /** Stop accepting; connections stay. `close()` still closes (a cluster worker being retired does this first, src/cluster.ts). */
-  stopAccepting(): void {
-    if (this.native !== null) this.native.engine.closeListener();
-    else if (this.server?.listening) this.server.close();
+  /**
+   * Stop accepting (what waits in the backlog is accepted first; resolves
+   * when the listener is closed); connections stay. `close()` still closes
+   * (a cluster worker being retired does this first, src/cluster.ts).
+   */
+  stopAccepting(): Promise<void> {
+    if (this.native === null) return this.#closeNetListener();
+    this.native.engine.closeListener();
+    return Promise.resolve();
+  }
+
+  /**
+   * Close the net.Server's listener, but first accept what waits in its
+   * backlog, as the native engine's closeListener does: closing a listening
+   * socket resets every connection still queued there, which reached the
+   * socket before the stop. libuv accepts until EAGAIN at each poll phase,
+   * so this waits loop turns while the socket is readable (asked of the
+   * addon: one poll(2)) and then closes in the same synchronous step as the
+   * last check: at once when nothing waits, so a connection made after
+   * `close()` is refused. Without the addon (or with SCGI_PARSER=js) it
+   * closes at once. Resolves once the listener is
+   * closed; `#netClosed` when the server is (its last connection gone).
+   */
+  #closeNetListener(): Promise<void> {
+    const server = this.server;
+    if (server === null || !server.listening) return Promise.resolve();
+    this.#netStopped ??= (async () => {
+      const fd = (server as unknown as { _handle?: { fd?: number } | null })._handle?.fd;
+      // SCGI_PARSER=js promises not to touch the addon; without it nothing
+      // can tell, and the listener closes at once.
+      const pending = () => (parserInfo.forced === 'js' || typeof fd !== 'number' || fd < 0 ? false : listenerPending(fd) === true);
+      // Bounded: each turn accepts everything queued; a flood is cut where it is.
+      for (let i = 0; i < 100 && server.listening && pending(); i++) await new Promise<void>((resolve) => setImmediate(resolve));
+      this.#netClosed = new Promise<void>((resolve) => {
+        if (!server.listening) resolve();
+        else server.close(() => resolve());
+      });
+    })();
+    return this.#netStopped;
   }
 
   /** One timer for all connections' deadlines. */
@@ -395,6 +441,41 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
     this.#untrack = trackForSignals(this, handleSignals);
   }
 
+  /** SIGHUP (src/signals.ts): unset, a warning that it keeps serving; a cluster worker ignores it (runWorker). */
+  onHangup?: () => void;
+
+  /** The second SIGINT (src/signals.ts): the process exits now; remove the socket file we created. */
+  abort(): void {
+    this.#socketFile?.release();
+    this.#socketFile = null;
+  }
+
+  /** In a cluster worker: how it asks for its replacement (src/cluster.ts runWorker). */
+  supervise(recycle: () => void, recycleAfter: number): void {
+    this.#recycle = recycle;
+    this.recycleAfter = recycleAfter;
+  }
+
+  /**
+   * In a cluster worker: ask the primary to replace this worker, as a SIGHUP
+   * reload step does (the replacement listens first, then this one finishes
+   * its requests and exits). Without a primary: `ERR_SCGI_NOT_SUPERVISED`.
+   */
+  recycle(): void {
+    if (this.#recycle === null) {
+      throw new ScgiError(
+        'ERR_SCGI_NOT_SUPERVISED',
+        'recycle() replaces a cluster worker: it needs parallelism > 1 (at parallelism 1, exit and let the service manager restart the process)',
+      );
+    }
+    this.#recycle();
+  }
+
+  /** Parallelism 1 without a primary: the in-process workerTimeout (src/supervision/watchdog.ts), until close. */
+  async armWatchdog(workerTimeout: number): Promise<void> {
+    this.#disarm = await armSelfWatchdog(this, workerTimeout);
+  }
+
   address(): string | AddressInfo | null {
     // Native, or a unix socket a worker thread bound aside (net.Server names the private path).
     if (this.server === null || this.#nativeAddress !== null) return this.#nativeAddress;
@@ -412,12 +493,14 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
 
   async #close(): Promise<void> {
     this.#untrack();
-    const server = this.server;
+    this.#disarm();
     const native = this.native;
-    const closed = new Promise<void>((resolve) => {
-      if (server === null || !server.listening) resolve();
-      else server.close(() => resolve());
-    });
+    // What waits in the backlog is accepted first (then the two turns below
+    // apply to those connections too), and the listener closes: at once when
+    // nothing waits (native: always, the engine accepts synchronously), so a
+    // connection made after close() is refused.
+    if (native !== null) native.engine.closeListener();
+    else await this.#closeNetListener();
     // Connections with no request in progress (nothing sent yet, or part of a
     // header) are closed at once, as Node's http does on close
     // (closeIdleConnections); after one more poll of the event loop, so a
@@ -430,7 +513,6 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
       // in a cluster reload: a retiring worker may have just accepted a
       // connection whose request was on its way (test/process.test.ts,
       // "SIGHUP under load").
-      native.engine.closeListener();
       await new Promise<void>((resolve) => setImmediate(() => setImmediate(resolve)));
       native.engine.closeIdle();
     }
@@ -449,7 +531,7 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
       clearTimeout(timer);
       for (const conn of this.connections) conn.destroy();
     }
-    await closed;
+    await this.#netClosed;
     // Connections without a request yet (a partial header) and draining ones go now.
     native?.engine.close();
     this.#socketFile?.release();
@@ -537,7 +619,8 @@ export async function serve(handler: Handler, options: ServeOptions = {}): Promi
   }
   server.track(opts.handleSignals);
   if (opts.statusAddress !== null && !inWorker) await startStatusServer(server, opts);
-  if (inWorker) runWorker(server);
+  if (inWorker) runWorker(server, opts);
+  else await server.armWatchdog(opts.workerTimeout);
   return server;
 }
 

@@ -49,5 +49,11 @@ export interface ScgiServer extends EventEmitter {
   readonly workers?: number[];
   /** Cluster primary only: replace the workers one by one (what SIGHUP does). */
   reload?(): Promise<void>;
+  /**
+   * In a cluster worker: ask the primary for this worker's replacement (the
+   * replacement listens first; this one then finishes its requests and
+   * exits). Throws `ERR_SCGI_NOT_SUPERVISED` without a primary.
+   */
+  recycle?(): void;
   [Symbol.asyncDispose](): Promise<void>;
 }

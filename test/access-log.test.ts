@@ -136,7 +136,7 @@ describe('access log batching', () => {
         pause() {},
         resume() {},
         write: () => true,
-        end() {},
+        end: () => true,
         cork() {},
         uncork: () => true,
         reset() {},

@@ -15,13 +15,11 @@ import {
   CLOSE_ABORTED,
   CLOSE_BODY_TRUNCATED,
   CLOSE_DONE,
-  CLOSE_REQUEST_TIMEOUT,
   NativeEngine,
   R_CLOSED,
   R_FULL,
   R_OK,
   R_STALE,
-  REJECT_BODY_TOO_LARGE,
   REJECT_HEADER_TIMEOUT,
   REJECT_INCOMPLETE_HEADER,
   transportAddon,
@@ -72,18 +70,14 @@ function defaults(): NativeEngineOptions {
     maxHeaderSize: 64 * 1024,
     maxHeadersCount: 1000,
     strict: false,
-    maxBodySize: Infinity,
-    bodyPreread: 64 * 1024,
     maxConnections: Infinity,
     headerTimeout: 10_000,
-    requestTimeout: 0,
     drainTimeout: 5_000,
     maxDrainSize: 16 * 1024 * 1024,
     writeHighWaterMark: 64 * 1024,
     allowHalfOpen: false,
     sweepInterval: 50,
     overloadResponse: Buffer.from(plainResponse(503, 'Service Unavailable\n'), 'latin1'),
-    tooLargeResponse: Buffer.from(plainResponse(413, 'Payload Too Large\n'), 'latin1'),
   };
 }
 
@@ -219,15 +213,18 @@ describeNative.each(['tcp', 'unix'] as const)('native engine over %s', (kind) =>
     expect(r.counters.accepted).toBe(1);
   });
 
-  it('reassembles a header sent one byte at a time', async () => {
-    const r = rig(kind);
+  it('reassembles a header sent one byte at a time (the body after it streams)', async () => {
+    const r = rig(kind, {}, (req) => r.engine.resume(req.id));
     const bytes = request([['REQUEST_URI', '/slow']], 'abc');
     const chunks = [...bytes].map((b) => Buffer.from([b]));
-    const ex = await exchange(r.target, chunks, { delay: 1 });
-    expect(ex.data.toString()).toContain('ok');
-    expect(r.requests).toHaveLength(1);
-    expect(r.requests[0]!.headers.get('REQUEST_URI')).toBe('/slow');
-    expect(r.requests[0]!.body.toString()).toBe('abc');
+    const ex = exchange(r.target, chunks, { delay: 1 });
+    await waitFor(() => r.requests.length === 1 && Buffer.concat(r.data.get(r.requests[0]!.id) ?? []).length === 3);
+    const req = r.requests[0]!;
+    expect(req.headers.get('REQUEST_URI')).toBe('/slow');
+    expect(req.complete).toBe(false);
+    expect(Buffer.concat([req.body, ...(r.data.get(req.id) ?? [])]).toString()).toBe('abc');
+    r.engine.respond(req.id, 'Status: 200 OK\r\n\r\nok');
+    expect((await ex).data.toString()).toContain('ok');
   });
 
   it('serves many connections, each once, with fresh ids', async () => {
@@ -310,13 +307,14 @@ describeNative.each(['tcp', 'unix'] as const)('native engine over %s', (kind) =>
     expect(r.rejects).toEqual([REJECT_HEADER_TIMEOUT]);
   });
 
-  it('answers 413 to a body over maxBodySize and drains what the front still sends', async () => {
-    const r = rig(kind, { maxBodySize: 10 });
+  it("hands a request over at its header whatever its CONTENT_LENGTH (limits are the lifecycle's), and drains the unread body after the response", async () => {
+    const r = rig(kind);
     const ex = await exchange(r.target, request([], bigBody(300_000)));
     expect(ex.error).toBe(null);
-    expect(ex.data.toString()).toMatch(/^Status: 413 /);
-    expect(r.rejects).toEqual([REJECT_BODY_TOO_LARGE]);
-    expect(r.requests).toHaveLength(0);
+    expect(ex.data.toString()).toContain('ok');
+    expect(r.rejects).toEqual([]);
+    expect(r.requests).toHaveLength(1);
+    expect(r.requests[0]!.headers.contentLength).toBe(300_000);
   });
 
   it('answers 503 past maxConnections and serves again once below', async () => {
@@ -412,19 +410,29 @@ describeNative.each(['tcp', 'unix'] as const)('native engine over %s', (kind) =>
     expect(r.closes[0]).toEqual([req.id, CLOSE_DONE]);
   });
 
-  it('reads a body up to bodyPreread before dispatch, even in pieces', async () => {
-    const r = rig(kind, { bodyPreread: 100_000 });
-    const body = bigBody(90_000);
+  it('hands a request over as soon as its header is complete; the body sent after it streams once asked for', async () => {
+    const held: Req[] = [];
+    const r = rig(kind, {}, (req) => {
+      held.push(req);
+      r.engine.resume(req.id);
+    });
+    const body = bigBody(90);
     const bytes = request([], body);
-    const ex = await exchange(r.target, [bytes.subarray(0, 50), bytes.subarray(50, 40_000), bytes.subarray(40_000)], { delay: 10 });
-    expect(ex.data.toString()).toContain('ok');
-    expect(r.requests[0]!.complete).toBe(true);
-    expect(r.requests[0]!.body.equals(body)).toBe(true);
+    const headerEnd = bytes.length - body.length;
+    const ex = exchange(r.target, [bytes.subarray(0, headerEnd + 10), bytes.subarray(headerEnd + 10)], { delay: 100 });
+    await waitFor(() => held.length === 1);
+    const req = held[0]!;
+    expect(req.complete).toBe(false);
+    expect(req.body.equals(body.subarray(0, 10))).toBe(true);
+    await waitFor(() => (r.data.get(req.id) ?? []).reduce((n, c) => n + c.length, 0) === 80);
+    expect(Buffer.concat([req.body, ...(r.data.get(req.id) ?? [])]).equals(body)).toBe(true);
+    r.engine.respond(req.id, 'Status: 200 OK\r\n\r\nok');
+    expect((await ex).data.toString()).toContain('ok');
   });
 
   it('reports a body cut short by the front', async () => {
     const held: Req[] = [];
-    const r = rig(kind, { bodyPreread: 0 }, (req) => {
+    const r = rig(kind, {}, (req) => {
       held.push(req);
       r.engine.resume(req.id);
     });
@@ -467,7 +475,7 @@ describeNative.each(['tcp', 'unix'] as const)('native engine over %s', (kind) =>
   });
 
   it('answers before reading the body and still closes cleanly (drain, no reset)', async () => {
-    const r = rig(kind, { bodyPreread: 0 });
+    const r = rig(kind);
     const body = bigBody(512 * 1024);
     const ex = await exchange(r.target, request([], body));
     expect(ex.error).toBe(null);
@@ -505,13 +513,27 @@ describeNative.each(['tcp', 'unix'] as const)('native engine over %s', (kind) =>
     socket.destroy();
   });
 
-  it('closes a request that outlives requestTimeout', async () => {
-    const held: Req[] = [];
-    const r = rig(kind, { requestTimeout: 100 }, (req) => held.push(req));
-    const ex = await exchange(r.target, request([]));
-    expect(ex.closed).toBe(true);
-    expect(r.closes).toEqual([[held[0]!.id, CLOSE_REQUEST_TIMEOUT]]);
-    if (kind === 'tcp') expect(ex.error).toBe('ECONNRESET');
+  it('respond says R_FULL while the end of a response is still being written; the drain record comes with the last byte, and only then does drainTimeout run', async () => {
+    const big = Buffer.alloc(4 * 1024 * 1024, 'r');
+    const results: number[] = [];
+    const r = rig(kind, { drainTimeout: 100 }, (req) => results.push(r.engine.respond(req.id, Buffer.concat([Buffer.from('Status: 200 OK\r\n\r\n'), big]))));
+    const { connect } = await import('node:net');
+    const s = 'path' in r.target ? connect(r.target.path) : connect(r.target.port, r.target.host);
+    let got = 0;
+    s.on('data', (c: Buffer) => (got += c.length));
+    s.pause();
+    s.write(request([['X', 'y']], 'abc'));
+    await waitFor(() => results.length === 1);
+    expect(results).toEqual([R_FULL]);
+    await new Promise((res) => setTimeout(res, 300)); // three drainTimeouts with the response unread
+    expect(r.drains).toEqual([]);
+    expect(r.closes).toEqual([]);
+    s.resume();
+    await waitFor(() => r.closes.length === 1, 5000);
+    expect(r.drains).toEqual([r.requests[0]!.id]);
+    expect(r.closes).toEqual([[r.requests[0]!.id, CLOSE_DONE]]);
+    await waitFor(() => got >= big.length, 3000);
+    s.destroy();
   });
 
   it('resets (TCP) or closes (unix) an incomplete response on reset()', async () => {
@@ -562,11 +584,25 @@ describeNative('native engine: instances and threads', () => {
     expect(x.data.toString()).toContain('A');
     expect(y.data.toString()).toContain('B');
     a.engine.close();
-    // A closed engine knows no connection: calls are refused, not thrown.
-    expect(a.engine.respond(x.data.length, 'late')).toBe(R_STALE);
-    expect(a.engine.write(0, 'late')).toBe(R_STALE);
-    expect(a.engine.reset(0)).toBe(R_STALE);
     expect((await exchange(b.target, request([]))).data.toString()).toContain('B');
+  });
+
+  it('refuses the ids of a closed engine, ids that were live until the close', async () => {
+    const held: Req[] = [];
+    const c = rig('tcp', {}, (req) => held.push(req));
+    const pending = [exchange(c.target, request([]), { timeout: 3000 }), exchange(c.target, request([]), { timeout: 3000 })];
+    await waitFor(() => held.length === 2);
+    const [one, two] = held as [Req, Req];
+    // Live: a write of nothing is taken.
+    expect(c.engine.write(one.id, '')).toBe(R_OK);
+    expect(c.engine.pause(two.id)).toBe(R_OK);
+    c.engine.close();
+    // A closed engine knows no connection: calls are refused, not thrown.
+    expect(c.engine.respond(one.id, 'Status: 200 OK\r\n\r\nlate')).toBe(R_STALE);
+    expect(c.engine.write(two.id, 'late')).toBe(R_STALE);
+    expect(c.engine.reset(one.id)).toBe(R_STALE);
+    expect(c.engine.destroy(two.id)).toBe(R_STALE);
+    for (const ex of await Promise.all(pending)) expect(ex.closed).toBe(true);
   });
 
   it('adopts an inherited listening socket', async () => {
@@ -619,10 +655,10 @@ describeNative('native engine: instances and threads', () => {
       import(${JSON.stringify(url)}).then(({ NativeEngine }) => {
         let errors = 0;
         const e = new NativeEngine({
-          maxHeaderSize: 65536, maxHeadersCount: 100, strict: false, maxBodySize: Infinity, bodyPreread: 65536,
-          maxConnections: Infinity, headerTimeout: 0, requestTimeout: 0, drainTimeout: 5000, maxDrainSize: 1e6,
+          maxHeaderSize: 65536, maxHeadersCount: 100, strict: false,
+          maxConnections: Infinity, headerTimeout: 0, drainTimeout: 5000, maxDrainSize: 1e6,
           writeHighWaterMark: 65536, allowHalfOpen: false, sweepInterval: 50,
-          overloadResponse: Buffer.from('x'), tooLargeResponse: Buffer.from('y'),
+          overloadResponse: Buffer.from('x'),
         }, {
           onRequest(id) { e.respond(id, 'Status: 200 OK\\r\\n\\r\\nok'); },
           onData() {}, onReject() {}, onClose() {}, onDrain() {}, onAccepted(a, o, err) { errors += err; },

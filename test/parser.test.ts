@@ -269,6 +269,7 @@ describe.each(backends.filter((b) => b.name === 'native').map((b) => [b.name, b]
       'transportControl',
       'transportServer',
       'transportPeer',
+      'transportPending',
       'unixListenQueue',
     ];
     expect(Object.keys(loadAddon())).toEqual(['parse', ...(process.platform === 'linux' ? transport : [])]);

@@ -7,7 +7,7 @@
 import { connect, type Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import type { ScgiError } from '../src/errors.ts';
-import type { ScgiClient, ScgiHeaders } from '../src/index.ts';
+import type { ScgiClient, ScgiHeaders, ServeOptions } from '../src/index.ts';
 import { block, netstring, serverPerTest, TRANSPORTS, waitFor } from './helpers.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -117,7 +117,7 @@ describe.each(TRANSPORTS)('a request whose body is still coming (%s transport)',
     f.socket.write(Buffer.alloc(990, 'b'));
     await closed;
     await Promise.race([f.done, sleep(2000)]);
-    expect(f.data()).toMatch(/^Status: 200[^]*got 1000$/);
+    expect(f.data()).toMatch(/^Status: 200[\s\S]*got 1000$/);
   });
 });
 
@@ -138,7 +138,7 @@ describe.each(TRANSPORTS)('a handler that reads its body late (%s transport)', (
     await sleep(50);
     f.socket.write(Buffer.alloc(100, 'b'));
     await Promise.race([f.done, sleep(3000)]);
-    expect(f.data()).toMatch(/^Status: 200[^]*got 100$/);
+    expect(f.data()).toMatch(/^Status: 200[\s\S]*got 100$/);
     expect(s.server.stats.timeouts).toBe(0);
   });
 
@@ -157,7 +157,7 @@ describe.each(TRANSPORTS)('a handler that reads its body late (%s transport)', (
     await sleep(50);
     f.socket.write(Buffer.alloc(size, 'b'));
     await Promise.race([f.done, sleep(4000)]);
-    expect(f.data()).toMatch(/^Status: 200[^]*got 1048576$/);
+    expect(f.data()).toMatch(/^Status: 200[\s\S]*got 1048576$/);
     expect(s.server.stats.timeouts).toBe(0);
   });
 
@@ -286,4 +286,175 @@ describe.each(TRANSPORTS)('backpressure of the first write and of a corked batch
       expect(calledBack).toBe(true);
     });
   }
+});
+
+describe.each(TRANSPORTS)('a large response to a slow reader (%s transport)', (transport) => {
+  const s = serverPerTest(transport);
+  const size = 8 * 1024 * 1024;
+  const big = Buffer.alloc(size, 'z');
+
+  /** The handler ends with 8 MiB; the front reads nothing for `stall` ms, then reads. */
+  async function slowRead(options: ServeOptions, stall: number) {
+    const reported: string[] = [];
+    const path = await s.start(
+      (_h, client) => {
+        client.writeHead(200, { 'Content-Type': 'application/octet-stream' });
+        client.end(big);
+      },
+      { ...options, onError: (e) => reported.push((e as ScgiError).code) },
+    );
+    const f = front(path, head(0), { paused: true });
+    await sleep(stall);
+    f.socket.resume();
+    await Promise.race([f.done, sleep(5000)]);
+    return { f, reported };
+  }
+
+  it('drainTimeout starts once the last byte is written: a response the front takes longer to read arrives whole', async () => {
+    const { f, reported } = await slowRead({ drainTimeout: 200 }, 600);
+    expect(f.bytes()).toBeGreaterThan(size);
+    expect(f.data()).toMatch(/^Status: 200/);
+    expect(reported).toEqual([]);
+    expect(s.server.stats.timeouts).toBe(0);
+  });
+
+  it('a response cut by requestTimeout while being written is counted and reported', async () => {
+    const { f, reported } = await slowRead({ requestTimeout: 300 }, 800);
+    expect(f.bytes()).toBeLessThan(size);
+    expect(reported).toEqual(['ERR_SCGI_REQUEST_TIMEOUT']);
+    expect(s.server.stats.timeouts).toBe(1);
+    expect(s.server.stats.errors).toBe(0);
+  });
+});
+
+describe.each(TRANSPORTS)('bytes past the body (%s transport)', (transport) => {
+  const s = serverPerTest(transport);
+
+  it('maxDrainSize applies after the response: bytes past the body before it do not cut the connection first', async () => {
+    const path = await s.start(
+      async (_h, client) => {
+        const body = await readAll(client);
+        await sleep(300);
+        client.writeHead(200, { 'Content-Type': 'text/plain' });
+        client.end(`got ${body.length}`);
+      },
+      { maxDrainSize: 1000 },
+    );
+    const f = front(path, Buffer.concat([head(10), Buffer.alloc(10, 'a'), Buffer.alloc(5000, 'x')]));
+    await Promise.race([f.done, sleep(3000)]);
+    expect(f.data()).toMatch(/^Status: 200[\s\S]*got 10$/);
+    expect(f.closed).toBe(true);
+  });
+});
+
+describe.each(TRANSPORTS)('what a long-lived request keeps alive (%s transport)', (transport) => {
+  const s = serverPerTest(transport);
+
+  it('long-polls that arrive while uploads stream keep their own bytes, not the uploads', async () => {
+    const { setFlagsFromString } = await import('node:v8');
+    const { runInNewContext } = await import('node:vm');
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const settle = async () => {
+      for (let i = 0; i < 3; i++) {
+        gc();
+        await sleep(20);
+      }
+      return process.memoryUsage().arrayBuffers;
+    };
+    const held: ScgiClient[] = [];
+    let uploaded = 0;
+    const path = await s.start(
+      async (h: ScgiHeaders, client) => {
+        if (h.get('REQUEST_URI') === '/poll') {
+          held.push(client); // answered later: a long-poll
+          return;
+        }
+        for await (const c of client) uploaded += (c as Buffer).length;
+      },
+      { onError: () => {}, bodyTimeout: 0 },
+    );
+    const before = await settle();
+    const chunk = Buffer.alloc(256 * 1024, 'u');
+    const uploads = [0, 1, 2].map(() => front(path, head(1 << 30)));
+    let streaming = true;
+    for (const u of uploads) {
+      const pump = () => {
+        while (streaming && !u.socket.destroyed && u.socket.write(chunk));
+      };
+      u.socket.on('drain', pump);
+      pump();
+    }
+    const polls: Front[] = [];
+    const N = 100;
+    for (let i = 0; i < N; i++) {
+      polls.push(
+        front(
+          path,
+          netstring(
+            block([
+              ['CONTENT_LENGTH', '0'],
+              ['SCGI', '1'],
+              ['REQUEST_URI', '/poll'],
+            ]),
+          ),
+        ),
+      );
+      await sleep(3);
+    }
+    await waitFor(() => held.length === N, 5000);
+    streaming = false;
+    for (const u of uploads) u.socket.destroy();
+    await sleep(200);
+    const during = await settle();
+    expect(uploaded).toBeGreaterThan(1 << 20);
+    // Each poll's own bytes are a few hundred; a view into its wake-up's batch kept the uploads' bytes too.
+    expect(during - before).toBeLessThan(16 * 1024 * 1024);
+    for (const c of held) {
+      c.writeHead(200, { 'Content-Type': 'text/plain' });
+      c.end('done');
+    }
+    await Promise.race([Promise.all(polls.map((p) => p.done)), sleep(3000)]);
+    expect(polls.every((p) => p.data().startsWith('Status: 200'))).toBe(true);
+  });
+});
+
+describe.runIf(TRANSPORTS.includes('native'))('which requests copy their bytes (native transport)', () => {
+  const s = serverPerTest('native');
+
+  it('only a request still running after its batch copies its headers; one answered within it keeps its view', async () => {
+    const seen: { uri: string; h: ScgiHeaders; at: ArrayBufferLike }[] = [];
+    const held: ScgiClient[] = [];
+    const path = await s.start((h, client) => {
+      const uri = h.get('REQUEST_URI')!;
+      seen.push({ uri, h, at: h.rawValue(0).buffer });
+      if (uri === '/hold') {
+        held.push(client);
+        return;
+      }
+      client.writeHead(200, { 'Content-Type': 'text/plain' });
+      client.end('ok');
+    });
+    const req = (uri: string) =>
+      netstring(
+        block([
+          ['CONTENT_LENGTH', '0'],
+          ['SCGI', '1'],
+          ['REQUEST_URI', uri],
+        ]),
+      );
+    const a = front(path, req('/now'));
+    const b = front(path, req('/hold'));
+    await waitFor(() => seen.length === 2 && a.closed);
+    await sleep(20);
+    const now = seen.find((x) => x.uri === '/now')!;
+    const hold = seen.find((x) => x.uri === '/hold')!;
+    expect(now.h.rawValue(0).buffer).toBe(now.at);
+    expect(hold.h.rawValue(0).buffer).not.toBe(hold.at);
+    expect(hold.h.get('REQUEST_URI')).toBe('/hold');
+    held[0]!.writeHead(200, { 'Content-Type': 'text/plain' });
+    held[0]!.end('ok');
+    await Promise.race([b.done, sleep(2000)]);
+    expect(b.data()).toMatch(/^Status: 200/);
+  });
 });

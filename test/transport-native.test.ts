@@ -4,12 +4,13 @@
  * streams (captured front requests, split at every point, truncated,
  * oversized, byte by byte) to a server on each transport and compares what
  * the handler saw, what the front got back, and what the server counted and
- * reported.
+ * reported; then the same under option sets, handlers and fronts that reach
+ * every phase of a request ("differential under ...").
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, createServer as netServer } from 'node:net';
 import { join } from 'node:path';
-import { serve, type ScgiServer } from '../src/index.ts';
+import { serve, type ScgiServer, type ServeOptions } from '../src/index.ts';
 import type { ScgiError } from '../src/errors.ts';
 import { transportAddon } from '../src/transport/native-engine.ts';
 import { parserInfo } from '../src/parser/index.ts';
@@ -311,6 +312,142 @@ describeNative('differential: the same bytes through both transports', () => {
     const seen = await same([bytes.subarray(0, 1000), bytes.subarray(1000, 90_000), bytes.subarray(90_000)], { delay: 5 });
     expect(seen.handler).toHaveLength(1);
   });
+});
+
+/**
+ * The differential test again, under option sets that reach every phase of a
+ * request from serve() (issue 18): bodyTimeout off, maxBodySize, a short
+ * requestTimeout, a short drainTimeout, a short bodyTimeout (every wait of
+ * a front or a handler is at least 100 ms away from every deadline, so the
+ * outcome does not depend on scheduling); with handlers
+ * that read at once, late, or slowly; and fronts that send the request whole,
+ * stall mid-body, stall and then go away, or send more than the body.
+ */
+const OPTION_SETS: [string, ServeOptions][] = [
+  ['bodyTimeout: 0', { bodyTimeout: 0 }],
+  ['bodyTimeout: 0, requestTimeout: 150', { bodyTimeout: 0, requestTimeout: 150 }],
+  ['bodyTimeout: 0, maxBodySize: 30', { bodyTimeout: 0, maxBodySize: 30 }],
+  ['maxBodySize: 50', { maxBodySize: 50 }],
+  ['requestTimeout: 150', { requestTimeout: 150 }],
+  ['drainTimeout: 30', { drainTimeout: 30 }],
+  ['bodyTimeout: 150', { bodyTimeout: 150 }],
+];
+
+type Reader = 'eager' | 'late' | 'slow';
+const READERS: Reader[] = ['eager', 'late', 'slow'];
+const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describeNative.each(OPTION_SETS)('differential under %s', (_name, options) => {
+  type Side = { server: ScgiServer; target: Target; log: string[]; errors: string[]; onError: string[] };
+  const sides: Record<'net' | 'native', Side> = {} as never;
+
+  beforeAll(async () => {
+    for (const transport of ['net', 'native'] as const) {
+      const log: string[] = [];
+      const errors: string[] = [];
+      const onError: string[] = [];
+      const server = await serve(
+        async (headers, client) => {
+          const reader = (headers.get('HTTP_X_READER') ?? 'eager') as Reader;
+          if (reader === 'late') await pause(250);
+          let n = 0;
+          try {
+            for await (const c of client) {
+              n += (c as Buffer).length;
+              if (reader === 'slow') await pause(15);
+            }
+          } catch (err) {
+            log.push(`${reader} failed ${(err as ScgiError).code} after ${n}`);
+            throw err;
+          }
+          log.push(`${reader} read ${n}`);
+          client.writeHead(200, { 'Content-Type': 'text/plain' });
+          client.end(`${reader} ${n}`);
+        },
+        {
+          address: '127.0.0.1:0',
+          transport,
+          handleSignals: false,
+          ...options,
+          onError: (err) => onError.push((err as ScgiError).code ?? err.message),
+        },
+      );
+      server.on('clientError', (err: ScgiError) => errors.push(err.code));
+      sides[transport] = { server, target: targetOf(server.address() as never), log, errors, onError };
+    }
+  });
+  afterAll(async () => {
+    for (const s of Object.values(sides)) await s.server.close();
+  });
+
+  /** A front: `steps` are bytes to send or ms to wait; `end`: FIN after the last step. */
+  async function through(transport: 'net' | 'native', steps: (Buffer | number)[], end: boolean) {
+    const s = sides[transport];
+    const from = { log: s.log.length, errors: s.errors.length, onError: s.onError.length };
+    const before = { ...s.server.stats };
+    const ex = await new Promise<{ data: string; closed: boolean }>((resolve) => {
+      const socket = connect(s.target as never);
+      const got: Buffer[] = [];
+      const timer = setTimeout(() => done(false), 3000);
+      const done = (closed: boolean) => {
+        clearTimeout(timer);
+        socket.destroy();
+        resolve({ data: Buffer.concat(got).toString('latin1'), closed });
+      };
+      socket.on('data', (c: Buffer) => got.push(c));
+      socket.on('error', () => {});
+      socket.on('close', () => done(true));
+      socket.on('end', () => socket.end());
+      socket.on('connect', async () => {
+        for (const step of steps) {
+          if (socket.destroyed) return;
+          if (typeof step === 'number') await pause(step);
+          else socket.write(step);
+        }
+        if (end && !socket.destroyed) socket.end();
+      });
+    });
+    await pause(60);
+    const after = s.server.stats;
+    const stats: Record<string, number> = {};
+    for (const k of Object.keys(after) as (keyof typeof after)[]) stats[k] = after[k] - before[k];
+    return {
+      ...ex,
+      handler: s.log.slice(from.log),
+      clientErrors: s.errors.slice(from.errors),
+      onError: s.onError.slice(from.onError),
+      stats,
+    };
+  }
+
+  const req = (reader: Reader, length: number) =>
+    netstring(
+      block([
+        ['CONTENT_LENGTH', String(length)],
+        ['SCGI', '1'],
+        ['REQUEST_METHOD', 'POST'],
+        ['HTTP_X_READER', reader],
+      ]),
+    );
+  const body = bigBody(40);
+  const big = bigBody(300_000);
+
+  for (const reader of READERS) {
+    const fronts: [string, (Buffer | number)[], boolean][] = [
+      ['whole, in one write', [Buffer.concat([req(reader, 40), body])], false],
+      ['the header, then the body 50 ms later', [req(reader, 40), 50, body], false],
+      ['stalling mid-body, then the rest', [Buffer.concat([req(reader, 40), body.subarray(0, 10)]), 300, body.subarray(10)], false],
+      ['stalling mid-body, then gone (FIN)', [Buffer.concat([req(reader, 40), body.subarray(0, 10)]), 300], true],
+      ['the body, then more', [Buffer.concat([req(reader, 40), body, Buffer.alloc(100, 'x')])], false],
+      ['a large body in pieces with a stall', [Buffer.concat([req(reader, big.length), big.subarray(0, 100_000)]), 300, big.subarray(100_000)], false],
+    ];
+    for (const [what, steps, end] of fronts) {
+      it(`${reader} reader, front ${what}`, async () => {
+        const [net, native] = await Promise.all([through('net', steps, end), through('native', steps, end)]);
+        expect(native).toEqual(net);
+      });
+    }
+  }
 });
 
 /** Sends one request over a socket of our own and resolves with its local address once the response ended. */

@@ -35,10 +35,11 @@ class RecordingTransport implements Transport {
     this.written.push(typeof data === 'string' ? Buffer.from(data, encoding ?? 'utf8') : Buffer.from(data));
     return true;
   }
-  end(data?: string | Uint8Array | null, encoding?: BufferEncoding): void {
+  end(data?: string | Uint8Array | null, encoding?: BufferEncoding): boolean {
     if (data != null) this.write(data, encoding);
     this.#ended = true;
     this.calls.push('end');
+    return true;
   }
   cork(): void {}
   uncork(): boolean {

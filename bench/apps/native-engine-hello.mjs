@@ -11,18 +11,14 @@ const engine = new NativeEngine(
     maxHeaderSize: 64 * 1024,
     maxHeadersCount: 1000,
     strict: false,
-    maxBodySize: Infinity,
-    bodyPreread: 64 * 1024,
     maxConnections: Infinity,
     headerTimeout: 10_000,
-    requestTimeout: 0,
     drainTimeout: 5_000,
     maxDrainSize: 16 * 1024 * 1024,
     writeHighWaterMark: 64 * 1024,
     allowHalfOpen: false,
     sweepInterval: 1000,
     overloadResponse: Buffer.from('Status: 503 Service Unavailable\r\n\r\n'),
-    tooLargeResponse: Buffer.from('Status: 413 Payload Too Large\r\n\r\n'),
   },
   {
     onRequest(id) {

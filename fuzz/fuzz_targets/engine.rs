@@ -89,11 +89,8 @@ fn config(inp: &mut Input, fds: usize) -> Config {
         max_header_size: [12, 40, 100, 300, 64 * 1024][usize::from(inp.byte() % 5)],
         max_headers: u32::from(inp.byte() % 8) + 1,
         flags: u32::from(b & 1),
-        max_body_size: [0, 10, 100, 1000, 1 << 20][usize::from(inp.byte() % 5)],
-        body_preread: [0, 1, 16, 64 * 1024][usize::from(inp.byte() % 4)],
         max_connections: usize::from(inp.byte() % 8) + 1,
         header_timeout: [0, 5, 1000][usize::from(inp.byte() % 3)],
-        request_timeout: [0, 5, 1000][usize::from(inp.byte() % 3)],
         drain_timeout: [0, 5, 1000][usize::from(inp.byte() % 3)],
         max_drain_size: [0, 16, 1000][usize::from(inp.byte() % 3)],
         write_high_water: [0, 16, 64 * 1024][usize::from(inp.byte() % 3)],
@@ -108,7 +105,6 @@ fn config(inp: &mut Input, fds: usize) -> Config {
             u64::MAX
         },
         resp_503: b"Status: 503 Service Unavailable\r\n\r\n".to_vec(),
-        resp_413: b"Status: 413 Content Too Large\r\n\r\n".to_vec(),
     }
 }
 

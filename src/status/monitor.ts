@@ -202,10 +202,11 @@ class ObservedTransport implements Transport {
     return this.#inner.write(data, encoding);
   }
 
-  end(data?: string | Uint8Array | null, encoding?: BufferEncoding, close?: boolean): void {
+  end(data?: string | Uint8Array | null, encoding?: BufferEncoding, close?: boolean): boolean {
     if (data != null && this.#inner.writable) this.#count(data, encoding);
-    this.#inner.end(data, encoding, close);
+    const written = this.#inner.end(data, encoding, close);
     this.#monitor.released(this.#conn, false);
+    return written;
   }
 
   reset(): void {

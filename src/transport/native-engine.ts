@@ -27,13 +27,11 @@ export const EV_DRAIN = 5;
 /** Reject codes above the parser's 1-8 (`Code` in src/parser/types.ts). */
 export const REJECT_INCOMPLETE_HEADER = 9;
 export const REJECT_HEADER_TIMEOUT = 10;
-export const REJECT_BODY_TOO_LARGE = 11;
 
 /** Why a dispatched connection closed. */
 export const CLOSE_DONE = 0;
 export const CLOSE_ABORTED = 1;
 export const CLOSE_BODY_TRUNCATED = 2;
-export const CLOSE_REQUEST_TIMEOUT = 3;
 
 /** Results of respond/write/control. */
 export const R_STALE = 0;
@@ -44,7 +42,7 @@ export const R_CLOSED = 3;
 const SLOT_FACTOR = 4194304; // 2^22
 
 interface TransportAddon {
-  transportCreate(options: Float64Array, onBatch: (buf: Buffer, recs: Uint32Array) => void, resp503: Uint8Array, resp413: Uint8Array): object;
+  transportCreate(options: Float64Array, onBatch: (buf: Buffer, recs: Uint32Array) => void, resp503: Uint8Array): object;
   transportListenUnix(t: object, path: string, backlog: number): number;
   transportListenTcp(t: object, ip: string, port: number, backlog: number): number;
   transportAdopt(t: object, fd: number): number;
@@ -54,6 +52,7 @@ interface TransportAddon {
   transportControl(t: object, id: number, op: number): number;
   transportServer(t: object, op: number): number;
   transportPeer(t: object, id: number): [address: string, port: number] | undefined;
+  transportPending(fd: number): boolean;
 }
 
 let addon: TransportAddon | null = null;
@@ -91,16 +90,23 @@ export function listenSocket(address: string, port: number, backlog: number): [f
   return a.transportListenSocket(address, port, backlog);
 }
 
+/**
+ * Whether a connection waits in the backlog of listening socket `fd` (one
+ * `poll`), or null where the addon cannot tell (not Linux, no addon).
+ */
+export function listenerPending(fd: number): boolean | null {
+  const a = transportAddon();
+  if (a === null || typeof a.transportPending !== 'function') return null;
+  return a.transportPending(fd);
+}
+
 export interface NativeEngineOptions {
   maxHeaderSize: number;
   maxHeadersCount: number;
   strict: boolean;
-  maxBodySize: number;
-  /** Bodies up to this many bytes are read before the request is handed over. */
-  bodyPreread: number;
   maxConnections: number;
   headerTimeout: number;
-  requestTimeout: number;
+  /** From the last response byte written to close (the engine's drain of unread bytes). */
   drainTimeout: number;
   maxDrainSize: number;
   /** Unwritten bytes kept natively before `write` reports full. */
@@ -112,8 +118,6 @@ export interface NativeEngineOptions {
   fdCeiling?: number;
   /** The whole response for a connection over maxConnections. */
   overloadResponse: Uint8Array;
-  /** The whole response for CONTENT_LENGTH over maxBodySize. */
-  tooLargeResponse: Uint8Array;
 }
 
 /** What the engine tells its owner. `buf` is the batch's bytes (shared by its records). */
@@ -124,12 +128,14 @@ export interface NativeEngineEvents {
    * array for `req` (as `parse` fills it). `req` is a view into the batch's
    * bytes, and `recs` is the batch's records, which nothing writes again:
    * both can be kept (`headersFromParse` with `keep` reads them in place).
-   * `complete` when `req` holds the whole body.
+   * `complete` when `req` holds the whole body. Every request comes as soon
+   * as its header is complete; the rest of its body follows as `onData`
+   * while it is read (`resume`).
    */
   onRequest(id: number, req: Buffer, recs: Uint32Array, at: number, complete: boolean): void;
-  /** Body bytes of a streamed request; `last` when the body is complete. */
+  /** Body bytes of a streamed request (its own bytes, or most of the batch's); `last` when the body is complete. */
   onData(id: number, chunk: Buffer, last: boolean): void;
-  /** A connection refused before dispatch (closed, or answered 413 and draining). */
+  /** A connection refused before dispatch (closed): a bad header, cut short, or too slow. */
   onReject(code: number): void;
   /** A dispatched connection is gone (`CLOSE_*`). */
   onClose(id: number, reason: number): void;
@@ -155,11 +161,8 @@ export class NativeEngine {
       o.maxHeaderSize,
       o.maxHeadersCount,
       o.strict ? 1 : 0,
-      o.maxBodySize,
-      o.bodyPreread,
       o.maxConnections,
       o.headerTimeout,
-      o.requestTimeout,
       o.drainTimeout,
       o.maxDrainSize,
       o.writeHighWaterMark,
@@ -167,7 +170,7 @@ export class NativeEngine {
       o.sweepInterval,
       o.fdCeiling ?? Infinity,
     ]);
-    this.#t = a.transportCreate(opts, (buf, recs) => dispatchBatch(events, buf, recs), o.overloadResponse, o.tooLargeResponse);
+    this.#t = a.transportCreate(opts, (buf, recs) => dispatchBatch(events, buf, recs), o.overloadResponse);
   }
 
   listenUnix(path: string, backlog = 511): void {
@@ -276,9 +279,13 @@ function dispatchRecord(ev: NativeEngineEvents, buf: Buffer, recs: Uint32Array, 
     case EV_REQUEST:
       ev.onRequest(id, buf.subarray(recs[p]!, recs[p + 1]!), recs, p + 3, recs[p + 2] === 1);
       break;
-    case EV_DATA:
-      ev.onData(id, buf.subarray(recs[p]!, recs[p + 1]!), recs[p + 2] === 1);
+    case EV_DATA: {
+      // A piece of a streamed body (its request outlived the batch of its
+      // header) owns its bytes, unless it is most of the batch anyway.
+      const piece = buf.subarray(recs[p]!, recs[p + 1]!);
+      ev.onData(id, piece.length * 2 < buf.length ? Buffer.from(piece) : piece, recs[p + 2] === 1);
       break;
+    }
     case EV_REJECT:
       ev.onReject(recs[p]!);
       break;

@@ -139,8 +139,8 @@ export class NativeTransport implements Transport {
     return r !== R_FULL;
   }
 
-  end(data?: string | Uint8Array | null, encoding?: BufferEncoding, close = false): void {
-    if (!this.writable) return;
+  end(data?: string | Uint8Array | null, encoding?: BufferEncoding, close = false): boolean {
+    if (!this.writable) return true;
     this.#ended = true;
     let bytes: string | Uint8Array = data == null ? '' : toWire(data, encoding);
     const corked = this.#corked;
@@ -150,7 +150,15 @@ export class NativeTransport implements Transport {
       corked.push(bytes);
       bytes = Buffer.concat(corked.map((c) => (typeof c === 'string' ? Buffer.from(c) : c)));
     }
-    if (this.#owner.engine.respond(this.id, bytes, close) === R_CLOSED) this.#owner.closedNow(this);
+    const r = this.#owner.engine.respond(this.id, bytes, close);
+    if (r === R_CLOSED) this.#owner.closedNow(this);
+    // R_FULL: the rest is written natively; a drain record says when it is out.
+    return r !== R_FULL;
+  }
+
+  /** `end` was called (a drain record then means the whole response is out). */
+  get ended(): boolean {
+    return this.#ended;
   }
 
   cork(): void {
@@ -206,6 +214,8 @@ export class NativeListener implements NativeEngineEvents {
   readonly #host: NativeHost;
   readonly #live = new Map<number, NativeTransport>();
   #toClose: NativeTransport[] = [];
+  /** The requests of the batch being delivered (see `onBatchEnd`). */
+  readonly #fresh: Lifecycle[] = [];
   #flushQueued = false;
   readonly #flush = (): void => {
     this.#flushQueued = false;
@@ -222,17 +232,12 @@ export class NativeListener implements NativeEngineEvents {
         maxHeaderSize: o.maxHeaderSize,
         maxHeadersCount: o.maxHeadersCount,
         strict: o.strict,
-        // The lifecycle answers 413 (startRequest) with the same message as on net.
-        maxBodySize: Infinity,
-        // Every request goes to the lifecycle at header completion, with the
-        // body bytes that came with the header: the rest streams to it, so
-        // headerTimeout, bodyTimeout/minBodyRate, requestTimeout, maxBodySize
-        // and shutdown apply to every phase, as on net.
-        bodyPreread: 0,
+        // The engine hands every request to the lifecycle at header
+        // completion, with the body bytes that came with the header; the rest
+        // streams to it, so bodyTimeout/minBodyRate, requestTimeout,
+        // maxBodySize (413) and shutdown apply to every phase, as on net.
         maxConnections,
         headerTimeout: o.headerTimeout,
-        // requestTimeout and drainTimeout are the lifecycle's (the server's sweep).
-        requestTimeout: 0,
         drainTimeout: o.drainTimeout,
         maxDrainSize: o.maxDrainSize,
         writeHighWaterMark: 64 * 1024,
@@ -240,7 +245,6 @@ export class NativeListener implements NativeEngineEvents {
         fdCeiling: host.fdCeiling,
         sweepInterval: Math.max(5, Math.min(1000, Math.floor(Math.min(o.headerTimeout || 10_000, o.drainTimeout || 10_000, 10_000) / 5))),
         overloadResponse: Buffer.from(plainResponse(503, 'Service Unavailable\n'), 'latin1'),
-        tooLargeResponse: Buffer.from(plainResponse(413, 'Payload Too Large\n'), 'latin1'),
       },
       this,
     );
@@ -268,7 +272,21 @@ export class NativeListener implements NativeEngineEvents {
     t.bodyPending = !complete;
     this.#live.set(id, t);
     const lifecycle = this.#host.acceptCounted(t);
+    this.#fresh.push(lifecycle);
     lifecycle.startRequest(req, recs, at, true, Date.now());
+  }
+
+  /**
+   * A request still open after its batch (a long-poll, a handler that
+   * awaits) keeps only its own bytes: its headers were views into the
+   * batch's buffer, which holds the whole wake-up (uploads' bodies too). One
+   * answered within the batch, the usual case, copies nothing.
+   */
+  onBatchEnd(): void {
+    const fresh = this.#fresh;
+    if (fresh.length === 0) return;
+    for (const lifecycle of fresh) lifecycle.ownBytes();
+    fresh.length = 0;
   }
 
   onData(id: number, chunk: Buffer, last: boolean): void {
@@ -304,7 +322,9 @@ export class NativeListener implements NativeEngineEvents {
 
   onDrain(id: number): void {
     const t = this.#live.get(id);
-    if (t !== undefined) t.events!.onDrain();
+    if (t === undefined) return;
+    t.events!.onDrain();
+    if (t.ended) t.events!.onFinish();
   }
 
   onAccepted(accepted: number, overloaded: number, acceptErrors: number, nearFdLimit: number): void {

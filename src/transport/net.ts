@@ -23,6 +23,9 @@ function onSocketClose(this: TaggedSocket): void {
 function onSocketError(this: TaggedSocket, _err: Error): void {
   // ECONNRESET / EPIPE from a front that went away: 'close' follows and cleans up.
 }
+function onSocketFinish(this: TaggedSocket): void {
+  this[kTransport].events!.onFinish();
+}
 function onSocketDrain(this: TaggedSocket): void {
   const t = this[kTransport];
   t.drainArmed = false;
@@ -69,12 +72,16 @@ export class NetTransport implements Transport {
     return this.socket.write(data, encoding as BufferEncoding) || this.#armDrain();
   }
 
-  end(data?: string | Uint8Array | null, encoding?: BufferEncoding, close?: boolean): void {
+  end(data?: string | Uint8Array | null, encoding?: BufferEncoding, close?: boolean): boolean {
     const s = this.socket;
     if (data == null) s.end();
     else s.end(data, encoding);
     // Closed once the response is flushed (FIN, and no reset: nothing unread).
     if (close) s.destroySoon();
+    // Written at once (the usual case): no listener. Else 'finish' says when.
+    if (s.writableLength === 0) return true;
+    s.once('finish', onSocketFinish);
+    return false;
   }
 
   cork(): void {

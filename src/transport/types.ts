@@ -2,8 +2,9 @@
  * The seam between one connection's request lifecycle (`src/lifecycle.ts`)
  * and whatever carries its bytes. The lifecycle never sees a `net.Socket`:
  * it calls a `Transport`, and the transport calls the lifecycle's
- * `TransportEvents`. Implementations: `src/transport/net.ts` (a `net.Socket`)
- * and `src/inject.ts` (in memory). docs/ARCHITECTURE.md ("The transport
+ * `TransportEvents`. Three implementations: `src/transport/net.ts` (a
+ * `net.Socket`), `src/transport/native.ts` (a connection of the addon's
+ * engine) and `src/inject.ts` (in memory). docs/ARCHITECTURE.md ("The transport
  * seam") says what each side promises.
  */
 
@@ -48,9 +49,11 @@ export interface Transport {
    * discard), unless `close`: the whole request was read, nothing more is
    * expected, so the connection closes once everything is sent (`onClose`
    * follows) without waiting for the peer (the lifecycle decides:
-   * `finishResponse` in src/lifecycle.ts).
+   * `finishResponse` in src/lifecycle.ts). Returns true when every byte of
+   * the response is written (handed to the kernel) already; else
+   * `onFinish` follows once it is (or `onClose`, if the connection goes first).
    */
-  end(data?: string | Uint8Array | null, encoding?: BufferEncoding, close?: boolean): void;
+  end(data?: string | Uint8Array | null, encoding?: BufferEncoding, close?: boolean): boolean;
   /** Gather the writes until `uncork` into one (one syscall). Calls nest: the outermost `uncork` sends. */
   cork(): void;
   /**
@@ -83,6 +86,8 @@ export interface TransportEvents {
   onFin(): void;
   /** The write buffer emptied after a `write` returned false. */
   onDrain(): void;
+  /** The last byte of the response is written, after an `end` that returned false. */
+  onFinish(): void;
   /** The connection is gone (after `destroy`, `reset`, an error, or both sides closed). Called once, last. */
   onClose(): void;
 }

@@ -15,7 +15,7 @@ if (cluster.isPrimary) {
 } else {
   const options = JSON.parse(process.env.SCGI_TEST_OPTIONS ?? '{}');
   try {
-    const server = await serve((headers, client) => {
+    const server = await serve((_headers, client) => {
       client.writeHead(200, { 'X-Pid': String(process.pid) });
       client.end(`pid ${process.pid}\n`);
     }, options);

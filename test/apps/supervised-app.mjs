@@ -1,6 +1,6 @@
 // The supervision test app (test/supervision.test.ts), run as its own process.
 // Options come as JSON in SCGI_TEST_OPTIONS. Answers with its pid; /slow
-// waits ?ms=; /spin blocks its event loop for ever in spinForever(); /chunks
+// waits ?ms= (any route: ?wait=); /spin blocks its event loop for ever in spinForever(); /chunks
 // runs ?n= synchronous chunks of ?ms= each, one per loop turn; /leak keeps
 // ?kb= KiB for the life of the process; /recycle calls server.recycle().
 // The primary prints one JSON line per event (workerExit, reload, error) and,
@@ -27,6 +27,7 @@ const server = await serve(async (headers, client) => {
   const q = new URLSearchParams(uri.split('?')[1]);
   if (uri.startsWith('/spin')) spinForever();
   if (uri.startsWith('/slow')) await new Promise((r) => setTimeout(r, Number(q.get('ms') ?? 200)));
+  if (q.has('wait')) await new Promise((r) => setTimeout(r, Number(q.get('wait'))));
   if (uri.startsWith('/chunks')) {
     for (let i = 0; i < Number(q.get('n') ?? 1); i++) {
       busyFor(Number(q.get('ms') ?? 200));

@@ -215,7 +215,9 @@ describe('under load through nginx, parallelism 2 on a unix socket', () => {
     const after = await load({ total: 40, concurrency: 8, uri: (i) => `/slow?ms=2&after=${i}` });
     expect(failed(after)).toEqual([]);
     expect(after.every((r) => reloaded.includes(r.pid!))).toBe(true);
-    expect(app.lines.some((l) => 'workerExit' in l)).toBe(false); // retired, not crashed
+    // retired, not crashed: each old worker's exit says 'reload'
+    const exits = app.lines.filter((l) => 'workerExit' in l).map((l) => (l.workerExit as { reason: string }).reason);
+    expect(exits).toEqual(['reload', 'reload']);
     app.child.kill('SIGTERM');
     expect(await app.exited).toBe(0);
   });

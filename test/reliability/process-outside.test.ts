@@ -12,8 +12,11 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { serve, type ScgiError } from '../../src/index.ts';
-import { request } from '../../src/requester.ts';
-import { tempDir, TRANSPORTS, waitFor } from '../helpers.ts';
+import { parserInfo } from '../../src/parser/index.ts';
+import { encodeRequest, request } from '../../src/requester.ts';
+import { transportAddon } from '../../src/transport/native-engine.ts';
+import { targetOf, tempDir, TRANSPORTS, waitFor, type Target } from '../helpers.ts';
+import { spawnApp } from '../apps/spawn.ts';
 import { sleep, spyOnProcessErrors } from './util.ts';
 
 spyOnProcessErrors();
@@ -196,6 +199,22 @@ describe("10. an app's own node:cluster (PM2's cluster mode)", () => {
   });
 });
 
+describe('6. a cluster primary inside worker_threads', () => {
+  it('parallelism > 1 in a worker thread is refused with ERR_SCGI_INVALID_OPTION (cluster.fork would run the main script)', async () => {
+    const index = pathToFileURL(join(ROOT, 'dist', 'index.js')).href;
+    const code = `const { parentPort } = require('node:worker_threads');
+import(${JSON.stringify(index)}).then(({ serve }) => serve(() => {}, { address: ${JSON.stringify(sockPath())}, parallelism: 2 }))
+  .then(() => parentPort.postMessage('listening'), (err) => parentPort.postMessage(String(err.code)));`;
+    const worker = new Worker(code, { eval: true });
+    try {
+      const msg = await new Promise((resolve) => worker.once('message', resolve));
+      expect(msg).toBe('ERR_SCGI_INVALID_OPTION');
+    } finally {
+      await worker.terminate();
+    }
+  });
+});
+
 describe.each(TRANSPORTS)('6. serve() on a unix socket inside worker_threads (%s)', (transport) => {
   it('listens, answers, the socket has socketMode from the first moment it is reachable, and close() removes it', async () => {
     const path = sockPath();
@@ -228,4 +247,98 @@ import(${JSON.stringify(index)}).then(async ({ serve }) => {
       await worker.terminate();
     }
   });
+});
+
+/**
+ * `clients` fronts, each sending one request after another to `target` until
+ * `stop()` says so or the server is gone; what happened to every connection
+ * that was made: answered, reset (ECONNRESET/EPIPE, or closed without a
+ * byte), or refused at connect (ENOENT, ECONNREFUSED: after the stop).
+ */
+function load(target: Target, clients = 8) {
+  const seen = { answered: 0, reset: [] as string[], refused: 0 };
+  let stop = false;
+  const once = () =>
+    new Promise<{ error: string | null; connected: boolean; data: string }>((resolve) => {
+      const s = connect(target as never);
+      let connected = false;
+      let error: string | null = null;
+      let data = '';
+      const timer = setTimeout(() => s.destroy(), 10_000);
+      s.on('connect', () => {
+        connected = true;
+        s.write(encodeRequest({ uri: '/slow?ms=2' }));
+      });
+      s.on('data', (c) => (data += c.toString('latin1')));
+      s.on('end', () => s.end());
+      s.on('error', (err: NodeJS.ErrnoException) => (error = err.code ?? err.message));
+      s.on('close', () => {
+        clearTimeout(timer);
+        resolve({ error, connected, data });
+      });
+    });
+  const client = async () => {
+    while (!stop) {
+      const ex = await once();
+      if (!ex.connected && (ex.error === 'ENOENT' || ex.error === 'ECONNREFUSED')) {
+        seen.refused++;
+        // the server is gone: one more try would only be refused again
+        return;
+      }
+      if (ex.error !== null || !ex.data.startsWith('Status: 200')) {
+        seen.reset.push(`${ex.error ?? 'closed'} ${ex.connected ? 'after connect' : 'at connect'}, ${ex.data.length} bytes`);
+      } else seen.answered++;
+    }
+  };
+  const running = Promise.all(Array.from({ length: clients }, client));
+  return {
+    seen,
+    done: async () => {
+      stop = true;
+      await running;
+    },
+  };
+}
+
+/**
+ * Net accepts its backlog before closing only where the addon can poll the
+ * listener (src/server.ts, #closeNetListener; SCGI_PARSER=js keeps off the
+ * addon): elsewhere it closes at once, as documented.
+ */
+const drains = (transport: 'net' | 'native') => transport === 'native' || (parserInfo.forced !== 'js' && transportAddon() !== null);
+
+describe.each(TRANSPORTS)('5. a graceful stop serves every connection that reached the socket (%s)', (transport) => {
+  for (const kind of ['unix', 'tcp'] as const) {
+    it.skipIf(!drains(transport))(`cluster (parallelism 2, ${kind}): SIGTERM to the primary under load resets no connection`, async () => {
+      const path = sockPath();
+      const app = await spawnApp<{ ready: string | { port: number } }>(
+        [process.execPath, APP],
+        { SCGI_TEST_OPTIONS: JSON.stringify({ address: kind === 'unix' ? path : '127.0.0.1:0', parallelism: 2, transport }) },
+        children,
+      );
+      const target: Target = kind === 'unix' ? { path } : { host: '127.0.0.1', port: (app.ready.ready as { port: number }).port };
+      const l = load(target);
+      await waitFor(() => l.seen.answered >= 50, 10_000);
+      app.child.kill('SIGTERM');
+      expect(await app.exited).toBe(0);
+      await l.done();
+      expect(l.seen.reset).toEqual([]);
+      expect(l.seen.answered).toBeGreaterThan(50);
+    });
+
+    it.skipIf(!drains(transport))(`in process (${kind}): close() under load resets no connection`, async () => {
+      const server = await serve(
+        async (_h, client) => {
+          await sleep(2);
+          client.end('Status: 200 OK\r\n\r\nok\n');
+        },
+        { address: kind === 'unix' ? sockPath() : '127.0.0.1:0', transport, handleSignals: false },
+      );
+      const l = load(targetOf(server.address() as string));
+      await waitFor(() => l.seen.answered >= 50, 10_000);
+      await server.close();
+      await l.done();
+      expect(l.seen.reset).toEqual([]);
+    });
+  }
 });

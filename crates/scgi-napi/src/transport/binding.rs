@@ -4,13 +4,13 @@
 //! (main thread or a `worker_threads` worker) with no cross-thread wake-ups.
 //! Each wake-up crosses into JavaScript at most once, with one `Buffer` and
 //! one `Uint32Array` (see `engine.rs` for the record layout and
-//! `src/transport/native.ts` for the reader).
+//! `dispatchBatch` in `src/transport/native-engine.ts` for the reader).
 //!
 //! Lifetime: `transportCreate` returns a wrapper object owning a [`Cell`].
 //! While the engine is open the wrapper is held by a strong reference (an
 //! open server is not garbage), and an async environment cleanup hook closes
-//! it when the environment goes away (worker exit). `transportClose` (or the
-//! hook) stops and closes the `uv_poll` first and only then drops the engine
+//! it when the environment goes away (worker exit). `transportServer(t, 5)`
+//! (`NativeEngine.close`), the hook, or the finalizer, through `teardown`, stops and closes the `uv_poll` first and only then drops the engine
 //! (closing the epoll descriptor), so libuv never sees a reused descriptor
 //! number. The wrapper's finalizer frees the cell.
 
@@ -407,13 +407,14 @@ unsafe fn guarded(env: Env, f: impl FnOnce() -> Value) -> Value {
 // ---------------------------------------------------------------------------
 // The exported functions.
 
-/// `transportCreate(options: Float64Array, onBatch: Function, resp503: Uint8Array, resp413: Uint8Array): object`
+/// `transportCreate(options: Float64Array, onBatch: Function, resp503: Uint8Array): object`
 unsafe extern "C" fn create_cb(env: Env, info: n::napi_callback_info) -> Value {
-    const USAGE: &CStr = c"transportCreate(options: Float64Array, onBatch: Function, resp503: Uint8Array, resp413: Uint8Array)";
+    const USAGE: &CStr =
+        c"transportCreate(options: Float64Array, onBatch: Function, resp503: Uint8Array)";
     // SAFETY: every call below uses this callback's env and its arguments.
     unsafe {
         guarded(env, || {
-            let Some([opts, cb, r503, r413]) = args::<4>(env, info) else {
+            let Some([opts, cb, r503]) = args::<3>(env, info) else {
                 return throw(env, USAGE);
             };
             let (mut ty, mut len, mut data, mut off) = (-1, 0usize, null_mut(), 0usize);
@@ -426,11 +427,11 @@ unsafe extern "C" fn create_cb(env: Env, info: n::napi_callback_info) -> Value {
                 null_mut(),
                 &mut off,
             );
-            if st != n::Status::napi_ok || ty != n::TypedarrayType::float64_array || len < 13 {
+            if st != n::Status::napi_ok || ty != n::TypedarrayType::float64_array || len < 10 {
                 return throw(env, USAGE);
             }
             let o = std::slice::from_raw_parts(data.cast::<f64>(), len).to_vec();
-            let (Some(r503), Some(r413)) = (bytes(env, r503), bytes(env, r413)) else {
+            let Some(r503) = bytes(env, r503) else {
                 return throw(env, USAGE);
             };
             let mut vt = 0;
@@ -451,19 +452,15 @@ unsafe extern "C" fn create_cb(env: Env, info: n::napi_callback_info) -> Value {
                 max_header_size: clamp(o[0]).min(u64::from(u32::MAX)) as u32,
                 max_headers: clamp(o[1]).min(1 << 20) as u32,
                 flags: clamp(o[2]) as u32,
-                max_body_size: clamp(o[3]),
-                body_preread: clamp(o[4]).min(16 << 20),
-                max_connections: clamp(o[5]).min(usize::MAX as u64) as usize,
-                header_timeout: clamp(o[6]),
-                request_timeout: clamp(o[7]),
-                drain_timeout: clamp(o[8]),
-                max_drain_size: clamp(o[9]),
-                write_high_water: clamp(o[10]).min(usize::MAX as u64) as usize,
-                allow_half_open: o[11] != 0.0,
-                sweep_ms: clamp(o[12]).clamp(1, 3_600_000),
-                fd_ceiling: o.get(13).map_or(u64::MAX, |&v| clamp(v)),
+                max_connections: clamp(o[3]).min(usize::MAX as u64) as usize,
+                header_timeout: clamp(o[4]),
+                drain_timeout: clamp(o[5]),
+                max_drain_size: clamp(o[6]),
+                write_high_water: clamp(o[7]).min(usize::MAX as u64) as usize,
+                allow_half_open: o[8] != 0.0,
+                sweep_ms: clamp(o[9]).clamp(1, 3_600_000),
+                fd_ceiling: o.get(10).map_or(u64::MAX, |&v| clamp(v)),
                 resp_503: r503.to_vec(),
-                resp_413: r413.to_vec(),
             };
             let engine = match Engine::new(cfg) {
                 Ok(e) => Box::new(e),
@@ -765,6 +762,26 @@ unsafe extern "C" fn peer_cb(env: Env, info: n::napi_callback_info) -> Value {
     }
 }
 
+/// `transportPending(fd): boolean`: whether a connection waits in the
+/// backlog of listening socket `fd` (the net transport's graceful stop
+/// accepts until there is none before closing its listener, src/server.ts).
+unsafe extern "C" fn pending_cb(env: Env, info: n::napi_callback_info) -> Value {
+    // SAFETY: as in create_cb.
+    unsafe {
+        guarded(env, || {
+            let Some([fd]) = args::<1>(env, info) else {
+                return throw(env, c"transportPending(fd)");
+            };
+            let Some(fd) = num(env, fd).filter(|&f| f >= 0.0 && f <= f64::from(i32::MAX)) else {
+                return throw(env, c"transportPending(fd)");
+            };
+            let mut ret = null_mut();
+            n::napi_get_boolean(env, sys::readable_now(fd as i32), &mut ret);
+            ret
+        })
+    }
+}
+
 /// `transportServer(t, op): number`: 0 close the listener, 1 close idle
 /// connections (returns how many), 2 open connection count, 3 ref, 4 unref,
 /// 5 close everything (the instance is unusable after).
@@ -812,7 +829,7 @@ unsafe extern "C" fn server_cb(env: Env, info: n::napi_callback_info) -> Value {
 
 /// Registers the transport functions on `exports` (Linux only; see lib.rs).
 pub fn register(env: Env, exports: Value) -> Result<(), String> {
-    let callbacks: [(&str, crate::parse::Callback); 10] = [
+    let callbacks: [(&str, crate::parse::Callback); 11] = [
         ("transportCreate", create_cb),
         ("transportListenUnix", listen_unix_cb),
         ("transportListenTcp", listen_tcp_cb),
@@ -823,6 +840,7 @@ pub fn register(env: Env, exports: Value) -> Result<(), String> {
         ("transportControl", control_cb),
         ("transportServer", server_cb),
         ("transportPeer", peer_cb),
+        ("transportPending", pending_cb),
     ];
     crate::parse::register(env, exports, &callbacks)
 }

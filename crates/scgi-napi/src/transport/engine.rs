@@ -4,12 +4,15 @@
 //! (system calls go through `sys.rs`); `binding.rs` drives it from a `uv_poll`
 //! on Node's loop and crosses into JavaScript once per wake-up.
 //!
-//! Lifecycle of a connection (the one of `src/connection.ts`):
-//! `Header` (reading the netstring, `headerTimeout`) → `Preread` (a body of at
-//! most `bodyPreread` bytes is read before dispatch) → `Open` (handed to JS;
-//! larger bodies stream on demand; `requestTimeout`) → `Draining` (response
-//! written and write side shut; the rest of what the front sends is read and
-//! discarded until it closes, up to `maxDrainSize`/`drainTimeout`) → closed.
+//! Lifecycle of a connection (the engine's half of the phases of
+//! `src/lifecycle.ts`, which gets each request at dispatch):
+//! `Header` (reading the netstring, `headerTimeout`) → `Open` (handed to JS
+//! as soon as the header is complete, with the body bytes read with it; the
+//! rest of the body streams while JS wants it; every deadline and limit of a
+//! request, `maxBodySize` and `requestTimeout` included, is the lifecycle's)
+//! → `Draining` (response written and write side shut; the rest of what the
+//! front sends is read and discarded until it closes, up to
+//! `maxDrainSize`/`drainTimeout`) → closed.
 //!
 //! Connections live in a slab; a JS id is `generation * 2^22 + slot`. Closing
 //! a connection drops its `OwnedFd` (so it is closed exactly once) and bumps
@@ -30,7 +33,7 @@ use scgi_parser::{
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 
-/// Record types of a batch (`src/transport/native.ts` has the same values).
+/// Record types of a batch (`src/transport/native-engine.ts` has the same values).
 pub const EV_REQUEST: u32 = 1;
 /// A piece of a streamed body: `[start, end, last]`.
 pub const EV_DATA: u32 = 2;
@@ -38,15 +41,15 @@ pub const EV_DATA: u32 = 2;
 pub const EV_REJECT: u32 = 3;
 /// A dispatched connection is gone: `[reason]` (`CLOSE_*`).
 pub const EV_CLOSE: u32 = 4;
-/// Unwritten response bytes fell to zero after `write` returned "over the bound".
+/// Unwritten response bytes fell to zero after `write` returned "over the
+/// bound", or after `respond` returned `R_FULL`: the last response byte is
+/// written (the drain of unread request bytes starts then).
 pub const EV_DRAIN: u32 = 5;
 
 /// Reject code: the front closed before the header was complete.
 pub const REJECT_INCOMPLETE_HEADER: u32 = 9;
 /// Reject code: no complete header within `headerTimeout`.
 pub const REJECT_HEADER_TIMEOUT: u32 = 10;
-/// Reject code: `CONTENT_LENGTH` above `maxBodySize` (answered 413, then drained).
-pub const REJECT_BODY_TOO_LARGE: u32 = 11;
 
 /// Close reason: closed after the response (normal end).
 pub const CLOSE_DONE: u32 = 0;
@@ -54,8 +57,6 @@ pub const CLOSE_DONE: u32 = 0;
 pub const CLOSE_ABORTED: u32 = 1;
 /// Close reason: the front closed before sending `CONTENT_LENGTH` body bytes.
 pub const CLOSE_BODY_TRUNCATED: u32 = 2;
-/// Close reason: `requestTimeout` passed before the response ended (reset on TCP).
-pub const CLOSE_REQUEST_TIMEOUT: u32 = 3;
 
 /// Batch header slots (counters since the previous batch).
 pub const BATCH_ACCEPTED: usize = 0;
@@ -72,7 +73,8 @@ pub const BATCH_HEADER: usize = 4;
 pub const R_STALE: u32 = 0;
 /// Accepted.
 pub const R_OK: u32 = 1;
-/// `write`: accepted, but the unwritten bytes are above the bound; `EV_DRAIN` follows.
+/// `write`: accepted, but the unwritten bytes are above the bound; `respond`:
+/// accepted, but not all written yet. `EV_DRAIN` follows (when they are).
 pub const R_FULL: u32 = 2;
 /// The connection is closed now (no `EV_CLOSE` follows).
 pub const R_CLOSED: u32 = 3;
@@ -97,17 +99,11 @@ pub struct Config {
     pub max_headers: u32,
     /// Parser flags (`FLAG_STRICT`).
     pub flags: u32,
-    /// Largest `CONTENT_LENGTH` (413 above).
-    pub max_body_size: u64,
-    /// Bodies up to this size are read before dispatch.
-    pub body_preread: u64,
     /// Most open connections; more get the 503 response.
     pub max_connections: usize,
     /// ms from accept to a complete header (0: none).
     pub header_timeout: u64,
-    /// ms from dispatch to the end of the response (0: none).
-    pub request_timeout: u64,
-    /// ms from the end of the response to close (0: none).
+    /// ms from the last response byte written to close (0: none).
     pub drain_timeout: u64,
     /// Bytes discarded after the response before giving up on a clean close.
     pub max_drain_size: u64,
@@ -122,8 +118,6 @@ pub struct Config {
     pub fd_ceiling: u64,
     /// The whole 503 response for `maxConnections`.
     pub resp_503: Vec<u8>,
-    /// The whole 413 response for `maxBodySize`.
-    pub resp_413: Vec<u8>,
 }
 
 /// Events for JavaScript, gathered during one wake-up.
@@ -190,7 +184,6 @@ impl Id {
 #[derive(Copy, Clone, PartialEq, Eq, Debug)]
 enum Phase {
     Header,
-    Preread,
     Open,
     Draining,
 }
@@ -411,7 +404,26 @@ impl Engine {
     }
 
     /// Stops accepting and closes the listening socket (connections stay).
+    /// A graceful stop serves every connection that reached the socket:
+    /// what waits in the backlog is accepted first (until EAGAIN), as a
+    /// wake-up would, so closing the socket resets none of them (the last
+    /// process holding a shared socket closes it right after its own drain).
+    /// Their events go out with the next wake-up (kicked).
     pub fn close_listener(&mut self) {
+        if self.listener.is_some() {
+            self.sh.now = self.clock();
+            let before = self.sh.batch.recs[BATCH_ACCEPTED];
+            // Bounded: each round accepts up to ACCEPT_BUDGET; a flood
+            // faster than this is cut where it is.
+            for _ in 0..64 {
+                if !self.accept_ready() || self.accept_resume_at != 0 {
+                    break;
+                }
+            }
+            if self.sh.batch.recs[BATCH_ACCEPTED] != before {
+                self.sh.kick_wanted = true;
+            }
+        }
         self.unregister_listener();
         self.listener = None;
         self.accept_resume_at = 0;
@@ -788,6 +800,10 @@ impl Engine {
             return R_STALE;
         }
         match conn.respond(sh, data, close) {
+            Act::Keep if conn.out_pos < conn.out.len() => {
+                conn.notify_drain = true;
+                R_FULL
+            }
             Act::Keep => R_OK,
             Act::Close(_, reset) => {
                 self.apply(id, Act::Close(None, reset));
@@ -885,12 +901,13 @@ impl Conn {
             match self.flush() {
                 Ok(()) => {
                     if self.out_pos == self.out.len() {
+                        if std::mem::take(&mut self.notify_drain) {
+                            sh.batch.rec(EV_DRAIN, id, &[]);
+                        }
                         if self.ending {
                             if let Act::Close(r, x) = self.finish(sh) {
                                 return Act::Close(r, x);
                             }
-                        } else if std::mem::take(&mut self.notify_drain) {
-                            sh.batch.rec(EV_DRAIN, id, &[]);
                         }
                     }
                 }
@@ -910,7 +927,7 @@ impl Conn {
             return Act::Keep;
         }
         match self.phase {
-            Phase::Header | Phase::Preread => {
+            Phase::Header => {
                 let act = self.read_request(sh, id);
                 // Dispatched by this read, with a FIN already seen (it came
                 // with the request): no further edge will report it.
@@ -949,16 +966,9 @@ impl Conn {
     }
 
     fn read_request(&mut self, sh: &mut Shared, id: Id) -> Act {
+        let chunk = READ_CHUNK;
         loop {
-            let chunk = match self.phase {
-                Phase::Preread => {
-                    let want = (self.header_end as u64 + self.content_length)
-                        .saturating_sub(self.buf.len() as u64);
-                    (want as usize).clamp(1, READ_CHUNK)
-                }
-                _ => READ_CHUNK,
-            };
-            match sys::read(&self.fd, &mut sh.scratch[..chunk]) {
+            match sys::read(&self.fd, &mut sh.scratch[..]) {
                 Err(e) if would_block(&e) => {
                     self.readable = false;
                     return Act::Keep;
@@ -984,80 +994,41 @@ impl Conn {
         }
     }
 
-    /// After new header/body bytes: `Some` when the connection left the read-request phases.
+    /// After new header bytes: `Some` when the connection left `Header`.
     fn progress(&mut self, sh: &mut Shared, id: Id) -> Option<Act> {
-        if self.phase == Phase::Header {
-            if self.buf.len() < self.need {
+        if self.buf.len() < self.need {
+            return None;
+        }
+        let cfg = &sh.cfg;
+        let status = parse_raw(
+            &self.buf,
+            &mut sh.out,
+            cfg.max_header_size,
+            cfg.max_headers,
+            cfg.flags,
+        );
+        match status {
+            1 => {
+                let need = sh.out[OUT_HEADER_END] as usize;
+                self.need = if need == 0 { self.buf.len() + 1 } else { need };
                 return None;
             }
-            let cfg = &sh.cfg;
-            let status = parse_raw(
-                &self.buf,
-                &mut sh.out,
-                cfg.max_header_size,
-                cfg.max_headers,
-                cfg.flags,
-            );
-            match status {
-                1 => {
-                    let need = sh.out[OUT_HEADER_END] as usize;
-                    self.need = if need == 0 { self.buf.len() + 1 } else { need };
-                    return None;
-                }
-                2 => {
-                    sh.batch.rec(EV_REJECT, id, &[sh.out[OUT_CODE]]);
-                    return Some(Act::Close(None, false));
-                }
-                _ => {}
+            2 => {
+                sh.batch.rec(EV_REJECT, id, &[sh.out[OUT_CODE]]);
+                return Some(Act::Close(None, false));
             }
-            self.header_end = sh.out[OUT_HEADER_END] as usize;
-            self.content_length =
-                u64::from(sh.out[OUT_CL_LOW]) | (u64::from(sh.out[OUT_CL_HIGH]) << 32);
-            if self.content_length > cfg.max_body_size {
-                sh.batch.rec(EV_REJECT, id, &[REJECT_BODY_TOO_LARGE]);
-                let got = (self.buf.len() - self.header_end) as u64;
-                self.body_left = self.content_length.saturating_sub(got);
-                self.discarded = got;
-                self.buf = Vec::new();
-                self.phase = Phase::Open;
-                let resp = std::mem::take(&mut sh.cfg.resp_413);
-                let act = self.respond(sh, &resp, false);
-                sh.cfg.resp_413 = resp;
-                return Some(act);
-            }
-            if self.content_length <= cfg.body_preread {
-                self.phase = Phase::Preread;
-                self.deadline = if cfg.request_timeout > 0 {
-                    sh.now + cfg.request_timeout
-                } else {
-                    0
-                };
-            } else {
-                self.dispatch(sh, id, false);
-                return Some(Act::Keep);
-            }
+            _ => {}
         }
-        if (self.buf.len() as u64) >= self.header_end as u64 + self.content_length {
-            self.dispatch(sh, id, true);
-            return Some(Act::Keep);
-        }
-        None
+        self.header_end = sh.out[OUT_HEADER_END] as usize;
+        self.content_length =
+            u64::from(sh.out[OUT_CL_LOW]) | (u64::from(sh.out[OUT_CL_HIGH]) << 32);
+        self.dispatch(sh, id);
+        Some(Act::Keep)
     }
 
-    /// Hands the request to JavaScript: header and the body bytes read so far.
-    fn dispatch(&mut self, sh: &mut Shared, id: Id, reparse: bool) {
-        let cfg = &sh.cfg;
-        if reparse {
-            // The shared `out` may hold another connection's parse by now; the
-            // result for the same bytes is the same.
-            parse_raw(
-                &self.buf[..self.header_end],
-                &mut sh.out,
-                cfg.max_header_size,
-                cfg.max_headers,
-                cfg.flags,
-            );
-        }
+    /// Hands the request to JavaScript: header and the body bytes read so far
+    /// (`sh.out` holds this header's parse).
+    fn dispatch(&mut self, sh: &mut Shared, id: Id) {
         let have = (self.buf.len() - self.header_end) as u64;
         let included = have.min(self.content_length) as usize;
         self.discarded = have - included as u64;
@@ -1078,27 +1049,16 @@ impl Conn {
         self.phase = Phase::Open;
         self.dispatched = true;
         self.buf = Vec::new();
-        self.deadline = if cfg.request_timeout > 0 {
-            sh.now + cfg.request_timeout
-        } else {
-            0
-        };
+        // From here the deadlines are the lifecycle's, until the drain (`finish`).
+        self.deadline = 0;
     }
 
     fn eof_before_dispatch(&mut self, sh: &mut Shared, id: Id) -> Act {
-        match self.phase {
-            Phase::Preread => {
-                // As on the net transport, the handler sees the request, then the truncation.
-                self.dispatch(sh, id, true);
-                Act::Close(Some(CLOSE_BODY_TRUNCATED), true)
-            }
-            _ if self.got_bytes => {
-                sh.batch.rec(EV_REJECT, id, &[REJECT_INCOMPLETE_HEADER]);
-                Act::Close(None, false)
-            }
-            // Nothing sent at all (Apache after answering 411 itself): a quiet close.
-            _ => Act::Close(None, false),
+        if self.got_bytes {
+            sh.batch.rec(EV_REJECT, id, &[REJECT_INCOMPLETE_HEADER]);
         }
+        // Nothing sent at all (Apache after answering 411 itself): a quiet close.
+        Act::Close(None, false)
     }
 
     fn read_body(&mut self, sh: &mut Shared, id: Id) -> Act {
@@ -1191,14 +1151,12 @@ impl Conn {
     }
 
     /// The response's last bytes: write what the socket takes, keep the rest.
+    /// Until the last byte is written, the request's deadline stays (a
+    /// response still being written is governed by backpressure and
+    /// `requestTimeout`); the drain's starts in `finish`.
     fn respond(&mut self, sh: &mut Shared, data: &[u8], close: bool) -> Act {
         self.ending = true;
         self.close_after = close;
-        self.deadline = if sh.cfg.drain_timeout > 0 {
-            sh.now + sh.cfg.drain_timeout
-        } else {
-            0
-        };
         if self.out_pos == self.out.len() && self.writable {
             // Nothing queued: write straight from the caller's bytes.
             let mut off = 0;
@@ -1245,6 +1203,11 @@ impl Conn {
             return Act::Close(Some(CLOSE_DONE), false);
         }
         self.phase = Phase::Draining;
+        self.deadline = if sh.cfg.drain_timeout > 0 {
+            sh.now + sh.cfg.drain_timeout
+        } else {
+            0
+        };
         self.want_read = false;
         if !self.shut {
             self.shut = true;
@@ -1265,12 +1228,9 @@ impl Conn {
                 sh.batch.rec(EV_REJECT, id, &[REJECT_HEADER_TIMEOUT]);
                 Act::Close(None, false)
             }
-            Phase::Preread => {
-                self.dispatch(sh, id, true);
-                Act::Close(Some(CLOSE_REQUEST_TIMEOUT), true)
-            }
-            Phase::Open if !self.ending => Act::Close(Some(CLOSE_REQUEST_TIMEOUT), true),
-            _ => Act::Close(Some(CLOSE_DONE), false),
+            // drainTimeout (an open request has no native deadline: its
+            // deadlines are the lifecycle's).
+            Phase::Open | Phase::Draining => Act::Close(Some(CLOSE_DONE), false),
         }
     }
 }
@@ -1293,11 +1253,8 @@ mod state_machine {
             max_header_size: 200,
             max_headers: 6,
             flags: 0,
-            max_body_size: 1000,
-            body_preread: 16,
             max_connections: 4,
             header_timeout: 0,
-            request_timeout: 0,
             drain_timeout: 0,
             max_drain_size: 300,
             write_high_water: 64,
@@ -1305,7 +1262,6 @@ mod state_machine {
             sweep_ms: 1000,
             fd_ceiling: u64::MAX,
             resp_503: b"Status: 503\r\n\r\n".to_vec(),
-            resp_413: b"Status: 413\r\n\r\n".to_vec(),
         }
     }
 
@@ -1404,6 +1360,53 @@ mod state_machine {
                 _ => {}
             }
         }
+    }
+
+    /// `close_listener` accepts what waits in the backlog before closing:
+    /// the fronts that connected before it get their requests served, none
+    /// is reset, and the next wake-up delivers them.
+    #[test]
+    fn close_listener_accepts_the_backlog_first() {
+        let dir =
+            std::env::temp_dir().join(format!("scgi-cl-{}-{}", std::process::id(), sys::now_ms()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("s.sock");
+        let mut e = Engine::new(config()).unwrap();
+        e.listen(sys::listen_unix(path.as_os_str().as_encoded_bytes(), 64).unwrap())
+            .unwrap();
+        let req = b"24:CONTENT_LENGTH\x000\x00SCGI\x001\x00,";
+        let mut clients: Vec<UnixStream> = (0..3)
+            .map(|_| {
+                let mut c = UnixStream::connect(&path).unwrap();
+                c.write_all(req).unwrap();
+                c
+            })
+            .collect();
+        // Nothing polled yet: the three wait in the backlog.
+        e.close_listener();
+        assert_eq!(e.open_count(), 3);
+        assert!(
+            UnixStream::connect(&path).is_err(),
+            "the listener is closed"
+        );
+        e.poll();
+        let b = take_batch(&mut e);
+        let ids: Vec<i64> = b
+            .events
+            .iter()
+            .filter(|ev| ev.ty == EV_REQUEST)
+            .map(|ev| ev.id)
+            .collect();
+        assert_eq!(ids.len(), 3);
+        for id in ids {
+            assert_eq!(e.respond(id, b"Status: 200 OK\r\n\r\nok", true), R_CLOSED);
+        }
+        for c in &mut clients {
+            let mut got = Vec::new();
+            std::io::Read::read_to_end(c, &mut got).unwrap();
+            assert_eq!(got, b"Status: 200 OK\r\n\r\nok");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     proptest! {

@@ -110,6 +110,19 @@ pub fn now_ms() -> u64 {
     ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
 }
 
+/// Whether descriptor `fd` is readable now (a listening socket: a connection
+/// waits in its backlog). One `poll` with no timeout; false on any error.
+pub fn readable_now(fd: RawFd) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: `p` is one valid pollfd for the duration of the call.
+    let n = unsafe { libc::poll(&mut p, 1, 0) };
+    n == 1 && (p.revents & libc::POLLIN) != 0
+}
+
 /// `accept4(fd, NONBLOCK | CLOEXEC)`.
 pub fn accept(listener: &OwnedFd) -> io::Result<OwnedFd> {
     // SAFETY: null address pointers are allowed (the peer address is not wanted).

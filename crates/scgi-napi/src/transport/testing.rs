@@ -11,11 +11,10 @@
 //!   in the batch's bytes, payload sizes are those of their type;
 //! - a request's `out` is `scgi_parser::parse_raw`'s for its bytes under the
 //!   engine's limits (Complete, same slots), its body part is at most
-//!   `CONTENT_LENGTH` (the `complete` flag says whether it is all of it), and
-//!   `CONTENT_LENGTH` is within `max_body_size`;
+//!   `CONTENT_LENGTH` (the `complete` flag says whether it is all of it);
 //! - an id is dispatched once, never after it was refused; body pieces and
 //!   drains come only for live ids, body pieces add up to `CONTENT_LENGTH`
-//!   (the last one says so), a drain only after a `write` said full;
+//!   (the last one says so), a drain only after a `write` or `respond` said full;
 //! - every dispatched id is closed at most once (a close record, or a call
 //!   that returned `R_CLOSED`), and from then on every call on it is refused
 //!   with `R_STALE`; a live id is never refused except by `respond`/`write`
@@ -23,8 +22,8 @@
 
 use super::engine::{
     Config, Engine, BATCH_ACCEPTED, BATCH_FD_LIMIT, BATCH_HEADER, BATCH_OVERLOADED,
-    CLOSE_BODY_TRUNCATED, CLOSE_DONE, CLOSE_REQUEST_TIMEOUT, EV_CLOSE, EV_DATA, EV_DRAIN,
-    EV_REJECT, EV_REQUEST, REJECT_BODY_TOO_LARGE, R_CLOSED, R_FULL, R_OK, R_STALE,
+    CLOSE_BODY_TRUNCATED, CLOSE_DONE, EV_CLOSE, EV_DATA, EV_DRAIN, EV_REJECT, EV_REQUEST,
+    REJECT_HEADER_TIMEOUT, R_CLOSED, R_FULL, R_OK, R_STALE,
 };
 use scgi_parser::{
     out_size, parse_raw, OUT_CL_HIGH, OUT_CL_LOW, OUT_CODE, OUT_HEADER_END, OUT_PAIRS,
@@ -171,7 +170,6 @@ pub struct Model {
     max_header_size: u32,
     max_headers: u32,
     flags: u32,
-    max_body_size: u64,
     /// Dispatched and not closed.
     pub live: HashMap<i64, Live>,
     /// Dispatched, then closed (by a close record or a call).
@@ -187,7 +185,6 @@ impl Model {
             max_header_size: cfg.max_header_size,
             max_headers: cfg.max_headers,
             flags: cfg.flags,
-            max_body_size: cfg.max_body_size,
             live: HashMap::new(),
             closed: HashSet::new(),
             rejected: HashSet::new(),
@@ -226,7 +223,7 @@ impl Model {
                 }
                 EV_REJECT => {
                     assert!(
-                        (1..=REJECT_BODY_TOO_LARGE).contains(&p[0]),
+                        (1..=REJECT_HEADER_TIMEOUT).contains(&p[0]),
                         "reject code {}",
                         p[0]
                     );
@@ -238,16 +235,13 @@ impl Model {
                 }
                 EV_CLOSE => {
                     let reason = p[0];
-                    assert!(reason <= CLOSE_REQUEST_TIMEOUT, "close reason {reason}");
+                    assert!(reason <= CLOSE_BODY_TRUNCATED, "close reason {reason}");
                     if let Some(c) = self.live.get(&id) {
                         if reason == CLOSE_BODY_TRUNCATED {
                             assert!(c.body_left > 0, "truncated with the whole body read ({id})");
                         }
                         if reason == CLOSE_DONE {
                             assert!(c.ended, "closed as done before any response ({id})");
-                        }
-                        if reason == CLOSE_REQUEST_TIMEOUT {
-                            assert!(!c.ended, "a request timeout after the response ({id})");
                         }
                     }
                     self.close(id, "close record");
@@ -298,10 +292,6 @@ impl Model {
             req.len()
         );
         let cl = u64::from(out[OUT_CL_LOW]) | (u64::from(out[OUT_CL_HIGH]) << 32);
-        assert!(
-            cl <= self.max_body_size,
-            "dispatched a body over max_body_size"
-        );
         let have = (req.len() - header_end) as u64;
         assert!(have <= cl, "more body bytes than CONTENT_LENGTH");
         assert_eq!(p[2] == 1, have == cl, "the complete flag");
@@ -336,7 +326,7 @@ impl Model {
         };
         let ok: &[u32] = match (call, c.ended) {
             (Call::Respond | Call::RespondClose | Call::Write, true) => &[R_STALE],
-            (Call::Respond | Call::RespondClose, false) => &[R_OK, R_CLOSED],
+            (Call::Respond | Call::RespondClose, false) => &[R_OK, R_FULL, R_CLOSED],
             (Call::Write, false) => &[R_OK, R_FULL, R_CLOSED],
             (Call::Pause | Call::Resume, _) => &[R_OK],
             (Call::Reset | Call::Destroy, _) => &[R_CLOSED],
@@ -348,6 +338,11 @@ impl Model {
         );
         match r {
             R_OK if call == Call::Respond || call == Call::RespondClose => c.ended = true,
+            // The response is not all written yet: a drain record says when it is.
+            R_FULL if call == Call::Respond || call == Call::RespondClose => {
+                c.ended = true;
+                c.drain_owed = true;
+            }
             R_FULL => c.drain_owed = true,
             R_CLOSED => self.close(id, "call"),
             _ => {}
