@@ -221,6 +221,7 @@ async function runMode(nginxWorkers: '1' | 'auto'): Promise<Map<string, Sample[]
     if (nativeBuilt && process.platform === 'linux') {
       variants.push({ name: 'baseline unix p1 native-transport', transport: 'unix', parallelism: 1, parser: 'native', dist, conn: 'native' });
       variants.push({ name: 'baseline tcp p1 native-transport', transport: 'tcp', parallelism: 1, parser: 'native', dist, conn: 'native' });
+      // the cluster path (a worker heartbeat each second since issue 19) against the same in the baseline
       variants.push({ name: 'baseline unix p2 native-transport', transport: 'unix', parallelism: 2, parser: 'native', dist, conn: 'native' });
     }
   }
