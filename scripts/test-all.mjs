@@ -7,10 +7,14 @@
 //      are present, required in CI),
 //   2. the vitest suite with SCGI_PARSER=native (fails if the addon did not load),
 //   3. the vitest suite again with SCGI_PARSER=js (the pure-TS fallback),
-//   4. on Linux, the server, reliability, adapter and front suites again with
-//      SCGI_TRANSPORT=net: step 2 ran them on the native transport (the
-//      default where the addon has it; src/transport/native.ts), step 3 on
-//      net with the TS parser, this one on net with the native parser.
+//   4. on Linux, the server, reliability, adapter, front and framework suites
+//      again with SCGI_TRANSPORT=net: step 2 ran them on the native transport
+//      (the default where the addon has it; src/transport/native.ts), step 3
+//      on net with the TS parser, this one on net with the native parser.
+// Before the vitest passes, the Next.js app of test/frameworks/next.test.ts is
+// built once (test/frameworks/next-build.ts, in a temp dir removed at the
+// end) and handed to every pass in SCGI_NEXT_DIR; a SCGI_NEXT_DIR given by
+// the caller (.ci/run) is used as it is.
 // Without cargo (a machine with no Rust), steps 1 and 2 are reported as not
 // run and the command fails in CI, passes with a warning elsewhere.
 import { spawnSync } from 'node:child_process';
@@ -53,6 +57,20 @@ function vitest(parser, transport = null, files = []) {
 }
 
 step('lint', 'npm', ['run', 'lint']);
+let ownNextDir = null;
+if (!process.env.SCGI_NEXT_DIR) {
+  console.log('\n==> next build (test/frameworks/next-build.ts), once for every vitest pass');
+  const r = spawnSync(process.execPath, ['--import', './scripts/ts-loader.mjs', 'test/frameworks/next-build.ts'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    encoding: 'utf8',
+  });
+  if (r.status === 0) {
+    ownNextDir = r.stdout.trim().split('\n').at(-1);
+    process.env.SCGI_NEXT_DIR = ownNextDir;
+  } else {
+    failedSteps.push('next build');
+  }
+}
 if (hasCargo) {
   step('cargo fmt', 'cargo', ['fmt', '--all', '--check']);
   step('cargo fmt (fuzz/)', 'cargo', ['fmt', '--check', '--manifest-path', 'fuzz/Cargo.toml']);
@@ -77,6 +95,7 @@ if (hasCargo && process.platform === 'linux') {
     'test/reliability',
     'test/fronts',
     'test/adapters.test.ts',
+    'test/frameworks',
     'test/backpressure.test.ts',
     'test/interop.test.ts',
     'test/transport.test.ts',
@@ -88,6 +107,7 @@ if (hasCargo && process.platform === 'linux') {
   ]);
 }
 rmSync(work, { recursive: true, force: true });
+if (ownNextDir !== null) rmSync(ownNextDir, { recursive: true, force: true });
 
 console.log(`\nsteps failed: ${failedSteps.length ? failedSteps.join('; ') : 'none'}`);
 console.log(`tests: ${totals.passed} passed, ${totals.failed} failed, ${totals.skipped} skipped`);

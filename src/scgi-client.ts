@@ -50,6 +50,16 @@ let discardHead: (client: ScgiClient) => void;
 let responseEnded: (client: ScgiClient) => boolean;
 let destroyedOrGone: (client: ScgiClient) => boolean;
 let askMore: (client: ScgiClient) => void;
+let ownBody: (client: ScgiClient) => void;
+
+/**
+ * Body chunks still waiting for the handler's first read (the stream state
+ * is not built yet) become copies: a request that outlives the native
+ * transport's batch keeps only its own bytes (`Lifecycle.ownBytes`).
+ */
+export function ownUnreadBody(client: ScgiClient): void {
+  ownBody(client);
+}
 
 /** The client is destroyed (by the handler or its connection), without building its stream state. */
 export function isClientDestroyed(client: ScgiClient): boolean {
@@ -142,6 +152,11 @@ export class ScgiClient extends (DeferredDuplex as unknown as typeof Duplex) {
       if (!client.#built && !client.#eof && !client.#gone && client.#bodyBytes < BODY_HIGH_WATER) client.#port.readBody();
     };
     destroyedOrGone = (client) => (client.#built ? client.destroyed : client.#gone);
+    ownBody = (client) => {
+      const body = client.#body;
+      if (client.#built || body === null) return;
+      for (let i = 0; i < body.length; i++) body[i] = Buffer.from(body[i]!);
+    };
   }
 
   constructor(port: ClientPort, headers: ScgiHeaders) {

@@ -51,8 +51,15 @@ describe.each(TRANSPORTS)('status endpoint, parallelism 2 (%s)', (transport) => 
     const pids = app.ready.workers!;
     expect(pids).toHaveLength(2);
     await Promise.all(Array.from({ length: 20 }, (_, i) => scgiRequest({ path: address }, { uri: `/r${i}` })));
-    // Each worker reports once a second.
-    await waitFor(async () => (await doc(status)).totals.requests === 20, 5000, 100);
+    // Each worker reports once a second (the first time a second after it listens).
+    await waitFor(
+      async () => {
+        const d = await doc(status);
+        return d.totals.requests === 20 && d.workers.every((w: { rss: number }) => w.rss > 0);
+      },
+      5000,
+      100,
+    );
     const d = await doc(status);
     expect(d.server).toMatchObject({ pid: app.ready.pid, parallelism: 2, transport, address: `unix:${address}` });
     expect(d.workers.map((w: { pid: number }) => w.pid).sort()).toEqual([...pids].sort());

@@ -235,13 +235,15 @@ export class Monitor {
   #queued = '';
   #flushScheduled = false;
   #logFailed = false;
+  /** Writes what is queued when the process exits before the end of the turn (accessLog true). */
+  readonly #onExit = (): void => this.flush();
 
   /** `owner`: the server; its `'close'` stops the sweep and writes what is queued. */
   constructor(o: MonitorOptions, owner?: EventEmitter) {
     this.#log = o.accessLog;
     this.#slowAfter = o.slowRequestThreshold;
     this.#onSlow = o.onSlowRequest;
-    if (o.accessLog === true) process.once('exit', () => this.flush());
+    if (o.accessLog === true) process.once('exit', this.#onExit);
     owner?.once('close', () => this.close());
   }
 
@@ -361,6 +363,7 @@ export class Monitor {
   close(): void {
     if (this.#slowTimer !== null) clearInterval(this.#slowTimer);
     this.#slowTimer = null;
+    process.off('exit', this.#onExit);
     this.flush();
   }
 

@@ -1,0 +1,7 @@
+export default function Home() {
+  return (
+    <main>
+      <h1>hello from next</h1>
+    </main>
+  );
+}
