@@ -120,7 +120,7 @@ export class UnixSocketFile {
           const code = (err as NodeJS.ErrnoException).code;
           if (code === 'ENOTDIR') {
             const file = firstNonDirectory(dir) ?? dir;
-            throw new ScgiError('ERR_SCGI_INVALID_ADDRESS', `${file} is not a directory: fix the path ${path}`);
+            throw new ScgiError('ERR_SCGI_INVALID_ADDRESS', `${file} is not a directory: fix the path ${path}`, { cause: err });
           }
           if (code === 'ENOENT') {
             throw new ScgiError(
