@@ -3,7 +3,7 @@
 //! the Node environment that created it, so all I/O runs on that JS thread
 //! (main thread or a `worker_threads` worker) with no cross-thread wake-ups.
 //! Each wake-up crosses into JavaScript at most once, with one `Buffer` and
-//! one `Uint32Array` (see `engine.rs` for the record layout and
+//! one `Uint32Array` (see `batch.rs` for the record layout and
 //! `dispatchBatch` in `src/transport/native-engine.ts` for the reader).
 //!
 //! Lifetime: `transportCreate` returns a wrapper object owning a [`Cell`].
