@@ -630,7 +630,9 @@ describeNative('native engine: instances and threads', () => {
           if (recs[i] === 1) a.transportRespond(t, recs[i + 2] * 4194304 + recs[i + 1], 'Status: 200 OK\\r\\n\\r\\nfrom worker', 0);
         }
       };
-      t = a.transportCreate(new Float64Array([65536, 100, 0, 1e9, 65536, 1e9, 10000, 0, 5000, 1e6, 65536, 0, 50]), onBatch, Buffer.from('x'), Buffer.from('y'));
+      const o = { maxHeaderSize: 65536, maxHeadersCount: 100, strict: 0, maxConnections: 1e9, headerTimeout: 0,
+        drainTimeout: 5000, maxDrainSize: 1e6, writeHighWaterMark: 65536, allowHalfOpen: 0, sweepInterval: 50, fdCeiling: Infinity };
+      t = a.transportCreate(new Float64Array(a.transportConstants().CONFIG_FIELDS.map((k) => o[k])), onBatch, Buffer.from('x'));
       parentPort.postMessage(a.transportListenTcp(t, '127.0.0.1', 0, 511));`;
     const worker = new Worker(code, { eval: true });
     const port = await new Promise<number>((res, rej) => {

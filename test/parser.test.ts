@@ -270,6 +270,7 @@ describe.each(backends.filter((b) => b.name === 'native').map((b) => [b.name, b]
       'transportServer',
       'transportPeer',
       'transportPending',
+      'transportConstants',
       'unixListenQueue',
     ];
     expect(Object.keys(loadAddon())).toEqual(['parse', ...(process.platform === 'linux' ? transport : [])]);

@@ -7,7 +7,12 @@
  * into calls on a `NativeEngineEvents` object (no per-request objects are
  * made here; `onRequest` gets offsets into the batch).
  *
- * Batch layout (`engine.rs` is the other half): `recs[0..4]` are counters
+ * The contract with the addon (`crates/scgi-napi/src/transport/batch.rs` is
+ * the other half; the addon's `transportConstants()` lists its values, and
+ * test/native-contract.test.ts fails when one differs from the constants
+ * below, which are plain numbers so the batch loop reads no table).
+ *
+ * Batch layout: `recs[0..BATCH_HEADER]` are counters
  * (accepted, answered 503, accept errors, answered 503 near the fd limit); then records
  * `[type, slot, generation, n, payload × n]`; a request's payload is
  * `[start, end, complete, out...]` with `out` the parser's array for
@@ -18,6 +23,7 @@
  */
 import { loadAddon } from '../parser/native.ts';
 
+/** Record types of a batch. */
 export const EV_REQUEST = 1;
 export const EV_DATA = 2;
 export const EV_REJECT = 3;
@@ -39,7 +45,53 @@ export const R_OK = 1;
 export const R_FULL = 2;
 export const R_CLOSED = 3;
 
-const SLOT_FACTOR = 4194304; // 2^22
+/** The batch's header: counters since the previous batch, then the records. */
+export const BATCH_ACCEPTED = 0;
+export const BATCH_OVERLOADED = 1;
+export const BATCH_ACCEPT_ERRORS = 2;
+export const BATCH_FD_LIMIT = 3;
+export const BATCH_HEADER = 4;
+
+/** A connection's id is `generation * 2^SLOT_BITS + slot`. */
+export const SLOT_BITS = 22;
+const SLOT_FACTOR = 2 ** SLOT_BITS;
+
+/** `transportControl` operations. */
+export const OP_PAUSE = 0;
+export const OP_RESUME = 1;
+export const OP_RESET = 2;
+export const OP_DESTROY = 3;
+
+/** `transportServer` operations. */
+export const SERVER_OP_CLOSE_LISTENER = 0;
+export const SERVER_OP_CLOSE_IDLE = 1;
+export const SERVER_OP_OPEN_COUNT = 2;
+export const SERVER_OP_REF = 3;
+export const SERVER_OP_UNREF = 4;
+export const SERVER_OP_CLOSE = 5;
+
+/** The order of `transportCreate`'s options array: `NativeEngineOptions` by name. */
+export const CONFIG_FIELDS = [
+  'maxHeaderSize',
+  'maxHeadersCount',
+  'strict',
+  'maxConnections',
+  'headerTimeout',
+  'drainTimeout',
+  'maxDrainSize',
+  'writeHighWaterMark',
+  'allowHalfOpen',
+  'sweepInterval',
+  'fdCeiling',
+] as const satisfies readonly (keyof NativeEngineOptions)[];
+
+/** `options` as `transportCreate` takes them (booleans as 0/1, an absent `fdCeiling` as no limit). */
+function configArray(options: NativeEngineOptions): Float64Array {
+  return Float64Array.from(CONFIG_FIELDS, (name) => {
+    const v = options[name];
+    return typeof v === 'boolean' ? Number(v) : (v ?? Infinity);
+  });
+}
 
 interface TransportAddon {
   transportCreate(options: Float64Array, onBatch: (buf: Buffer, recs: Uint32Array) => void, resp503: Uint8Array): object;
@@ -53,6 +105,7 @@ interface TransportAddon {
   transportServer(t: object, op: number): number;
   transportPeer(t: object, id: number): [address: string, port: number] | undefined;
   transportPending(fd: number): boolean;
+  transportConstants(): Record<string, number> & { CONFIG_FIELDS: string[] };
 }
 
 let addon: TransportAddon | null = null;
@@ -156,21 +209,7 @@ export class NativeEngine {
     const a = transportAddon();
     if (a === null) throw addonError ?? new Error('native transport unavailable');
     this.#a = a;
-    const o = options;
-    const opts = new Float64Array([
-      o.maxHeaderSize,
-      o.maxHeadersCount,
-      o.strict ? 1 : 0,
-      o.maxConnections,
-      o.headerTimeout,
-      o.drainTimeout,
-      o.maxDrainSize,
-      o.writeHighWaterMark,
-      o.allowHalfOpen ? 1 : 0,
-      o.sweepInterval,
-      o.fdCeiling ?? Infinity,
-    ]);
-    this.#t = a.transportCreate(opts, (buf, recs) => dispatchBatch(events, buf, recs), o.overloadResponse);
+    this.#t = a.transportCreate(configArray(options), (buf, recs) => dispatchBatch(events, buf, recs), options.overloadResponse);
   }
 
   listenUnix(path: string, backlog = 511): void {
@@ -196,43 +235,43 @@ export class NativeEngine {
     return this.#a.transportWrite(this.#t, id, data);
   }
   pause(id: number): number {
-    return this.#a.transportControl(this.#t, id, 0);
+    return this.#a.transportControl(this.#t, id, OP_PAUSE);
   }
   resume(id: number): number {
-    return this.#a.transportControl(this.#t, id, 1);
+    return this.#a.transportControl(this.#t, id, OP_RESUME);
   }
   /** Close with RST on TCP (an incomplete response must not look complete). */
   reset(id: number): number {
-    return this.#a.transportControl(this.#t, id, 2);
+    return this.#a.transportControl(this.#t, id, OP_RESET);
   }
   destroy(id: number): number {
-    return this.#a.transportControl(this.#t, id, 3);
+    return this.#a.transportControl(this.#t, id, OP_DESTROY);
   }
   /** The TCP peer's address and port (one `getpeername`); undefined on a unix socket or for a closed id. */
   peer(id: number): [address: string, port: number] | undefined {
     return this.#closed ? undefined : this.#a.transportPeer(this.#t, id);
   }
   closeListener(): void {
-    if (!this.#closed) this.#a.transportServer(this.#t, 0);
+    if (!this.#closed) this.#a.transportServer(this.#t, SERVER_OP_CLOSE_LISTENER);
   }
   /** Closes connections that have sent nothing yet; returns how many. */
   closeIdle(): number {
-    return this.#closed ? 0 : this.#a.transportServer(this.#t, 1);
+    return this.#closed ? 0 : this.#a.transportServer(this.#t, SERVER_OP_CLOSE_IDLE);
   }
   get openConnections(): number {
-    return this.#closed ? 0 : this.#a.transportServer(this.#t, 2);
+    return this.#closed ? 0 : this.#a.transportServer(this.#t, SERVER_OP_OPEN_COUNT);
   }
   ref(): void {
-    if (!this.#closed) this.#a.transportServer(this.#t, 3);
+    if (!this.#closed) this.#a.transportServer(this.#t, SERVER_OP_REF);
   }
   unref(): void {
-    if (!this.#closed) this.#a.transportServer(this.#t, 4);
+    if (!this.#closed) this.#a.transportServer(this.#t, SERVER_OP_UNREF);
   }
   /** Closes the listener and every connection at once; the engine is unusable after. */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#a.transportServer(this.#t, 5);
+    this.#a.transportServer(this.#t, SERVER_OP_CLOSE);
   }
   get closed(): boolean {
     return this.#closed;
@@ -246,15 +285,20 @@ export class NativeEngine {
  * requests and closes after it would be lost, their lifecycles left hanging).
  */
 function dispatchBatch(ev: NativeEngineEvents, buf: Buffer, recs: Uint32Array): void {
-  if (recs[0]! !== 0 || recs[1]! !== 0 || recs[2]! !== 0 || recs[3]! !== 0) {
+  const accepted = recs[BATCH_ACCEPTED]!;
+  const overloaded = recs[BATCH_OVERLOADED]!;
+  const acceptErrors = recs[BATCH_ACCEPT_ERRORS]!;
+  const nearFdLimit = recs[BATCH_FD_LIMIT]!;
+  if (accepted !== 0 || overloaded !== 0 || acceptErrors !== 0 || nearFdLimit !== 0) {
     try {
-      ev.onAccepted(recs[0]!, recs[1]!, recs[2]!, recs[3]!);
+      ev.onAccepted(accepted, overloaded, acceptErrors, nearFdLimit);
     } catch (err) {
       rethrowLater(err);
     }
   }
   const len = recs.length;
-  for (let i = 4; i < len; i += 4 + recs[i + 3]!) {
+  // Each record: [type, slot, generation, n, payload × n].
+  for (let i = BATCH_HEADER; i < len; i += 4 + recs[i + 3]!) {
     try {
       dispatchRecord(ev, buf, recs, i);
     } catch (err) {

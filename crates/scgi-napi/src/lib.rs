@@ -5,7 +5,7 @@
 //! engine). The `napi` feature (default) compiles the N-API side: `parse.rs`
 //! (the parser binding and the module's registration) and
 //! `transport/binding.rs`. Without it, what is left has no N-API: the
-//! engine (`transport/engine.rs`) and its system calls (`transport/sys.rs`,
+//! engine (`transport/`: `engine.rs`, `conn.rs`, `slab.rs`, `batch.rs`) and its system calls (`transport/sys.rs`,
 //! the crate's only `unsafe` outside the bindings). `diag.rs` (with `napi`,
 //! Linux) asks the kernel for a unix socket's listen queue (sock_diag), for
 //! the status endpoint. The `testing` feature adds

@@ -3,7 +3,7 @@
 //! the Node environment that created it, so all I/O runs on that JS thread
 //! (main thread or a `worker_threads` worker) with no cross-thread wake-ups.
 //! Each wake-up crosses into JavaScript at most once, with one `Buffer` and
-//! one `Uint32Array` (see `engine.rs` for the record layout and
+//! one `Uint32Array` (see `batch.rs` for the record layout and
 //! `dispatchBatch` in `src/transport/native-engine.ts` for the reader).
 //!
 //! Lifetime: `transportCreate` returns a wrapper object owning a [`Cell`].
@@ -14,6 +14,11 @@
 //! (closing the epoll descriptor), so libuv never sees a reused descriptor
 //! number. The wrapper's finalizer frees the cell.
 
+use super::batch::{
+    CONFIG_FIELDS, CONSTANTS, OP_DESTROY, OP_PAUSE, OP_RESET, OP_RESUME, SERVER_OP_CLOSE,
+    SERVER_OP_CLOSE_IDLE, SERVER_OP_CLOSE_LISTENER, SERVER_OP_OPEN_COUNT, SERVER_OP_REF,
+    SERVER_OP_UNREF,
+};
 use super::engine::{self, Engine};
 use super::sys;
 use crate::parse::args;
@@ -427,7 +432,10 @@ unsafe extern "C" fn create_cb(env: Env, info: n::napi_callback_info) -> Value {
                 null_mut(),
                 &mut off,
             );
-            if st != n::Status::napi_ok || ty != n::TypedarrayType::float64_array || len < 10 {
+            if st != n::Status::napi_ok
+                || ty != n::TypedarrayType::float64_array
+                || len != CONFIG_FIELDS.len()
+            {
                 return throw(env, USAGE);
             }
             let o = std::slice::from_raw_parts(data.cast::<f64>(), len).to_vec();
@@ -448,18 +456,25 @@ unsafe extern "C" fn create_cb(env: Env, info: n::napi_callback_info) -> Value {
                     0
                 }
             };
+            // The field named `name` (CONFIG_FIELDS is the order; a name
+            // not in it fails the build's tests, not a request).
+            let field = |name: &str| {
+                let i = CONFIG_FIELDS.iter().position(|&f| f == name);
+                o[i.expect("a CONFIG_FIELDS name")]
+            };
             let cfg = engine::Config {
-                max_header_size: clamp(o[0]).min(u64::from(u32::MAX)) as u32,
-                max_headers: clamp(o[1]).min(1 << 20) as u32,
-                flags: clamp(o[2]) as u32,
-                max_connections: clamp(o[3]).min(usize::MAX as u64) as usize,
-                header_timeout: clamp(o[4]),
-                drain_timeout: clamp(o[5]),
-                max_drain_size: clamp(o[6]),
-                write_high_water: clamp(o[7]).min(usize::MAX as u64) as usize,
-                allow_half_open: o[8] != 0.0,
-                sweep_ms: clamp(o[9]).clamp(1, 3_600_000),
-                fd_ceiling: o.get(10).map_or(u64::MAX, |&v| clamp(v)),
+                max_header_size: clamp(field("maxHeaderSize")).min(u64::from(u32::MAX)) as u32,
+                max_headers: clamp(field("maxHeadersCount")).min(1 << 20) as u32,
+                flags: clamp(field("strict")) as u32,
+                max_connections: clamp(field("maxConnections")).min(usize::MAX as u64) as usize,
+                header_timeout: clamp(field("headerTimeout")),
+                drain_timeout: clamp(field("drainTimeout")),
+                max_drain_size: clamp(field("maxDrainSize")),
+                write_high_water: clamp(field("writeHighWaterMark")).min(usize::MAX as u64)
+                    as usize,
+                allow_half_open: field("allowHalfOpen") != 0.0,
+                sweep_ms: clamp(field("sweepInterval")).clamp(1, 3_600_000),
+                fd_ceiling: clamp(field("fdCeiling")),
                 resp_503: r503.to_vec(),
             };
             let engine = match Engine::new(cfg) {
@@ -706,7 +721,8 @@ unsafe extern "C" fn write_cb(env: Env, info: n::napi_callback_info) -> Value {
     }
 }
 
-/// `transportControl(t, id, op): number`: 0 pause, 1 resume, 2 reset, 3 destroy.
+/// `transportControl(t, id, op): number`: `OP_PAUSE`, `OP_RESUME`,
+/// `OP_RESET`, `OP_DESTROY` (`batch.rs`).
 unsafe extern "C" fn control_cb(env: Env, info: n::napi_callback_info) -> Value {
     // SAFETY: as in create_cb.
     unsafe {
@@ -720,10 +736,10 @@ unsafe extern "C" fn control_cb(env: Env, info: n::napi_callback_info) -> Value 
                 return ret_u32(env, engine::R_STALE);
             };
             let r = match op as u32 {
-                0 => engine.set_reading(id, false),
-                1 => engine.set_reading(id, true),
-                2 => engine.close_conn(id, true),
-                3 => engine.close_conn(id, false),
+                OP_PAUSE => engine.set_reading(id, false),
+                OP_RESUME => engine.set_reading(id, true),
+                OP_RESET => engine.close_conn(id, true),
+                OP_DESTROY => engine.close_conn(id, false),
                 _ => return throw(env, c"transportControl: op is 0..3"),
             };
             kick_if_needed(engine);
@@ -782,9 +798,10 @@ unsafe extern "C" fn pending_cb(env: Env, info: n::napi_callback_info) -> Value 
     }
 }
 
-/// `transportServer(t, op): number`: 0 close the listener, 1 close idle
-/// connections (returns how many), 2 open connection count, 3 ref, 4 unref,
-/// 5 close everything (the instance is unusable after).
+/// `transportServer(t, op): number`, op one of the `SERVER_OP_*` of
+/// `batch.rs`: close the listener, close idle connections (returns how
+/// many), open connection count, ref, unref, close everything (the
+/// instance is unusable after).
 unsafe extern "C" fn server_cb(env: Env, info: n::napi_callback_info) -> Value {
     // SAFETY: as in create_cb.
     unsafe {
@@ -796,7 +813,7 @@ unsafe extern "C" fn server_cb(env: Env, info: n::napi_callback_info) -> Value {
                 return throw(env, c"transportServer(t, op)");
             };
             let op = op as u32;
-            if op == 5 {
+            if op == SERVER_OP_CLOSE {
                 teardown(cell, null_mut());
                 return ret_u32(env, 0);
             }
@@ -805,17 +822,17 @@ unsafe extern "C" fn server_cb(env: Env, info: n::napi_callback_info) -> Value {
                 return ret_u32(env, 0);
             };
             let r = match op {
-                0 => {
+                SERVER_OP_CLOSE_LISTENER => {
                     engine.close_listener();
                     0
                 }
-                1 => engine.close_idle(),
-                2 => engine.open_count() as u32,
-                3 => {
+                SERVER_OP_CLOSE_IDLE => engine.close_idle(),
+                SERVER_OP_OPEN_COUNT => engine.open_count() as u32,
+                SERVER_OP_REF => {
                     uv_ref(poll);
                     0
                 }
-                4 => {
+                SERVER_OP_UNREF => {
                     uv_unref(poll);
                     0
                 }
@@ -827,9 +844,47 @@ unsafe extern "C" fn server_cb(env: Env, info: n::napi_callback_info) -> Value {
     }
 }
 
+/// `transportConstants(): object`: every constant of the contract with
+/// JavaScript by name (`batch.rs` `CONSTANTS`) and `CONFIG_FIELDS`, the
+/// order of `transportCreate`'s options. Nothing calls it on the hot path:
+/// test/native-contract.test.ts checks that src/transport/native-engine.ts
+/// has the same values.
+unsafe extern "C" fn constants_cb(env: Env, _info: n::napi_callback_info) -> Value {
+    // SAFETY: as in create_cb; every name is a NUL-free ASCII identifier, given
+    // with its length; the out-pointers are valid locals.
+    unsafe {
+        guarded(env, || {
+            let mut obj = null_mut();
+            n::napi_create_object(env, &mut obj);
+            let set = |name: &str, v: Value| {
+                let mut key = null_mut();
+                n::napi_create_string_utf8(
+                    env,
+                    name.as_ptr().cast(),
+                    name.len() as isize,
+                    &mut key,
+                );
+                n::napi_set_property(env, obj, key, v);
+            };
+            for &(name, v) in CONSTANTS {
+                set(name, ret_u32(env, v));
+            }
+            let mut fields = null_mut();
+            n::napi_create_array_with_length(env, CONFIG_FIELDS.len(), &mut fields);
+            for (i, f) in CONFIG_FIELDS.iter().enumerate() {
+                let mut s = null_mut();
+                n::napi_create_string_utf8(env, f.as_ptr().cast(), f.len() as isize, &mut s);
+                n::napi_set_element(env, fields, i as u32, s);
+            }
+            set("CONFIG_FIELDS", fields);
+            obj
+        })
+    }
+}
+
 /// Registers the transport functions on `exports` (Linux only; see lib.rs).
 pub fn register(env: Env, exports: Value) -> Result<(), String> {
-    let callbacks: [(&str, crate::parse::Callback); 11] = [
+    let callbacks: [(&str, crate::parse::Callback); 12] = [
         ("transportCreate", create_cb),
         ("transportListenUnix", listen_unix_cb),
         ("transportListenTcp", listen_tcp_cb),
@@ -841,6 +896,7 @@ pub fn register(env: Env, exports: Value) -> Result<(), String> {
         ("transportServer", server_cb),
         ("transportPeer", peer_cb),
         ("transportPending", pending_cb),
+        ("transportConstants", constants_cb),
     ];
     crate::parse::register(env, exports, &callbacks)
 }

@@ -1,4 +1,4 @@
-//! What the engine's property test (`engine.rs`, `state_machine`) and its
+//! What the engine's property test (`engine/tests.rs`) and its
 //! fuzz target (`fuzz/fuzz_targets/engine.rs`) share: decoding a batch with
 //! checks that it is well formed, and [`Model`], the application side's view
 //! of the dispatched connections, which checks every record and every call's
