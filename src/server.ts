@@ -17,7 +17,7 @@ import { listenError, ScgiError } from './errors.ts';
 import type { HeaderParse } from './header-reader.ts';
 import { FD_RESERVE, openFileLimit, socketFd } from './fd-limit.ts';
 import { Lifecycle, Phase, type LifecycleHost } from './lifecycle.ts';
-import { normalizeOptions, type LifecycleOptions, type NormalizedOptions, type ServeOptions } from './options.ts';
+import { normalizeOptions, sweepTick, type LifecycleOptions, type NormalizedOptions, type ServeOptions } from './options.ts';
 import { parse as activeParse, parserInfo, FLAG_STRICT, outSize } from './parser/index.ts';
 import type { Handler } from './scgi-client.ts';
 import { trackForSignals } from './signals.ts';
@@ -140,7 +140,7 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
     this.connections.add(conn);
     if (this.connections.size > this.#maxConnections) {
       this.record('overloaded');
-      conn.refuse(503, 'Service Unavailable\n', now);
+      conn.refuse(503, now);
     }
     this.#ensureSweep();
     return conn;
@@ -153,7 +153,7 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
     const conn = new Lifecycle(transport, this, now);
     this.connections.add(conn);
     this.record('fdExhausted');
-    conn.refuse(503, 'Service Unavailable\n', now);
+    conn.refuse(503, now);
     this.#ensureSweep();
     this.#reportFdLimit();
   }
@@ -287,8 +287,7 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
   #ensureSweep(): void {
     if (this.#sweep !== null) return;
     const o = this.options;
-    const shortest = Math.min(...[o.headerTimeout, o.requestTimeout, o.drainTimeout, o.bodyTimeout].filter((t) => t > 0), 10_000);
-    const tick = Math.max(5, Math.min(1000, Math.floor(shortest / 5)));
+    const tick = sweepTick([o.headerTimeout, o.requestTimeout, o.drainTimeout, o.bodyTimeout]);
     this.#lastSweep = Date.now();
     this.#sweep = setInterval(() => {
       if (this.connections.size === 0) {
