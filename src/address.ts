@@ -22,6 +22,14 @@ function uid(): number | string {
 }
 
 /** The default socket path: `/tmp/<uid>/scgi`, as `(sph scgi)` uses. */
+/** Node's own default listen backlog (net.Server, _http_server), used wherever `listen.backlog` is unset. */
+export const DEFAULT_BACKLOG = 511;
+
+/** The backlog to listen with at `resolved`. */
+export function backlogOf(resolved: ResolvedAddress): number {
+  return resolved.listen.backlog ?? DEFAULT_BACKLOG;
+}
+
 export function defaultAddress(): string {
   // The seed hard-codes /tmp; honour TMPDIR only where /tmp is not the convention.
   const base = process.platform === 'win32' ? tmpdir() : '/tmp';

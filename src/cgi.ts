@@ -19,6 +19,17 @@
 import type { ScgiHeaders } from './headers.ts';
 
 /**
+ * CGI variable for a header name, the inverse of {@link headerName}:
+ * `X-Forwarded-For` → `HTTP_X_FORWARDED_FOR`, `Content-Type` → `CONTENT_TYPE`,
+ * `Content-Length` → `CONTENT_LENGTH` (for the `scgi/client` requester and
+ * the development front).
+ */
+export function cgiVariable(header: string): string {
+  const upper = header.toUpperCase().replace(/-/g, '_');
+  return upper === 'CONTENT_TYPE' || upper === 'CONTENT_LENGTH' ? upper : `HTTP_${upper}`;
+}
+
+/**
  * Header name for a CGI variable: `HTTP_X_FORWARDED_FOR` → `x-forwarded-for`,
  * `CONTENT_TYPE` → `content-type`, `CONTENT_LENGTH` → `content-length`;
  * undefined for any other variable (REQUEST_METHOD, SCGI, ...: not headers).

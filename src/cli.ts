@@ -17,7 +17,7 @@ import type { Handler } from './scgi-client.ts';
 import type { NodeListener } from './adapters/http.ts';
 import { ScgiError } from './errors.ts';
 import { parserInfo } from './parser/index.ts';
-import { MIN_WORKER_TIMEOUT } from './options.ts';
+import { isIntegerIn, MAX_TIMEOUT, MIN_WORKER_TIMEOUT } from './options.ts';
 import { serve, defaultAddress, type ServeOptions } from './server.ts';
 
 const VERSION = (() => {
@@ -98,14 +98,11 @@ Exit codes: 0 ok, 1 failure (address in use, permission denied, ...), 2 usage.
 
 class UsageError extends Error {}
 
-/** Node's timers hold at most 2^31-1 ms (about 24.8 days). */
-const TIMER_MAX = 2 ** 31 - 1;
-
 /** A whole number option from `min` to `max`; the message quotes what was given. */
 function int(name: string, v: string | undefined, min = 0, max = Number.MAX_SAFE_INTEGER): number | undefined {
   if (v === undefined) return undefined;
   const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `from ${min} to ${max}`;
-  if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max || v.length > 16) {
+  if (!/^\d+$/.test(v) || v.length > 16 || !isIntegerIn(Number(v), min, max)) {
     throw new UsageError(`--${name} must be a whole number ${range}, got ${JSON.stringify(v)}`);
   }
   return Number(v);
@@ -322,9 +319,9 @@ async function cmdServe(args: string[]): Promise<void> {
       throw new UsageError(`--address: ${(err as Error).message}`);
     }
   }
-  const workerTimeout = int('worker-timeout', values['worker-timeout'], 0, TIMER_MAX);
+  const workerTimeout = int('worker-timeout', values['worker-timeout'], 0, MAX_TIMEOUT);
   if (workerTimeout !== undefined && workerTimeout !== 0 && workerTimeout < MIN_WORKER_TIMEOUT) {
-    throw new UsageError(`--worker-timeout must be 0 (off) or from ${MIN_WORKER_TIMEOUT} to ${TIMER_MAX}, got ${JSON.stringify(values['worker-timeout'])}`);
+    throw new UsageError(`--worker-timeout must be 0 (off) or from ${MIN_WORKER_TIMEOUT} to ${MAX_TIMEOUT}, got ${JSON.stringify(values['worker-timeout'])}`);
   }
   const maxRequests = int('max-requests', values['max-requests']);
   const maxRss = size('max-rss', values['max-rss']);
@@ -346,12 +343,12 @@ async function cmdServe(args: string[]): Promise<void> {
     strict: values.strict,
     maxBodySize: int('max-body-size', values['max-body-size']),
     maxConnections: int('max-connections', values['max-connections'], 1),
-    headerTimeout: int('header-timeout', values['header-timeout'], 0, TIMER_MAX),
-    requestTimeout: int('request-timeout', values['request-timeout'], 0, TIMER_MAX),
-    shutdownTimeout: int('shutdown-timeout', values['shutdown-timeout'], 0, TIMER_MAX),
+    headerTimeout: int('header-timeout', values['header-timeout'], 0, MAX_TIMEOUT),
+    requestTimeout: int('request-timeout', values['request-timeout'], 0, MAX_TIMEOUT),
+    shutdownTimeout: int('shutdown-timeout', values['shutdown-timeout'], 0, MAX_TIMEOUT),
     statusAddress: values.status,
     accessLog: values['access-log'],
-    slowRequestThreshold: int('slow-request-threshold', values['slow-request-threshold'], 0, TIMER_MAX),
+    slowRequestThreshold: int('slow-request-threshold', values['slow-request-threshold'], 0, MAX_TIMEOUT),
     workerTimeout,
     maxRequests,
     maxRequestsJitter: int('max-requests-jitter', values['max-requests-jitter']),

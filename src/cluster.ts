@@ -40,7 +40,7 @@ import { EventEmitter } from 'node:events';
 import { closeSync } from 'node:fs';
 import { isIP, Server as NetServer, type AddressInfo, type ListenOptions, type Socket } from 'node:net';
 import { isMainThread } from 'node:worker_threads';
-import { formatAddress, resolveAddress, systemdFd, type ResolvedAddress } from './address.ts';
+import { backlogOf, formatAddress, resolveAddress, systemdFd, type ResolvedAddress } from './address.ts';
 import { listenError, ScgiError } from './errors.ts';
 import { MAX_TIMEOUT, type NormalizedOptions, type ServeOptions } from './options.ts';
 import { trackForSignals } from './signals.ts';
@@ -296,7 +296,7 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
         await file.prepare(options.address === undefined && options.port === undefined);
         this.#socketFile = file;
       }
-      if (this.transport === 'native') this.#bind(resolved, await this.#ip(resolved));
+      if (this.transport === 'native') await this.#bind(resolved, await this.#ip(resolved));
     }
     cluster.schedulingPolicy = cluster.SCHED_NONE;
     cluster.setupPrimary({ silent: false });
@@ -413,24 +413,14 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
    * primary never accepts. A unix socket is bound under the narrowed umask
    * and then claimed (mode, group, inode), as in process.
    */
-  #bind(resolved: ResolvedAddress, ip: string | null): void {
-    const backlog = resolved.listen.backlog ?? 511;
+  async #bind(resolved: ResolvedAddress, ip: string | null): Promise<void> {
+    const backlog = backlogOf(resolved);
     const file = this.#socketFile;
     if (resolved.kind === 'unix' && file !== null) {
-      const bound = file.narrowUmask();
-      try {
-        [this.#listenFd] = listenSocket(resolved.path, -1, backlog);
-      } catch (err) {
-        throw listenError(err as NodeJS.ErrnoException, resolved.path);
-      } finally {
-        bound();
-      }
-      try {
-        file.claim();
-      } catch (err) {
-        this.#closeListenFd();
-        throw err;
-      }
+      [this.#listenFd] = await file.bindListening(
+        (path) => listenSocket(path, -1, backlog),
+        ([fd]) => closeSync(fd),
+      );
       this.#address = file.path;
       return;
     }

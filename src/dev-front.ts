@@ -8,6 +8,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { STATUS_CODES } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { cgiVariable } from './cgi.ts';
 import { ScgiError } from './errors.ts';
 import { connectTo } from './requester.ts';
 import { encodeScgiRequest, parseResponseHead, type CgiVariable, type ResponseHead } from './wire.ts';
@@ -64,10 +65,10 @@ function cgiVars(req: IncomingMessage, bodyLength: number, local: AddressInfo): 
   if (host !== null) pairs.push(['HTTP_HOST', host]);
   const raw = req.rawHeaders;
   for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!.toUpperCase().replace(/-/g, '_');
-    if (name === 'CONTENT_LENGTH' || name === 'CONTENT_TYPE' || name === 'TRANSFER_ENCODING' || name === 'CONNECTION') continue;
-    if (name === 'HOST' && host !== null) continue;
-    pairs.push([`HTTP_${name}`, raw[i + 1]!]);
+    const name = cgiVariable(raw[i]!);
+    if (name === 'CONTENT_LENGTH' || name === 'CONTENT_TYPE' || name === 'HTTP_TRANSFER_ENCODING' || name === 'HTTP_CONNECTION') continue;
+    if (name === 'HTTP_HOST' && host !== null) continue;
+    pairs.push([name, raw[i + 1]!]);
   }
   return pairs;
 }

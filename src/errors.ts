@@ -55,3 +55,13 @@ export function listenError(err: NodeJS.ErrnoException, what: string): ScgiError
   if (err.code === 'EACCES') return new ScgiError('ERR_SCGI_INVALID_ADDRESS', `permission denied listening on ${what}`, { cause: err });
   return new ScgiError('ERR_SCGI_LISTEN_FAILED', `cannot listen on ${what}: ${err.message}`, { cause: err });
 }
+
+/** No complete SCGI header within `headerTimeout` (the lifecycle's timer, or the native engine's reject before a connection exists). */
+export function headerTimeoutError(): ScgiError {
+  return new ScgiError('ERR_SCGI_HEADER_TIMEOUT', 'no complete SCGI header within headerTimeout');
+}
+
+/** The front closed before the SCGI header was complete (the lifecycle, or the native engine's reject). */
+export function incompleteHeaderError(): ScgiError {
+  return new ScgiError('ERR_SCGI_INCOMPLETE_HEADER', 'the front closed before the SCGI header was complete');
+}

@@ -196,6 +196,11 @@ export function headersFromParse(buf: Buffer, out: Uint32Array, at = 0, keep = f
 
 /** The `ScgiError` of an `Error` parse. */
 export function errorFromParse(out: Uint32Array): ScgiError {
-  const code = CODE_NAMES[out[OUT_CODE]!] as ScgiErrorCode;
-  return new ScgiError(code, `bad SCGI request: ${code}`);
+  return errorOfParseCode(out[OUT_CODE]!);
+}
+
+/** The `ScgiError` of a parser error code (`CODE_NAMES`), from the JS parse or the native engine's reject. */
+export function errorOfParseCode(code: number): ScgiError {
+  const name = (CODE_NAMES[code] ?? 'ERR_SCGI_BAD_HEADERS') as ScgiErrorCode;
+  return new ScgiError(name, `bad SCGI request: ${name}`);
 }

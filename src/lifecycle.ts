@@ -20,13 +20,13 @@
  * deadline sweep), a response head and its first body chunk go out in one
  * corked write (`ScgiClient`).
  */
-import { ScgiError } from './errors.ts';
+import { headerTimeoutError, incompleteHeaderError, ScgiError } from './errors.ts';
 import { HeaderReader, type HeaderParse } from './header-reader.ts';
 import { errorFromParse, headersFromParse, ownHeaderBytes, type ScgiHeaders } from './headers.ts';
 import type { LifecycleOptions } from './options.ts';
 import type { Monitor } from './status/monitor.ts';
 import { OUT_HEADER_END, Status } from './parser/types.ts';
-import { plainResponse } from './response.ts';
+import { refusalResponse, type Refusal } from './response.ts';
 import { answerInternalError, isClientDestroyed, ownUnreadBody, ScgiClient, type ClientPort, type Handler } from './scgi-client.ts';
 import type { Transport, TransportEvents, TransportSocket } from './transport/types.ts';
 import type { ScgiStats } from './types.ts';
@@ -127,10 +127,10 @@ export class Lifecycle implements TransportEvents, ClientPort {
     return this.#client;
   }
 
-  /** Refuse this connection with a whole response (503 when over maxConnections). */
-  refuse(status: number, body: string, now: number): void {
+  /** Refuse this connection with a whole response (503 when over maxConnections, 413 over maxBodySize). */
+  refuse(status: Refusal, now: number): void {
     this.#startDrain();
-    this.#written(this.transport.end(plainResponse(status, body), 'latin1'), now);
+    this.#written(this.transport.end(refusalResponse(status), 'latin1'), now);
   }
 
   /** Close now (the server's close after shutdownTimeout). */
@@ -213,7 +213,7 @@ export class Lifecycle implements TransportEvents, ClientPort {
         this.#phase = Phase.CLOSED;
         this.transport.destroy();
       } else {
-        this.#reject('rejected', new ScgiError('ERR_SCGI_INCOMPLETE_HEADER', 'the front closed before the SCGI header was complete'));
+        this.#reject('rejected', incompleteHeaderError());
       }
     } else if (phase === Phase.BODY && this.#bodyLeft > 0) {
       const client = this.#client!;
@@ -258,7 +258,7 @@ export class Lifecycle implements TransportEvents, ClientPort {
   onDeadline(): void {
     const phase = this.#phase;
     if (phase === Phase.HEADER) {
-      this.#reject('timeouts', new ScgiError('ERR_SCGI_HEADER_TIMEOUT', 'no complete SCGI header within headerTimeout'));
+      this.#reject('timeouts', headerTimeoutError());
     } else if (phase === Phase.BODY) {
       const err = this.#requestTimeout('the handler did not finish within requestTimeout');
       this.transport.reset();
@@ -325,7 +325,7 @@ export class Lifecycle implements TransportEvents, ClientPort {
         this.transport.socket,
       );
       this.#bodyLeft = contentLength;
-      this.refuse(413, 'Payload Too Large\n', now);
+      this.refuse(413, now);
       if (headerEnd < buf.length) this.#discard(buf.length - headerEnd);
       return;
     }

@@ -185,6 +185,16 @@ export const MAX_TIMEOUT = 2 ** 31 - 1;
 const MAX_HEADERS_COUNT = 1_000_000;
 
 /** What one connection's lifecycle reads (a part of `NormalizedOptions`). */
+/**
+ * The period of the timer that checks deadlines (the in-process sweep, and
+ * the native engine's for the timeouts it keeps itself): a fifth of the
+ * shortest of `timeouts` that is set (0 is off), at least 5 ms, at most 1 s.
+ */
+export function sweepTick(timeouts: readonly number[]): number {
+  const shortest = Math.min(...timeouts.filter((t) => t > 0), 10_000);
+  return Math.max(5, Math.min(1000, Math.floor(shortest / 5)));
+}
+
 export interface LifecycleOptions {
   maxHeaderSize: number;
   maxHeadersCount: number;
@@ -230,8 +240,14 @@ export interface NormalizedOptions {
   maxRss: number;
 }
 
-function checkInt(name: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+/** The one range check of integer options: `serve`, the `scgi/client` requester and the CLI. */
+export function isIntegerIn(value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): value is number {
+  return typeof value === 'number' && Number.isInteger(value) && value >= min && value <= max;
+}
+
+/** An integer option from `min` to `max`. Throws `ERR_SCGI_INVALID_OPTION`. */
+export function checkInt(name: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (!isIntegerIn(value, min, max)) {
     throw new ScgiError('ERR_SCGI_INVALID_OPTION', `${name} must be an integer from ${min} to ${max}, got ${String(value)}`);
   }
   return value;

@@ -10,8 +10,9 @@
 import { connect, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { resolveAddress } from './address.ts';
+import { cgiVariable } from './cgi.ts';
 import { ScgiError } from './errors.ts';
-import { checkTimeout } from './options.ts';
+import { checkInt, checkTimeout } from './options.ts';
 import { encodeScgiRequest, parseResponseHead, type CgiVariable, type ResponseHead } from './wire.ts';
 
 export { parseResponse } from './wire.ts';
@@ -70,13 +71,6 @@ const DEFAULTS = {
   maxResponseSize: 16 * 1024 * 1024,
 };
 
-function checkInt(name: string, value: unknown, min: number, max: number): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new ScgiError('ERR_SCGI_INVALID_OPTION', `${name} must be an integer from ${min} to ${max}, got ${String(value)}`);
-  }
-  return value;
-}
-
 type Limits = Required<Pick<ClientRequest, 'timeout' | 'connectTimeout' | 'headersTimeout' | 'bodyTimeout' | 'maxHeaderSize' | 'maxResponseSize'>>;
 
 function limitsOf(req: ClientRequest): Limits {
@@ -93,9 +87,7 @@ function limitsOf(req: ClientRequest): Limits {
 
 /** Map a header name to its CGI variable name. */
 function cgiName(name: string): string {
-  if (/^[A-Z0-9_]+$/.test(name)) return name;
-  const upper = name.toUpperCase().replace(/-/g, '_');
-  return upper === 'CONTENT_TYPE' || upper === 'CONTENT_LENGTH' ? upper : `HTTP_${upper}`;
+  return /^[A-Z0-9_]+$/.test(name) ? name : cgiVariable(name);
 }
 
 function decodePath(path: string): string {

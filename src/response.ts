@@ -63,3 +63,11 @@ export function buildHead(status: number, reason: string | undefined, headers: O
 export function plainResponse(status: number, body: string): string {
   return `Status: ${status} ${STATUS_CODES[status]}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
 }
+
+/** The server's own refusals: 413 over maxBodySize, 503 over maxConnections or near the fd limit (either transport). */
+export type Refusal = 413 | 503;
+
+/** The whole response of a refusal, the same on both transports (the native engine writes it itself over maxConnections). */
+export function refusalResponse(status: Refusal): string {
+  return plainResponse(status, status === 413 ? 'Payload Too Large\n' : 'Service Unavailable\n');
+}

@@ -11,13 +11,13 @@ import cluster from 'node:cluster';
 import { lookup } from 'node:dns/promises';
 import { closeSync } from 'node:fs';
 import { createServer as netCreateServer, isIP, Server as NetServer, type AddressInfo, type ListenOptions, type Socket } from 'node:net';
-import { resolveAddress, defaultAddress, formatAddress, systemdFd, type ResolvedAddress } from './address.ts';
+import { backlogOf, resolveAddress, defaultAddress, formatAddress, systemdFd, type ResolvedAddress } from './address.ts';
 import { isClusterWorker, listenOutsideCluster, runWorker, startCluster, takeInheritedListen } from './cluster.ts';
 import { listenError, ScgiError } from './errors.ts';
 import type { HeaderParse } from './header-reader.ts';
 import { FD_RESERVE, openFileLimit, socketFd } from './fd-limit.ts';
 import { Lifecycle, Phase, type LifecycleHost } from './lifecycle.ts';
-import { normalizeOptions, type LifecycleOptions, type NormalizedOptions, type ServeOptions } from './options.ts';
+import { normalizeOptions, sweepTick, type LifecycleOptions, type NormalizedOptions, type ServeOptions } from './options.ts';
 import { parse as activeParse, parserInfo, FLAG_STRICT, outSize } from './parser/index.ts';
 import type { Handler } from './scgi-client.ts';
 import { trackForSignals } from './signals.ts';
@@ -140,7 +140,7 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
     this.connections.add(conn);
     if (this.connections.size > this.#maxConnections) {
       this.record('overloaded');
-      conn.refuse(503, 'Service Unavailable\n', now);
+      conn.refuse(503, now);
     }
     this.#ensureSweep();
     return conn;
@@ -153,7 +153,7 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
     const conn = new Lifecycle(transport, this, now);
     this.connections.add(conn);
     this.record('fdExhausted');
-    conn.refuse(503, 'Service Unavailable\n', now);
+    conn.refuse(503, now);
     this.#ensureSweep();
     this.#reportFdLimit();
   }
@@ -287,8 +287,7 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
   #ensureSweep(): void {
     if (this.#sweep !== null) return;
     const o = this.options;
-    const shortest = Math.min(...[o.headerTimeout, o.requestTimeout, o.drainTimeout, o.bodyTimeout].filter((t) => t > 0), 10_000);
-    const tick = Math.max(5, Math.min(1000, Math.floor(shortest / 5)));
+    const tick = sweepTick([o.headerTimeout, o.requestTimeout, o.drainTimeout, o.bodyTimeout]);
     this.#lastSweep = Date.now();
     this.#sweep = setInterval(() => {
       if (this.connections.size === 0) {
@@ -319,55 +318,25 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
     }
     const file = new UnixSocketFile(resolved.path, mode, group);
     await file.prepare(isDefault);
-    if (UnixSocketFile.bindsAside) {
-      // A worker thread: bound at a private path, then linked into place (address() is the real path).
-      await file
-        .bindAside((tmp) => this.#listen({ ...resolved.listen, path: tmp }, hook))
-        .catch((err) => {
-          this.server!.close();
-          throw err;
-        });
-      this.#nativeAddress = resolved.path;
-    } else {
-      // The umask is restored right after the bind (a synchronous part of
-      // listen()), so nothing else in the process creates files under it.
-      const bound = file.narrowUmask();
-      try {
-        await this.#listen(resolved.listen, hook, bound);
-      } finally {
-        bound();
-      }
-    }
-    file.claim();
+    // A worker thread binds at a private path, then links it into place (address() is the real path).
+    const aside = UnixSocketFile.bindsAside;
+    await file
+      .bindListening((path, bound) => this.#listen(aside ? { ...resolved.listen, path } : resolved.listen, hook, bound))
+      .catch((err) => {
+        if (aside) this.server!.close();
+        throw err;
+      });
+    if (aside) this.#nativeAddress = resolved.path;
     this.#socketFile = file;
   }
 
   /** The native transport binds (or adopts) the listening socket itself, synchronously. */
   async #listenNative(resolved: ResolvedAddress, mode: number, group: number | undefined, isDefault: boolean): Promise<void> {
     const engine = this.native!.engine;
-    const fail = listenError;
     if (resolved.kind === 'unix') {
       const file = new UnixSocketFile(resolved.path, mode, group);
       await file.prepare(isDefault);
-      const listenUnix = (path: string) => {
-        try {
-          engine.listenUnix(path, resolved.listen.backlog ?? 511);
-        } catch (err) {
-          throw fail(err as NodeJS.ErrnoException, resolved.path);
-        }
-      };
-      if (UnixSocketFile.bindsAside) {
-        // A worker thread (no umask): bound at a private path, then linked into place.
-        await file.bindAside(listenUnix);
-      } else {
-        const bound = file.narrowUmask();
-        try {
-          listenUnix(resolved.path);
-        } finally {
-          bound();
-        }
-      }
-      file.claim();
+      await file.bindListening((path) => engine.listenUnix(path, backlogOf(resolved)));
       this.#socketFile = file;
       this.#nativeAddress = resolved.path;
       return;
@@ -377,9 +346,9 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
       if (isIP(ip) === 0) ip = (await lookup(ip, { family: resolved.family })).address;
       let port: number;
       try {
-        port = engine.listenTcp(ip, resolved.port, resolved.listen.backlog ?? 511);
+        port = engine.listenTcp(ip, resolved.port, backlogOf(resolved));
       } catch (err) {
-        throw fail(err as NodeJS.ErrnoException, formatAddress({ address: ip, port: resolved.port }));
+        throw listenError(err as NodeJS.ErrnoException, formatAddress({ address: ip, port: resolved.port }));
       }
       const v6 = isIP(ip) === 6;
       this.#nativeAddress = { address: ip, family: v6 ? 'IPv6' : 'IPv4', port };
@@ -391,7 +360,7 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
     try {
       port = engine.adopt(fd);
     } catch (err) {
-      throw fail(err as NodeJS.ErrnoException, `fd ${fd}`);
+      throw listenError(err as NodeJS.ErrnoException, `fd ${fd}`);
     }
     // An inherited unix socket: null, as net.Server says for one (the CLI finds its path from the fd).
     this.#nativeAddress = port === 0 ? null : { address: '0.0.0.0', family: 'IPv4', port };
@@ -403,14 +372,7 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
     return new Promise<void>((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException) => {
         server.off('listening', onListening);
-        if (err instanceof ScgiError) reject(err);
-        else if (err.code === 'EADDRINUSE') {
-          reject(new ScgiError('ERR_SCGI_ADDRESS_IN_USE', `address in use: ${describe(options)}`, { cause: err }));
-        } else if (err.code === 'EACCES') {
-          reject(new ScgiError('ERR_SCGI_INVALID_ADDRESS', `permission denied listening on ${describe(options)}`, { cause: err }));
-        } else {
-          reject(new ScgiError('ERR_SCGI_LISTEN_FAILED', `cannot listen on ${describe(options)}: ${err.message}`, { cause: err }));
-        }
+        reject(err instanceof ScgiError ? err : listenError(err, describe(options)));
       };
       const onListening = () => {
         server.off('error', onError);

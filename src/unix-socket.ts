@@ -12,6 +12,9 @@
  *    place, so it is reachable only with its mode;
  * 3. `claim()` after the bind: chmod to `mode`, chown to `group`, remember
  *    the inode;
+ *    (`bindListening()` is 2 and 3 in one, for every bind of a listening
+ *    unix socket: the in-process server on either transport and the cluster
+ *    primary);
  * 4. `release()` on close: remove the file only if it is still the socket we
  *    bound (same inode), never one a newer server put there.
  *
@@ -22,7 +25,7 @@ import { chmodSync, chownSync, linkSync, lstatSync, mkdirSync, mkdtempSync, rmdi
 import { connect } from 'node:net';
 import { dirname, join } from 'node:path';
 import { isMainThread } from 'node:worker_threads';
-import { ScgiError } from './errors.ts';
+import { listenError, ScgiError } from './errors.ts';
 
 /** Does something accept connections on this unix socket path? */
 export function probeUnixSocket(path: string, timeoutMs = 1000): Promise<boolean> {
@@ -215,6 +218,44 @@ export class UnixSocketFile {
       }
       rmdirSync(dir);
     }
+  }
+
+  /**
+   * The one listen-under-umask sequence: `bind(path, bound)` creates the
+   * listening socket at `path` (this file's path under the narrowed umask;
+   * in a worker thread a private path, then linked into place) and calls
+   * `bound()` as soon as the bind has happened, if it resolves later; then
+   * the file is claimed. An errno error from `bind` becomes `listenError`
+   * on this path; if the claim fails, `unbind(result)` undoes the bind.
+   */
+  async bindListening<T>(bind: (path: string, bound: () => void) => T | Promise<T>, unbind?: (result: T) => void): Promise<T> {
+    const guarded = async (path: string, bound: () => void): Promise<T> => {
+      try {
+        return await bind(path, bound);
+      } catch (err) {
+        throw err instanceof ScgiError ? err : listenError(err as NodeJS.ErrnoException, this.path);
+      }
+    };
+    let result: T;
+    if (UnixSocketFile.bindsAside) {
+      result = await this.bindAside((tmp) => guarded(tmp, () => {}));
+    } else {
+      // The umask is restored right after the bind (a synchronous part of
+      // listen()), so nothing else in the process creates files under it.
+      const bound = this.narrowUmask();
+      try {
+        result = await guarded(this.path, bound);
+      } finally {
+        bound();
+      }
+    }
+    try {
+      this.claim();
+    } catch (err) {
+      unbind?.(result);
+      throw err;
+    }
+    return result;
   }
 
   /** Run `fn` under the process's own umask, even while a bind has it narrowed. */

@@ -12,11 +12,11 @@
  * Differences from the net transport that a user can see are listed in
  * docs/ARCHITECTURE.md ("The native transport").
  */
-import { ScgiError, type ScgiErrorCode } from '../errors.ts';
+import { headerTimeoutError, incompleteHeaderError, type ScgiError } from '../errors.ts';
 import type { Lifecycle } from '../lifecycle.ts';
-import type { LifecycleOptions } from '../options.ts';
-import { CODE_NAMES } from '../parser/types.ts';
-import { plainResponse } from '../response.ts';
+import { sweepTick, type LifecycleOptions } from '../options.ts';
+import { errorOfParseCode } from '../headers.ts';
+import { refusalResponse } from '../response.ts';
 import type { ScgiStats } from '../types.ts';
 import {
   CLOSE_ABORTED,
@@ -243,8 +243,8 @@ export class NativeListener implements NativeEngineEvents {
         writeHighWaterMark: 64 * 1024,
         allowHalfOpen: o.allowHalfOpen,
         fdCeiling: host.fdCeiling,
-        sweepInterval: Math.max(5, Math.min(1000, Math.floor(Math.min(o.headerTimeout || 10_000, o.drainTimeout || 10_000, 10_000) / 5))),
-        overloadResponse: Buffer.from(plainResponse(503, 'Service Unavailable\n'), 'latin1'),
+        sweepInterval: sweepTick([o.headerTimeout, o.drainTimeout]),
+        overloadResponse: Buffer.from(refusalResponse(503), 'latin1'),
       },
       this,
     );
@@ -298,12 +298,11 @@ export class NativeListener implements NativeEngineEvents {
 
   onReject(code: number): void {
     if (code === REJECT_HEADER_TIMEOUT) {
-      this.#host.record('timeouts', new ScgiError('ERR_SCGI_HEADER_TIMEOUT', 'no complete SCGI header within headerTimeout'), REFUSED_SOCKET);
+      this.#host.record('timeouts', headerTimeoutError(), REFUSED_SOCKET);
     } else if (code === REJECT_INCOMPLETE_HEADER) {
-      this.#host.record('rejected', new ScgiError('ERR_SCGI_INCOMPLETE_HEADER', 'the front closed before the SCGI header was complete'), REFUSED_SOCKET);
+      this.#host.record('rejected', incompleteHeaderError(), REFUSED_SOCKET);
     } else {
-      const name = (CODE_NAMES[code] ?? 'ERR_SCGI_BAD_HEADERS') as ScgiErrorCode;
-      this.#host.record('rejected', new ScgiError(name, `bad SCGI request: ${name}`), REFUSED_SOCKET);
+      this.#host.record('rejected', errorOfParseCode(code), REFUSED_SOCKET);
     }
   }
 
