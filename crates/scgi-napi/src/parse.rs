@@ -41,7 +41,7 @@ unsafe fn throw(env: sys::napi_env, range: bool, msg: &CStr) -> sys::napi_value 
 }
 
 /// What [`typed_array`] found.
-enum Typed {
+pub(crate) enum Typed {
     /// A typed array of the wanted type over an `ArrayBuffer`: its data
     /// pointer (already offset to its first element) and length in elements.
     Ok(*mut u8, usize),
@@ -52,12 +52,15 @@ enum Typed {
     Shared,
 }
 
-/// Looks at `value` as a typed array of type `want` (a `sys::TypedarrayType`).
+/// Looks at `value` as a typed array of type `want` (a `sys::TypedarrayType`):
+/// the one way this crate borrows a typed array (`parse` here, the
+/// transport's arguments in `transport/binding.rs`), so none is ever
+/// borrowed over a `SharedArrayBuffer`.
 ///
 /// # Safety
 /// `env` must be the `napi_env` of the N-API callback currently running on
 /// this thread, and `value` a value of that callback (an argument).
-unsafe fn typed_array(env: sys::napi_env, value: sys::napi_value, want: i32) -> Typed {
+pub(crate) unsafe fn typed_array(env: sys::napi_env, value: sys::napi_value, want: i32) -> Typed {
     let (mut ty, mut len, mut data, mut backing, mut offset) =
         (-1, 0usize, null_mut(), null_mut(), 0usize);
     // SAFETY: `env` and `value` are the callback's (the caller's contract); all

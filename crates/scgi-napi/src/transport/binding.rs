@@ -21,7 +21,7 @@ use super::batch::{
 };
 use super::engine::{self, Engine};
 use super::sys;
-use crate::parse::args;
+use crate::parse::{args, typed_array, Typed};
 use napi::sys as n;
 use std::ffi::{c_int, c_void, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -354,22 +354,21 @@ unsafe fn int(env: Env, v: Value) -> Option<i64> {
     (unsafe { n::napi_get_value_int64(env, v, &mut d) } == n::Status::napi_ok).then_some(d)
 }
 
-/// The bytes of a Uint8Array/Buffer argument, borrowed for the current call.
+/// The bytes of a Uint8Array/Buffer argument, borrowed for the current call
+/// (None for anything else, a view of a `SharedArrayBuffer` included).
 unsafe fn bytes<'a>(env: Env, v: Value) -> Option<&'a [u8]> {
-    let (mut ty, mut len, mut data, mut off) = (-1, 0usize, null_mut(), 0usize);
-    // SAFETY: all out-pointers are valid locals; N-API checks `v` is a TypedArray.
-    let status = unsafe {
-        n::napi_get_typedarray_info(env, v, &mut ty, &mut len, &mut data, null_mut(), &mut off)
-    };
-    if status != n::Status::napi_ok || ty != n::TypedarrayType::uint8_array {
+    // SAFETY: `env` and `v` are the running callback's (every caller's).
+    let Typed::Ok(data, len) = (unsafe { typed_array(env, v, n::TypedarrayType::uint8_array) })
+    else {
         return None;
-    }
+    };
     if len == 0 {
         return Some(&[]);
     }
-    // SAFETY: the array is an argument of this synchronous call, so its memory
-    // stays alive and unchanged while the slice is used (no JS runs).
-    Some(unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) })
+    // SAFETY: the array is an argument of this synchronous call over a
+    // non-shared buffer, so its memory stays alive and unchanged while the
+    // slice is used (no JS runs, no other thread can write it).
+    Some(unsafe { std::slice::from_raw_parts(data, len) })
 }
 
 /// A string argument as UTF-8 bytes.
@@ -422,23 +421,12 @@ unsafe extern "C" fn create_cb(env: Env, info: n::napi_callback_info) -> Value {
             let Some([opts, cb, r503]) = args::<3>(env, info) else {
                 return throw(env, USAGE);
             };
-            let (mut ty, mut len, mut data, mut off) = (-1, 0usize, null_mut(), 0usize);
-            let st = n::napi_get_typedarray_info(
-                env,
-                opts,
-                &mut ty,
-                &mut len,
-                &mut data,
-                null_mut(),
-                &mut off,
-            );
-            if st != n::Status::napi_ok
-                || ty != n::TypedarrayType::float64_array
-                || len != CONFIG_FIELDS.len()
-            {
-                return throw(env, USAGE);
-            }
-            let o = std::slice::from_raw_parts(data.cast::<f64>(), len).to_vec();
+            let o = match typed_array(env, opts, n::TypedarrayType::float64_array) {
+                Typed::Ok(data, len) if len == CONFIG_FIELDS.len() => {
+                    std::slice::from_raw_parts(data.cast::<f64>(), len).to_vec()
+                }
+                _ => return throw(env, USAGE),
+            };
             let Some(r503) = bytes(env, r503) else {
                 return throw(env, USAGE);
             };
