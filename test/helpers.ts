@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync, readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { afterEach } from 'vitest';
 import { type Handler, type ScgiServer, serve, type ServeOptions } from '../src/index.ts';
 import { encodeRequest, parseResponse, type ClientRequest, type ClientResponse } from '../src/requester.ts';
@@ -149,4 +150,28 @@ export function serverPerTest(transport: 'net' | 'native'): {
       return server!;
     },
   };
+}
+
+/**
+ * A worker thread that calls the built package's `serve(handler, options)`
+ * (both given as source text), posts `ready` (source text, may use `server`)
+ * once it listens, closes on any message and then posts `{ closed: true }`;
+ * a failure posts `{ error: 'CODE: message' }`. What it posts is in `messages`.
+ */
+export function serveInWorkerThread(handler: string, options: string, ready: string): { worker: Worker; messages: Record<string, unknown>[] } {
+  const index = pathToFileURL(fileURLToPath(new URL('../dist/index.js', import.meta.url))).href;
+  const code = `const { parentPort } = require('node:worker_threads');
+import(${JSON.stringify(index)}).then(async ({ serve }) => {
+  try {
+    const server = await serve(${handler}, ${options});
+    parentPort.postMessage(${ready});
+    parentPort.once('message', async () => { await server.close(); parentPort.postMessage({ closed: true }); });
+  } catch (err) {
+    parentPort.postMessage({ error: String(err.code) + ': ' + err.message });
+  }
+});`;
+  const worker = new Worker(code, { eval: true });
+  const messages: Record<string, unknown>[] = [];
+  worker.on('message', (m) => messages.push(m));
+  return { worker, messages };
 }

@@ -3,11 +3,9 @@
 // Python's prometheus_client), on both transports.
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
 import { serve, type Handler, type ServeOptions } from '../src/index.ts';
-import { scgiRequest, serverPerTest, tempDir, TRANSPORTS, waitFor } from './helpers.ts';
+import { scgiRequest, serverPerTest, serveInWorkerThread, tempDir, TRANSPORTS, waitFor } from './helpers.ts';
 import { parseMetrics, sampleValue, statusGet } from './status-metrics.ts';
 
 describe.each(TRANSPORTS)('status endpoint, parallelism 1 (%s)', (transport) => {
@@ -148,20 +146,11 @@ describe('statusAddress in worker_threads', () => {
     const dir = tempDir();
     const address = join(dir.path, 'app.sock');
     const status = join(dir.path, 'status.sock');
-    const index = pathToFileURL(join(fileURLToPath(new URL('..', import.meta.url)), 'dist', 'index.js')).href;
-    const code = `const { parentPort } = require('node:worker_threads');
-import(${JSON.stringify(index)}).then(async ({ serve }) => {
-  try {
-    const server = await serve((h, c) => c.end('Status: 204 No Content\\r\\n\\r\\n'), { address: ${JSON.stringify(address)}, statusAddress: ${JSON.stringify(status)}, handleSignals: false });
-    parentPort.postMessage({ listening: true });
-    parentPort.once('message', async () => { await server.close(); parentPort.postMessage({ closed: true }); });
-  } catch (err) {
-    parentPort.postMessage({ error: String(err.code) + ': ' + err.message });
-  }
-});`;
-    const worker = new Worker(code, { eval: true });
-    const messages: Record<string, unknown>[] = [];
-    worker.on('message', (m) => messages.push(m));
+    const { worker, messages } = serveInWorkerThread(
+      String.raw`(h, c) => c.end('Status: 204 No Content\r\n\r\n')`,
+      `{ address: ${JSON.stringify(address)}, statusAddress: ${JSON.stringify(status)}, handleSignals: false }`,
+      '{ listening: true }',
+    );
     try {
       await waitFor(() => messages.length > 0, 10_000);
       expect(messages[0]).toEqual({ listening: true });

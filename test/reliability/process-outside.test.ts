@@ -15,7 +15,7 @@ import { serve, type ScgiError } from '../../src/index.ts';
 import { parserInfo } from '../../src/parser/index.ts';
 import { encodeRequest, request } from '../../src/requester.ts';
 import { transportAddon } from '../../src/transport/native-engine.ts';
-import { targetOf, tempDir, TRANSPORTS, waitFor, type Target } from '../helpers.ts';
+import { serveInWorkerThread, targetOf, tempDir, TRANSPORTS, waitFor, type Target } from '../helpers.ts';
 import { spawnApp } from '../apps/spawn.ts';
 import { sleep, spyOnProcessErrors } from './util.ts';
 
@@ -218,20 +218,11 @@ import(${JSON.stringify(index)}).then(({ serve }) => serve(() => {}, { address: 
 describe.each(TRANSPORTS)('6. serve() on a unix socket inside worker_threads (%s)', (transport) => {
   it('listens, answers, the socket has socketMode from the first moment it is reachable, and close() removes it', async () => {
     const path = sockPath();
-    const index = pathToFileURL(join(ROOT, 'dist', 'index.js')).href;
-    const code = `const { parentPort } = require('node:worker_threads');
-import(${JSON.stringify(index)}).then(async ({ serve }) => {
-  try {
-    const server = await serve((h, c) => c.end('Status: 200 OK\\r\\n\\r\\nthread\\n'), { address: ${JSON.stringify(path)}, transport: ${JSON.stringify(transport)}, socketMode: 0o600 });
-    parentPort.postMessage({ listening: server.address(), transport: server.transport });
-    parentPort.once('message', async () => { await server.close(); parentPort.postMessage({ closed: true }); });
-  } catch (err) {
-    parentPort.postMessage({ error: String(err.code) + ': ' + err.message });
-  }
-});`;
-    const worker = new Worker(code, { eval: true });
-    const messages: Record<string, unknown>[] = [];
-    worker.on('message', (m) => messages.push(m));
+    const { worker, messages } = serveInWorkerThread(
+      String.raw`(h, c) => c.end('Status: 200 OK\r\n\r\nthread\n')`,
+      `{ address: ${JSON.stringify(path)}, transport: ${JSON.stringify(transport)}, socketMode: 0o600 }`,
+      '{ listening: server.address(), transport: server.transport }',
+    );
     try {
       await waitFor(() => messages.length > 0, 10_000);
       expect(messages[0]).toEqual({ listening: path, transport });
