@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { encodeRequest, request } from '../src/requester.ts';
+import { encodeRequest, request } from '../src/client/request.ts';
 
 const { values } = parseArgs({
   options: {

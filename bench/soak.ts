@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { request } from '../src/requester.ts';
+import { request } from '../src/client/request.ts';
 
 const { values } = parseArgs({
   options: {

@@ -52,7 +52,8 @@ process.stderr.write('ready\\n');`;
     child.once('exit', (code) => reject(new Error(`${v.name} exited ${code}`)));
   });
   const bench = (n: number) =>
-    spawnSync(process.execPath, [join(ROOT, 'dist', 'cli.js'), 'bench', sock, '/', '-n', String(n), '-c', '16', '-t', '120'], { encoding: 'utf8' }).stdout;
+    spawnSync(process.execPath, [join(ROOT, 'dist', 'cli', 'main.js'), 'bench', sock, '/', '-n', String(n), '-c', '16', '-t', '120'], { encoding: 'utf8' })
+      .stdout;
   bench(3000);
   const before = cpu(child.pid!);
   const out = bench(N);

@@ -8,9 +8,9 @@ import type { ListenOptions, Server as NetServer, Socket } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { resolveGroup } from './address.ts';
 import { ScgiError } from './errors.ts';
-import type { HeaderEncoding } from './headers.ts';
+import type { HeaderEncoding } from './protocol/scgi-headers.ts';
 import { MAX_NETSTRING_LENGTH } from './parser/types.ts';
-import type { ScgiClient } from './scgi-client.ts';
+import type { ScgiClient } from './connection/scgi-client.ts';
 import { reportSlowRequest, type AccessLogEntry, type MonitorOptions, type SlowRequest } from './status/monitor.ts';
 
 export interface ServeOptions {
@@ -38,7 +38,7 @@ export interface ServeOptions {
    * `'native'` falls back to `'net'` where sockets are handed to us (`socket`
    * as a `net.Server`, `listen`/`createServer` hooks); it throws
    * `ERR_SCGI_NATIVE_UNAVAILABLE` when the addon has no native transport.
-   * With `parallelism` the primary chooses for its workers (src/cluster.ts).
+   * With `parallelism` the primary chooses for its workers (src/server/cluster.ts).
    * `server.transport` says which is in use.
    */
   transport?: 'native' | 'net';

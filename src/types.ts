@@ -1,6 +1,6 @@
 /**
- * Public types shared by the in-process server (`server.ts`), the cluster
- * primary (`cluster.ts`) and the connection lifecycle (`lifecycle.ts`).
+ * Public types shared by the in-process server (`src/server/serve.ts`), the cluster
+ * primary (`src/server/cluster.ts`) and the connection lifecycle (`src/connection/lifecycle.ts`).
  */
 import type { EventEmitter } from 'node:events';
 import type { AddressInfo, Server as NetServer } from 'node:net';

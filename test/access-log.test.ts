@@ -3,8 +3,8 @@
 import { connect } from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { AccessLogEntry, SlowRequest } from '../src/index.ts';
-import { encodeRequest } from '../src/requester.ts';
-import { plainResponse } from '../src/response.ts';
+import { encodeRequest } from '../src/client/request.ts';
+import { plainResponse } from '../src/protocol/response.ts';
 import { Monitor } from '../src/status/monitor.ts';
 import { exchange, scgiRequest, serverPerTest, TRANSPORTS, waitFor } from './helpers.ts';
 

@@ -2,7 +2,7 @@
 // (test/fixtures, from nginx, Apache httpd and lighttpd) and on the edge cases.
 import { describe, expect, it } from 'vitest';
 import { Readable } from 'node:stream';
-import { httpHeaders, headerName, requestTarget } from '../src/cgi.ts';
+import { httpHeaders, headerName, requestTarget } from '../src/protocol/cgi.ts';
 import { readHeader, type ScgiHeaders } from '../src/index.ts';
 import { fixture, netstring, vectors } from './helpers.ts';
 

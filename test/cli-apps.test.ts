@@ -4,7 +4,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { request } from '../src/requester.ts';
+import { request } from '../src/client/request.ts';
 import { tempDir } from './helpers.ts';
 import { runCli as run, trackChild, ROOT, CLI } from './cli-process.ts';
 

@@ -5,7 +5,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { serve, type ScgiServer } from '../src/index.ts';
-import { request } from '../src/requester.ts';
+import { request } from '../src/client/request.ts';
 import { tempDir } from './helpers.ts';
 import { CLI, ROOT, serveCli, trackChild } from './cli-process.ts';
 

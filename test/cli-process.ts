@@ -1,5 +1,5 @@
 /**
- * The `scgi` command as a process, from the built package (dist/cli.js), for
+ * The `scgi` command as a process, from the built package (dist/cli/main.js), for
  * test/cli*.test.ts. Importing this registers an afterEach that kills every
  * `scgi serve` started through `serveCli` in that test file.
  */
@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach } from 'vitest';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
-export const CLI = join(ROOT, 'dist', 'cli.js');
+export const CLI = join(ROOT, 'dist', 'cli', 'main.js');
 
 const children: ChildProcess[] = [];
 /** Kill `child` after the current test if it is still running. */

@@ -3,7 +3,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { request } from '../src/requester.ts';
+import { request } from '../src/client/request.ts';
 import { tempDir } from './helpers.ts';
 import { runCli, serveCli } from './cli-process.ts';
 

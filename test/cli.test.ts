@@ -79,7 +79,7 @@ describe('scgi CLI', () => {
     const sock = join(dir.path, 'express.sock');
     const { child, out } = await serveCli(['examples/express.js', '--address', sock, '--parallelism', '2'], /Try it/);
     expect(out()).toMatch(/Express\/Connect app, .* with 2 workers/);
-    // The banner names the workers' transport (the primary chooses it as in process, src/cluster.ts).
+    // The banner names the workers' transport (the primary chooses it as in process, src/server/cluster.ts).
     const transport =
       process.env.SCGI_TRANSPORT === 'net' ? 'net' : process.platform === 'linux' && transportAddon() !== null && parserInfo.forced !== 'js' ? 'native' : 'net';
     expect(out()).toContain(`transport ${transport})`);
@@ -139,7 +139,7 @@ os.execvp(sys.argv[1], sys.argv[1:])`,
       child.once('exit', (code) => reject(new Error(`exited ${code}: ${out}`)));
     });
     const port = Number(out.split('\n')[0]);
-    const { request } = await import('../src/requester.ts');
+    const { request } = await import('../src/client/request.ts');
     const res = await request(`127.0.0.1:${port}`, { uri: '/sd' });
     expect(res.body.toString()).toMatch(/GET \/sd/);
     expect(run(['serve', 'examples/hello.js', '--socket', 'nope']).status).toBe(2);

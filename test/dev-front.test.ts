@@ -1,4 +1,4 @@
-// The development HTTP front (`scgi serve --http`, src/dev-front.ts): a NUL
+// The development HTTP front (`scgi serve --http`, src/cli/dev-front.ts): a NUL
 // in any CGI variable is refused (400), never passed on as a separator that
 // forges variables; an absolute-form request target is handled as nginx
 // handles it (checked against a real nginx with the distribution's scgi_params).
@@ -7,7 +7,7 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import type { Server } from 'node:http';
 import { serve, type ScgiServer } from '../src/index.ts';
-import { startDevFront } from '../src/dev-front.ts';
+import { startDevFront } from '../src/cli/dev-front.ts';
 import { tempDir } from './helpers.ts';
 import { startNginx, unixLocation, type Nginx } from './fronts/nginx.ts';
 

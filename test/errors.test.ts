@@ -7,7 +7,7 @@ import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { serve, ScgiError, type ScgiServer } from '../src/index.ts';
-import { encodeRequest } from '../src/requester.ts';
+import { encodeRequest } from '../src/client/request.ts';
 import { spawnApp } from './apps/spawn.ts';
 import { tempDir, waitFor } from './helpers.ts';
 

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { Hono } from 'hono';
 import { serve, type ScgiServer } from '../src/index.ts';
 import { fromFetch } from '../src/adapters/fetch.ts';
-import { parseResponse } from '../src/requester.ts';
+import { parseResponse } from '../src/client/request.ts';
 import { block, exchange, netstring, tempDir } from './helpers.ts';
 import { startNginx, unixLocation, type Nginx } from './fronts/nginx.ts';
 

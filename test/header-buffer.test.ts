@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { HeaderBuffer } from '../src/header-buffer.ts';
+import { HeaderBuffer } from '../src/protocol/header-buffer.ts';
 
 describe('HeaderBuffer', () => {
   it('holds exactly the bytes appended, in order, whatever the chunking and need', () => {

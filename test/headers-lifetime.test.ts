@@ -6,7 +6,7 @@
  * that reads its headers only after other requests were parsed sees its own.
  */
 import { describe, expect, it } from 'vitest';
-import { request } from '../src/requester.ts';
+import { request } from '../src/client/request.ts';
 import { serverPerTest, TRANSPORTS } from './helpers.ts';
 
 describe.each(TRANSPORTS)('%s transport', (transport) => {

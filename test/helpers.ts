@@ -6,7 +6,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { afterEach } from 'vitest';
 import { type Handler, type ScgiServer, serve, type ServeOptions } from '../src/index.ts';
-import { encodeRequest, parseResponse, type ClientRequest, type ClientResponse } from '../src/requester.ts';
+import { encodeRequest, parseResponse, type ClientRequest, type ClientResponse } from '../src/client/request.ts';
 import { transportAddon } from '../src/transport/native-engine.ts';
 
 export const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url));

@@ -3,7 +3,7 @@
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { request } from '../src/requester.ts';
+import { request } from '../src/client/request.ts';
 import { type Handler, inject, ScgiError } from '../src/index.ts';
 import { tempDir } from './helpers.ts';
 

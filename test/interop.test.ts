@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { request } from '../src/requester.ts';
+import { request } from '../src/client/request.ts';
 import { bigBody } from './helpers.ts';
 import { freePort } from './fronts/nginx.ts';
 

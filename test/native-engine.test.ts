@@ -10,7 +10,7 @@ import { connect, createServer as netServer, type Server, type Socket } from 'no
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { spawn } from 'node:child_process';
-import { headersFromParse, type ScgiHeaders } from '../src/headers.ts';
+import { headersFromParse, type ScgiHeaders } from '../src/protocol/scgi-headers.ts';
 import {
   CLOSE_ABORTED,
   CLOSE_BODY_TRUNCATED,
@@ -27,7 +27,7 @@ import {
   type NativeEngineEvents,
   type NativeEngineOptions,
 } from '../src/transport/native-engine.ts';
-import { plainResponse } from '../src/response.ts';
+import { plainResponse } from '../src/protocol/response.ts';
 import { locateAddon } from '../src/parser/native.ts';
 import { Code, OUT_HEADER_END } from '../src/parser/types.ts';
 import { bigBody, block, exchange, netstring, tempDir, waitFor, type Target } from './helpers.ts';

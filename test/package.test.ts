@@ -191,7 +191,7 @@ describe('the tarball (npm pack)', () => {
   it('has LICENSE with the copyright line, the examples, and what the install script and the loader need', () => {
     expect(files).toContain('LICENSE');
     expect(readFileSync(join(root, 'LICENSE'), 'utf8')).toMatch(/^MIT License\n\nCopyright \(c\) 2026 the scgi authors\n/);
-    for (const f of ['dist/index.js', 'dist/cli.js', 'dist/parser/native.js', 'scripts/install.mjs', 'scripts/platform.mjs', 'Cargo.toml', 'Cargo.lock']) {
+    for (const f of ['dist/index.js', 'dist/cli/main.js', 'dist/parser/native.js', 'scripts/install.mjs', 'scripts/platform.mjs', 'Cargo.toml', 'Cargo.lock']) {
       expect(files).toContain(f);
     }
     for (const f of ['crates/scgi-napi/Cargo.toml', 'crates/scgi-napi/build.rs', 'crates/scgi-napi/src/lib.rs', 'crates/scgi-parser/src/lib.rs']) {
@@ -201,7 +201,7 @@ describe('the tarball (npm pack)', () => {
 
   it('ships every examples/ file that the README, the docs and the CLI name', () => {
     const named = new Set<string>();
-    const sources = [join(root, 'README.md'), join(root, 'src', 'cli.ts'), ...readdirSync(join(root, 'docs')).map((f) => join(root, 'docs', f))];
+    const sources = [join(root, 'README.md'), join(root, 'src', 'cli', 'main.ts'), ...readdirSync(join(root, 'docs')).map((f) => join(root, 'docs', f))];
     for (const file of sources) {
       for (const m of readFileSync(file, 'utf8').matchAll(/\bexamples\/[\w./-]*[\w]/g)) named.add(m[0]);
     }

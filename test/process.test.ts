@@ -13,7 +13,7 @@ import { transportAddon } from '../src/transport/native-engine.ts';
 import { spawnApp, type AppProcess } from './apps/spawn.ts';
 import { scgiRequest, tempDir, waitFor, type Target } from './helpers.ts';
 
-/** The transport serve() selects here (src/server.ts chooseTransport), in process and for cluster workers alike. */
+/** The transport serve() selects here (src/server/serve.ts chooseTransport), in process and for cluster workers alike. */
 const TRANSPORT: 'native' | 'net' =
   process.env.SCGI_TRANSPORT === 'net'
     ? 'net'

@@ -1,4 +1,4 @@
-// scgi/client (src/requester.ts) against misbehaving raw servers: limits on
+// scgi/client (src/client/request.ts) against misbehaving raw servers: limits on
 // the response head and a buffered body, a streaming body, timeouts for
 // connect / head / idle, an empty response; and the CGI variables it sends,
 // checked by a real WSGI validator (Python's wsgiref.validate) behind the
@@ -9,14 +9,14 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import express from 'express';
-import { request, requestStream, encodeRequest } from '../src/requester.ts';
+import { request, requestStream, encodeRequest } from '../src/client/request.ts';
 import { serve } from '../src/index.ts';
 import { fromNodeListener } from '../src/adapters/http.ts';
 import { tempDir, waitFor } from './helpers.ts';
 import { freePort } from './fronts/nginx.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const CLI = join(ROOT, 'dist', 'cli.js');
+const CLI = join(ROOT, 'dist', 'cli', 'main.js');
 const dir = tempDir('scgi-requester-');
 afterAll(() => dir.cleanup());
 

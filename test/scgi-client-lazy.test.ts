@@ -1,5 +1,5 @@
 /**
- * `ScgiClient` builds its Duplex state only on first use (src/scgi-client.ts).
+ * `ScgiClient` builds its Duplex state only on first use (src/connection/scgi-client.ts).
  * These tests pin both halves of that promise, on both transports and
  * in memory: a whole response does not build it, and whatever touches the
  * stream after things happened without it (body bytes pushed, the response
@@ -12,7 +12,7 @@ import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { type Handler, inject, type ScgiClient } from '../src/index.ts';
-import { request } from '../src/requester.ts';
+import { request } from '../src/client/request.ts';
 import { serverPerTest, TRANSPORTS } from './helpers.ts';
 
 const built = (client: ScgiClient): boolean => Object.hasOwn(client, '_readableState') || Object.hasOwn(client, '_writableState');

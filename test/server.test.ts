@@ -4,7 +4,7 @@ import { existsSync, lstatSync, writeFileSync, readFileSync } from 'node:fs';
 import { createServer, connect, type Server } from 'node:net';
 import { join } from 'node:path';
 import { serve, ScgiError, readHeader, type ScgiServer, type Handler, type ServeOptions } from '../src/index.ts';
-import { encodeRequest } from '../src/requester.ts';
+import { encodeRequest } from '../src/client/request.ts';
 import { bigBody, block, exchange, fixture, netstring, scgiRequest, targetOf, tempDir, vectors, waitFor, type Target } from './helpers.ts';
 
 const dir = tempDir();

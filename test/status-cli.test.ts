@@ -1,5 +1,5 @@
 // `scgi serve --status/--access-log/--slow-request-threshold` and `scgi
-// status ADDRESS [--json]`, as processes from the built package (dist/cli.js).
+// status ADDRESS [--json]`, as processes from the built package (dist/cli/main.js).
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';

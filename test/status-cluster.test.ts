@@ -8,7 +8,7 @@ import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { encodeRequest } from '../src/requester.ts';
+import { encodeRequest } from '../src/client/request.ts';
 import { spawnApp, type AppProcess } from './apps/spawn.ts';
 import { runCli } from './cli-process.ts';
 import { scgiRequest, tempDir, TRANSPORTS, waitFor } from './helpers.ts';

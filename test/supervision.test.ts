@@ -1,4 +1,4 @@
-// Supervision of cluster workers (src/cluster.ts, src/supervision/): the
+// Supervision of cluster workers (src/server/cluster.ts, src/supervision/): the
 // heartbeat and the primary's worker records, on both transports (the
 // primary forks native and net workers differently).
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
@@ -7,8 +7,8 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawnApp, type AppProcess } from './apps/spawn.ts';
-import { request } from '../src/requester.ts';
-import { serve } from '../src/server.ts';
+import { request } from '../src/client/request.ts';
+import { serve } from '../src/server/serve.ts';
 import { normalizeOptions } from '../src/options.ts';
 import { tempDir, TRANSPORTS, waitFor } from './helpers.ts';
 
@@ -59,7 +59,7 @@ async function startApp(options: object, env: Record<string, string> = {}): Prom
   return app;
 }
 
-/** Where the app listens, as `request` (src/requester.ts) takes it. */
+/** Where the app listens, as `request` (src/client/request.ts) takes it. */
 function targetOf(app: App): string {
   const r = app.ready.ready;
   return typeof r === 'string' ? r : `127.0.0.1:${r.port}`;

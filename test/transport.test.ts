@@ -6,10 +6,10 @@ import { describe, expect, it } from 'vitest';
 import { ScgiError } from '../src/errors.ts';
 import { normalizeOptions } from '../src/options.ts';
 import { parse, outSize, Status } from '../src/parser/index.ts';
-import type { Handler } from '../src/scgi-client.ts';
-import { InProcessServer } from '../src/server.ts';
+import type { Handler } from '../src/connection/scgi-client.ts';
+import { InProcessServer } from '../src/server/serve.ts';
 import type { Transport, TransportEvents, TransportSocket } from '../src/transport/types.ts';
-import { encodeRequest } from '../src/requester.ts';
+import { encodeRequest } from '../src/client/request.ts';
 
 /** A transport that records what the lifecycle asks of it. */
 class RecordingTransport implements Transport {

@@ -1,4 +1,4 @@
-// Unix socket ownership (src/unix-socket.ts): the socket is created with the
+// Unix socket ownership (src/server/unix-socket.ts): the socket is created with the
 // asked mode from its first moment (bound under a narrowed umask), and the
 // umask is restored right after the bind.
 import { afterAll, afterEach, describe, expect, it } from 'vitest';

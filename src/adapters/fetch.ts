@@ -20,17 +20,17 @@
  *   Content-Length; a stream is written with backpressure.
  *
  * The URL's path and query are always the request's own (REQUEST_URI, see
- * src/cgi.ts `requestTarget`); the Host header is used for the authority only
+ * src/protocol/cgi.ts `requestTarget`); the Host header is used for the authority only
  * when it is a host[:port]. Headers that `Headers` cannot hold are dropped
  * (names that are not tokens) or kept as their bytes (values beyond latin1,
  * with `headerEncoding: 'utf8'`); a method that is not a token or a target
  * that is not a path gets a 400 without calling the app.
  */
-import { httpHeaders, requestTarget } from '../cgi.ts';
-import type { Handler, ScgiClient } from '../scgi-client.ts';
+import { httpHeaders, requestTarget } from '../protocol/cgi.ts';
+import type { Handler, ScgiClient } from '../connection/scgi-client.ts';
 import { ScgiError } from '../errors.ts';
-import type { ScgiHeaders } from '../headers.ts';
-import { checkName, checkValue } from '../response.ts';
+import type { ScgiHeaders } from '../protocol/scgi-headers.ts';
+import { checkName, checkValue } from '../protocol/response.ts';
 import { STATUS_CODES } from 'node:http';
 
 /** What a fetch handler may get as a second argument (Hono's `env`, `c.env`). */

@@ -12,11 +12,11 @@
  */
 import { IncomingMessage, ServerResponse, type IncomingHttpHeaders } from 'node:http';
 import { Duplex } from 'node:stream';
-import { httpHeaders, requestTarget } from '../cgi.ts';
-import type { Handler, ScgiClient } from '../scgi-client.ts';
-import type { ScgiHeaders } from '../headers.ts';
+import { httpHeaders, requestTarget } from '../protocol/cgi.ts';
+import type { Handler, ScgiClient } from '../connection/scgi-client.ts';
+import type { ScgiHeaders } from '../protocol/scgi-headers.ts';
 import { ScgiError } from '../errors.ts';
-import { STATUS_LINE } from '../wire.ts';
+import { STATUS_LINE } from '../protocol/wire.ts';
 
 /** Marks a handler made by an adapter (the CLI serves it as it is). */
 const HANDLER_TAG = Symbol.for('scgi.handler');

@@ -14,7 +14,7 @@
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { formatAddress } from '../address.ts';
-import type { Lifecycle } from '../lifecycle.ts';
+import type { Lifecycle } from '../connection/lifecycle.ts';
 import { parserInfo } from '../parser/index.ts';
 import { EXIT_REASONS, HeartbeatMaker, type ExitReason, type WorkerRecord, type WorkerState } from '../supervision/heartbeat.ts';
 import { zeroStats, type ScgiStats } from '../types.ts';
@@ -23,7 +23,7 @@ import { DURATION_BUCKETS, type Durations, type Monitor } from './monitor.ts';
 
 export type { WorkerState } from '../supervision/heartbeat.ts';
 
-/** Workers replaced, by reason (src/cluster.ts counts them). */
+/** Workers replaced, by reason (src/server/cluster.ts counts them). */
 export type Replacements = Record<ExitReason, number>;
 
 export const REPLACEMENT_REASONS: readonly ExitReason[] = EXIT_REASONS;
@@ -181,7 +181,7 @@ export function documentOf(server: object): (() => StatusDocument) | null {
   return sources.get(server) ?? null;
 }
 
-/** What the in-process server shows the status endpoint (`InProcessServer`, src/server.ts). */
+/** What the in-process server shows the status endpoint (`InProcessServer`, src/server/serve.ts). */
 export interface InProcessSource {
   readonly stats: Readonly<ScgiStats>;
   readonly openConnections: number;

@@ -26,7 +26,7 @@
 import type { EventEmitter } from 'node:events';
 import { writeSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import type { ScgiHeaders } from '../headers.ts';
+import type { ScgiHeaders } from '../protocol/scgi-headers.ts';
 import type { Transport, TransportEvents, TransportSocket } from '../transport/types.ts';
 
 /** One access log entry (what a function `accessLog` receives). */

@@ -18,7 +18,7 @@ import { listenQueue } from './listen-queue.ts';
 import type { Durations } from './monitor.ts';
 import { serveStatus, type StatusEndpoint } from './server.ts';
 
-/** What the primary (src/cluster.ts) shows its status endpoint. */
+/** What the primary (src/server/cluster.ts) shows its status endpoint. */
 export interface PrimarySource extends EventEmitter {
   readonly stats: ScgiStats;
   readonly transport: 'native' | 'net';

@@ -14,7 +14,7 @@
  */
 import { ScgiError } from '../errors.ts';
 import type { ScgiServer } from '../types.ts';
-import { InProcessServer } from '../server.ts';
+import { InProcessServer } from '../server/serve.ts';
 import { documentOf, inProcessDocument, setDocumentSource, type StatusDocument } from './document.ts';
 import { Monitor, reportSlowRequest } from './monitor.ts';
 import { primaryDocument, type PrimarySource } from './primary.ts';

@@ -18,7 +18,7 @@ import type { ListenOptions } from 'node:net';
 import { formatAddress, resolveAddress } from '../address.ts';
 import { listenError, ScgiError } from '../errors.ts';
 import type { NormalizedOptions } from '../options.ts';
-import { UnixSocketFile } from '../unix-socket.ts';
+import { UnixSocketFile } from '../server/unix-socket.ts';
 import { documentOf, inProcessDocument, setDocumentSource, type InProcessSource, type StatusDocument } from './document.ts';
 import { OPENMETRICS_TYPE, PROMETHEUS_TYPE, renderMetrics, wantsOpenMetrics } from './metrics.ts';
 

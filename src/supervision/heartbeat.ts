@@ -7,18 +7,18 @@
  * (method, URI, start; oldest first, at most `MAX_REPORTED_REQUESTS`), RSS,
  * heap and event-loop utilisation. The requests in progress are read from the
  * server's own set of connection lifecycles (`InProcessServer#connections`,
- * src/server.ts): a lifecycle in `Phase.BODY` is a request in progress, and
+ * src/server/serve.ts): a lifecycle in `Phase.BODY` is a request in progress, and
  * `Lifecycle#requestStart` is when its handler was called.
  *
  * The primary keeps one `WorkerRecord` per live worker (`WorkerRecords`),
- * reachable through `primary.workerRecords()` (src/cluster.ts): its state,
+ * reachable through `primary.workerRecords()` (src/server/cluster.ts): its state,
  * when it started, when its last heartbeat came and that heartbeat, and how
  * many times the workers it took over from were replaced, by reason. It is
- * what the supervision (src/cluster.ts: `workerTimeout`, recycling) and the
+ * what the supervision (src/server/cluster.ts: `workerTimeout`, recycling) and the
  * status endpoint read.
  */
 import { performance, type EventLoopUtilization } from 'node:perf_hooks';
-import { Phase, type Lifecycle } from '../lifecycle.ts';
+import { Phase, type Lifecycle } from '../connection/lifecycle.ts';
 import type { Durations } from '../status/monitor.ts';
 import type { ScgiStats } from '../types.ts';
 

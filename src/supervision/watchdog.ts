@@ -14,7 +14,7 @@
  *
  * Two modes:
  * - `pipe` (a cluster worker): the primary, which decides that a worker is
- *   blocked (no heartbeat for `workerTimeout`, src/cluster.ts), writes
+ *   blocked (no heartbeat for `workerTimeout`, src/server/cluster.ts), writes
  *   `stack\n` on an extra stdio pipe given at fork (`WATCHDOG_FD_ENV` names
  *   its descriptor); the thread answers one JSON line `{ stack, requests }`.
  * - `self` (parallelism 1, no primary): the main thread stamps a

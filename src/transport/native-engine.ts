@@ -133,7 +133,7 @@ export function nativeTransportError(): Error | null {
 /**
  * A listening socket that no engine watches: `[fd, port]` (port 0 for a
  * unix path, given as `port` -1). A cluster primary binds it once and hands
- * it to every worker, which adopts it (`src/cluster.ts`); the descriptor is
+ * it to every worker, which adopts it (`src/server/cluster.ts`); the descriptor is
  * close-on-exec and the caller closes it (`fs.closeSync`).
  */
 export function listenSocket(address: string, port: number, backlog: number): [fd: number, port: number] {
@@ -167,7 +167,7 @@ export interface NativeEngineOptions {
   allowHalfOpen: boolean;
   /** Period of the native deadline sweep, ms. */
   sweepInterval: number;
-  /** Accepted descriptors at or above this get `overloadResponse` (see src/fd-limit.ts). Default: no limit. */
+  /** Accepted descriptors at or above this get `overloadResponse` (see src/server/fd-limit.ts). Default: no limit. */
   fdCeiling?: number;
   /** The whole response for a connection over maxConnections. */
   overloadResponse: Uint8Array;

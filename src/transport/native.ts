@@ -13,10 +13,10 @@
  * docs/ARCHITECTURE.md ("The native transport").
  */
 import { headerTimeoutError, incompleteHeaderError, type ScgiError } from '../errors.ts';
-import type { Lifecycle } from '../lifecycle.ts';
+import type { Lifecycle } from '../connection/lifecycle.ts';
 import { sweepTick, type LifecycleOptions } from '../options.ts';
-import { errorOfParseCode } from '../headers.ts';
-import { refusalResponse } from '../response.ts';
+import { errorOfParseCode } from '../protocol/scgi-headers.ts';
+import { refusalResponse } from '../protocol/response.ts';
 import type { ScgiStats } from '../types.ts';
 import {
   CLOSE_ABORTED,
@@ -36,9 +36,9 @@ import type { Transport, TransportEvents, TransportSocket } from './types.ts';
 export interface NativeHost {
   readonly options: LifecycleOptions;
   /** A request's connection: make its lifecycle (already counted and admitted by the engine). */
-  acceptCounted(transport: Transport): Lifecycle;
+  adoptAdmitted(transport: Transport): Lifecycle;
   record(kind: keyof ScgiStats, err?: ScgiError, socket?: TransportSocket): void;
-  /** Descriptors at or above this are answered 503 (`src/fd-limit.ts`). */
+  /** Descriptors at or above this are answered 503 (`src/server/fd-limit.ts`). */
   readonly fdCeiling: number;
   /** `n` connections answered 503 for the fd limit: counted and reported (rate-limited), as on net; `stalled`: accept() failed for it too (reported only). */
   fdLimitRefused(n: number, stalled: boolean): void;
@@ -79,7 +79,7 @@ const REFUSED_SOCKET = new NativeSocket(noop);
 /** One dispatched connection of the engine. */
 export class NativeTransport implements Transport {
   readonly id: number;
-  readonly #owner: NativeListener;
+  readonly #owner: NativeConnections;
   events: TransportEvents | null = null;
   /** Body bytes still to come from the engine (then `resume` must ask for them). */
   bodyPending = false;
@@ -91,7 +91,7 @@ export class NativeTransport implements Transport {
   #corks = 0;
   #socket: NativeSocket | null = null;
 
-  constructor(owner: NativeListener, id: number) {
+  constructor(owner: NativeConnections, id: number) {
     this.#owner = owner;
     this.id = id;
   }
@@ -133,7 +133,7 @@ export class NativeTransport implements Transport {
     }
     const r = this.#owner.engine.write(this.id, bytes);
     if (r === R_CLOSED) {
-      this.#owner.closedNow(this);
+      this.#owner.markClosed(this);
       return false;
     }
     return r !== R_FULL;
@@ -151,7 +151,7 @@ export class NativeTransport implements Transport {
       bytes = Buffer.concat(corked.map((c) => (typeof c === 'string' ? Buffer.from(c) : c)));
     }
     const r = this.#owner.engine.respond(this.id, bytes, close);
-    if (r === R_CLOSED) this.#owner.closedNow(this);
+    if (r === R_CLOSED) this.#owner.markClosed(this);
     // R_FULL: the rest is written natively; a drain record says when it is out.
     return r !== R_FULL;
   }
@@ -177,13 +177,13 @@ export class NativeTransport implements Transport {
   reset(): void {
     if (this.closed) return;
     this.#owner.engine.reset(this.id);
-    this.#owner.closedNow(this);
+    this.#owner.markClosed(this);
   }
 
   destroy(): void {
     if (this.closed) return;
     this.#owner.engine.destroy(this.id);
-    this.#owner.closedNow(this);
+    this.#owner.markClosed(this);
   }
 }
 
@@ -209,7 +209,7 @@ export function nativeUnavailableReason(): string | null {
 }
 
 /** The engine of one server and the map from its ids to live transports. */
-export class NativeListener implements NativeEngineEvents {
+export class NativeConnections implements NativeEngineEvents {
   readonly engine: NativeEngine;
   readonly #host: NativeHost;
   readonly #live = new Map<number, NativeTransport>();
@@ -256,7 +256,7 @@ export class NativeListener implements NativeEngineEvents {
   }
 
   /** `t` closed inside a call (respond/reset/destroy): its `onClose` runs after the current call stack. */
-  closedNow(t: NativeTransport): void {
+  markClosed(t: NativeTransport): void {
     if (t.closed) return;
     t.closed = true;
     this.#live.delete(t.id);
@@ -271,7 +271,7 @@ export class NativeListener implements NativeEngineEvents {
     const t = new NativeTransport(this, id);
     t.bodyPending = !complete;
     this.#live.set(id, t);
-    const lifecycle = this.#host.acceptCounted(t);
+    const lifecycle = this.#host.adoptAdmitted(t);
     this.#fresh.push(lifecycle);
     lifecycle.startRequest(req, recs, at, true, Date.now());
   }

@@ -1,10 +1,10 @@
 /**
- * The seam between one connection's request lifecycle (`src/lifecycle.ts`)
+ * The seam between one connection's request lifecycle (`src/connection/lifecycle.ts`)
  * and whatever carries its bytes. The lifecycle never sees a `net.Socket`:
  * it calls a `Transport`, and the transport calls the lifecycle's
  * `TransportEvents`. Three implementations: `src/transport/net.ts` (a
  * `net.Socket`), `src/transport/native.ts` (a connection of the addon's
- * engine) and `src/inject.ts` (in memory). docs/ARCHITECTURE.md ("The transport
+ * engine) and `src/server/inject.ts` (in memory). docs/ARCHITECTURE.md ("The transport
  * seam") says what each side promises.
  */
 
@@ -49,7 +49,7 @@ export interface Transport {
    * discard), unless `close`: the whole request was read, nothing more is
    * expected, so the connection closes once everything is sent (`onClose`
    * follows) without waiting for the peer (the lifecycle decides:
-   * `finishResponse` in src/lifecycle.ts). Returns true when every byte of
+   * `finishResponse` in src/connection/lifecycle.ts). Returns true when every byte of
    * the response is written (handed to the kernel) already; else
    * `onFinish` follows once it is (or `onClose`, if the connection goes first).
    */

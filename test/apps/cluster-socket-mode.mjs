@@ -2,7 +2,7 @@
 // node:cluster with SCHED_NONE creates the handle in the primary, through
 // net._createServerHandle, and `atBind` records the socket file's mode right
 // after that bind; on the native transport the primary binds it through the
-// addon (src/cluster.ts), where nothing can be wrapped. On both, `atClaim`
+// addon (src/server/cluster.ts), where nothing can be wrapped. On both, `atClaim`
 // records the mode just before the primary's chmod (UnixSocketFile#claim,
 // which follows the bind). The process umask is 0, so a bind not done under a
 // narrowed umask makes 0o777. Each worker prints the umask it runs the app

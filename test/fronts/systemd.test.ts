@@ -7,7 +7,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, existsSync, statSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { request } from '../../src/requester.ts';
+import { request } from '../../src/client/request.ts';
 import { tempDir, waitFor } from '../helpers.ts';
 import { EXAMPLES } from './matrix.ts';
 

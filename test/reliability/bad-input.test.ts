@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { createServer as netCreateServer } from 'node:net';
 import type { ScgiError, ScgiErrorCode } from '../../src/errors.ts';
 import type { Handler, ServeOptions } from '../../src/index.ts';
-import { encodeRequest } from '../../src/requester.ts';
+import { encodeRequest } from '../../src/client/request.ts';
 import { parse, CODE_NAMES, OUT_CL_HIGH, OUT_CL_LOW, OUT_CODE, Status, outSize } from '../../src/parser/index.ts';
 import { block, exchange, netstring, scgiRequest, waitFor, type Target } from '../helpers.ts';
 import { gc, noConnectionsLeft, serverPool, spyOnProcessErrors } from './util.ts';

@@ -7,7 +7,7 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import type { ScgiError } from '../../src/errors.ts';
 import { serve, type Handler, type ScgiServer } from '../../src/index.ts';
-import { encodeRequest } from '../../src/requester.ts';
+import { encodeRequest } from '../../src/client/request.ts';
 import { bigBody, exchange, scgiRequest, tempDir, waitFor, type Target } from '../helpers.ts';
 import { startNginx, unixLocation, type Nginx } from '../fronts/nginx.ts';
 import { noConnectionsLeft, serverPool, sleep, spyOnProcessErrors } from './util.ts';

@@ -23,7 +23,7 @@ spyOnProcessErrors();
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const APP = fileURLToPath(new URL('../apps/reliability-app.mjs', import.meta.url));
-const CLI = join(ROOT, 'dist', 'cli.js');
+const CLI = join(ROOT, 'dist', 'cli', 'main.js');
 const dir = tempDir('scgi-procfaults-');
 const SOCK = join(dir.path, 'app.sock');
 let nginx: Nginx;

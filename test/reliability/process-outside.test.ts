@@ -13,7 +13,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { serve, type ScgiError } from '../../src/index.ts';
 import { parserInfo } from '../../src/parser/index.ts';
-import { encodeRequest, request } from '../../src/requester.ts';
+import { encodeRequest, request } from '../../src/client/request.ts';
 import { transportAddon } from '../../src/transport/native-engine.ts';
 import { serveInWorkerThread, targetOf, tempDir, TRANSPORTS, waitFor, type Target } from '../helpers.ts';
 import { spawnApp } from '../apps/spawn.ts';
@@ -22,7 +22,7 @@ import { sleep, spyOnProcessErrors } from './util.ts';
 spyOnProcessErrors();
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const CLI = join(ROOT, 'dist', 'cli.js');
+const CLI = join(ROOT, 'dist', 'cli', 'main.js');
 const APP = fileURLToPath(new URL('../apps/app.mjs', import.meta.url));
 const dir = tempDir('scgi-process-outside-');
 afterAll(() => dir.cleanup());
@@ -297,7 +297,7 @@ function load(target: Target, clients = 8) {
 
 /**
  * Net accepts its backlog before closing only where the addon can poll the
- * listener (src/server.ts, #closeNetListener; SCGI_PARSER=js keeps off the
+ * listener (src/server/serve.ts, #closeNetListener; SCGI_PARSER=js keeps off the
  * addon): elsewhere it closes at once, as documented.
  */
 const drains = (transport: 'net' | 'native') => transport === 'native' || (parserInfo.forced !== 'js' && transportAddon() !== null);

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { serve, type ScgiError, type ServeOptions } from '../../src/index.ts';
 import { fromNodeListener } from '../../src/adapters/http.ts';
 import { fromFetch } from '../../src/adapters/fetch.ts';
-import { encodeRequest } from '../../src/requester.ts';
+import { encodeRequest } from '../../src/client/request.ts';
 import { exchange } from '../helpers.ts';
 import { serverPool, spyOnProcessErrors } from './util.ts';
 

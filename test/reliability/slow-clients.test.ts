@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { connect, type Socket } from 'node:net';
 import type { ScgiError } from '../../src/errors.ts';
 import type { ScgiServer } from '../../src/index.ts';
-import { encodeRequest } from '../../src/requester.ts';
+import { encodeRequest } from '../../src/client/request.ts';
 import { scgiRequest, waitFor, type Target } from '../helpers.ts';
 import { noConnectionsLeft, serverPool, sleep, spyOnProcessErrors } from './util.ts';
 

@@ -14,7 +14,7 @@ import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { request } from '../../src/requester.ts';
+import { request } from '../../src/client/request.ts';
 import { tempDir } from '../helpers.ts';
 import { fdCount, rssOf, spyOnProcessErrors } from './util.ts';
 

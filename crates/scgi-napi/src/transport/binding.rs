@@ -597,7 +597,7 @@ unsafe extern "C" fn adopt_cb(env: Env, info: n::napi_callback_info) -> Value {
 
 /// `transportListenSocket(address: string, port: number, backlog: number): [fd, port]`:
 /// a listening socket that no engine watches, for a cluster primary to hand
-/// to its workers, each of which adopts it (`src/cluster.ts`). `port` < 0:
+/// to its workers, each of which adopts it (`src/server/cluster.ts`). `port` < 0:
 /// `address` is a unix socket path (and the port returned is 0). The
 /// descriptor is close-on-exec and the caller's to close.
 unsafe extern "C" fn listen_socket_cb(env: Env, info: n::napi_callback_info) -> Value {
@@ -768,7 +768,7 @@ unsafe extern "C" fn peer_cb(env: Env, info: n::napi_callback_info) -> Value {
 
 /// `transportPending(fd): boolean`: whether a connection waits in the
 /// backlog of listening socket `fd` (the net transport's graceful stop
-/// accepts until there is none before closing its listener, src/server.ts).
+/// accepts until there is none before closing its listener, src/server/serve.ts).
 unsafe extern "C" fn pending_cb(env: Env, info: n::napi_callback_info) -> Value {
     // SAFETY: as in create_cb.
     unsafe {

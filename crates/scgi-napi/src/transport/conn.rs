@@ -1,6 +1,6 @@
 //! A connection's state machine: what its readiness and phase allow, one
 //! step at a time, deciding whether it stays ([`Act`]). The phases are the
-//! engine's half of those of `src/lifecycle.ts`, under the same names:
+//! engine's half of those of `src/connection/lifecycle.ts`, under the same names:
 //! [`Phase::Header`] (reading the netstring, `headerTimeout`) →
 //! [`Phase::Body`] (handed to JS as soon as the header is complete, with the
 //! body bytes read with it; the rest of the body streams while JS wants it;
@@ -43,7 +43,7 @@ fn interrupted(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EINTR))
 }
 
-/// Where a connection is (`Phase` of `src/lifecycle.ts`, less `CLOSED`:
+/// Where a connection is (`Phase` of `src/connection/lifecycle.ts`, less `CLOSED`:
 /// a closed connection is no longer in the slab).
 #[derive(Copy, Clone, PartialEq, Eq, Debug)]
 pub(super) enum Phase {
@@ -449,7 +449,7 @@ impl Conn {
 
     /// All response bytes are written. With `close_after` (the caller knows
     /// the whole request was read and the front sends nothing more: see
-    /// `finishResponse` in src/lifecycle.ts) close at once: the kernel still
+    /// `finishResponse` in src/connection/lifecycle.ts) close at once: the kernel still
     /// delivers the response, then FIN, and with nothing unread, no reset.
     /// Otherwise the front may still be sending: shut the write side (FIN)
     /// and discard what it sends until it closes (or drainTimeout /

@@ -9,7 +9,7 @@
 //! connection drops its `OwnedFd`, so it is closed exactly once, and moves the
 //! generation on, so a stale id can never reach the socket that reuses the
 //! slot or the descriptor number); each one's state machine is `conn.rs`
-//! (phases `Header` → `Body` → `Drain`, as `src/lifecycle.ts`'s); the batch
+//! (phases `Header` → `Body` → `Drain`, as `src/connection/lifecycle.ts`'s); the batch
 //! and every constant JavaScript shares are `batch.rs`; accepting, and what
 //! a connection over the limits gets, is `engine/listener.rs`. This file
 //! holds the loop: polling, routing events to connections, the deadline
@@ -30,7 +30,7 @@ const TOKEN_LISTEN: u64 = u64::MAX;
 const TOKEN_KICK: u64 = u64::MAX - 1;
 const TOKEN_TIMER: u64 = u64::MAX - 2;
 
-/// Limits and timeouts, already validated by the caller (`src/server.ts`).
+/// Limits and timeouts, already validated by the caller (`src/server/serve.ts`).
 #[derive(Clone, Debug)]
 pub struct Config {
     /// Largest header netstring length.
@@ -54,7 +54,7 @@ pub struct Config {
     /// Deadline sweep period, ms.
     pub sweep_ms: u64,
     /// Accepted descriptors at or above this get the 503 response (a reserve
-    /// below `ulimit -n`, as `src/fd-limit.ts` keeps for net).
+    /// below `ulimit -n`, as `src/server/fd-limit.ts` keeps for net).
     pub fd_ceiling: u64,
     /// The whole 503 response for `maxConnections`.
     pub resp_503: Vec<u8>,

@@ -6,8 +6,8 @@
  */
 import { request } from 'node:http';
 import { ScgiError } from '../errors.ts';
-import type { StatusDocument } from './document.ts';
-import { statusListenOptions } from './server.ts';
+import type { StatusDocument } from '../status/document.ts';
+import { statusListenOptions } from '../status/server.ts';
 
 /** GET /status from `address` (a unix path or host:port) within `timeout` ms. */
 export function fetchStatus(address: string, timeout = 3000): Promise<string> {

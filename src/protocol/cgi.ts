@@ -16,7 +16,7 @@
  *   usual configs; Apache also SCRIPT_NAME (decoded), lighttpd SCRIPT_NAME +
  *   PATH_INFO (decoded), nginx DOCUMENT_URI (decoded).
  */
-import type { ScgiHeaders } from './headers.ts';
+import type { ScgiHeaders } from './scgi-headers.ts';
 
 /**
  * CGI variable for a header name, the inverse of {@link headerName}:

@@ -2,10 +2,10 @@
  * The SCGI/CGI wire format, written once: encode an SCGI request (the
  * netstring of CGI variables, then the body) and parse a CGI response head
  * (`Status: 200 OK`, fields, blank line). Used by the requester
- * (`scgi/client`, src/requester.ts), the development front
- * (src/dev-front.ts) and `inject` (src/inject.ts).
+ * (`scgi/client`, src/client/request.ts), the development front
+ * (src/cli/dev-front.ts) and `inject` (src/server/inject.ts).
  */
-import { ScgiError } from './errors.ts';
+import { ScgiError } from '../errors.ts';
 
 /** A CGI variable: name and value, in the order they are sent. */
 export type CgiVariable = readonly [name: string, value: string];

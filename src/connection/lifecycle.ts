@@ -20,16 +20,16 @@
  * deadline sweep), a response head and its first body chunk go out in one
  * corked write (`ScgiClient`).
  */
-import { headerTimeoutError, incompleteHeaderError, ScgiError } from './errors.ts';
-import { HeaderReader, type HeaderParse } from './header-reader.ts';
-import { errorFromParse, headersFromParse, ownHeaderBytes, type ScgiHeaders } from './headers.ts';
-import type { LifecycleOptions } from './options.ts';
-import type { Monitor } from './status/monitor.ts';
-import { OUT_HEADER_END, Status } from './parser/types.ts';
-import { refusalResponse, type Refusal } from './response.ts';
+import { headerTimeoutError, incompleteHeaderError, ScgiError } from '../errors.ts';
+import { HeaderReader, type HeaderParse } from '../protocol/header-reader.ts';
+import { errorFromParse, headersFromParse, ownHeaderBytes, type ScgiHeaders } from '../protocol/scgi-headers.ts';
+import type { LifecycleOptions } from '../options.ts';
+import type { Monitor } from '../status/monitor.ts';
+import { OUT_HEADER_END, Status } from '../parser/types.ts';
+import { refusalResponse, type Refusal } from '../protocol/response.ts';
 import { answerInternalError, isClientDestroyed, ownUnreadBody, ScgiClient, type ClientPort, type Handler } from './scgi-client.ts';
-import type { Transport, TransportEvents, TransportSocket } from './transport/types.ts';
-import type { ScgiStats } from './types.ts';
+import type { Transport, TransportEvents, TransportSocket } from '../transport/types.ts';
+import type { ScgiStats } from '../types.ts';
 
 /** The phases, in order. */
 export const Phase = {
@@ -177,7 +177,7 @@ export class Lifecycle implements TransportEvents, ClientPort {
 
   /**
    * Let go of views into a transport's shared buffer
-   * (`NativeListener.onBatchEnd`): copy the headers' bytes, and the body
+   * (`NativeConnections.onBatchEnd`): copy the headers' bytes, and the body
    * bytes the handler has not started reading, while the handler runs or its
    * response is still being written. A request already answered (the usual
    * case by then) copies nothing.

@@ -40,9 +40,9 @@ import { EventEmitter } from 'node:events';
 import { closeSync } from 'node:fs';
 import { isIP, Server as NetServer, type AddressInfo, type ListenOptions, type Socket } from 'node:net';
 import { isMainThread } from 'node:worker_threads';
-import { backlogOf, formatAddress, resolveAddress, systemdFd, type ResolvedAddress } from './address.ts';
-import { listenError, ScgiError } from './errors.ts';
-import { MAX_TIMEOUT, type NormalizedOptions, type ServeOptions } from './options.ts';
+import { backlogOf, formatAddress, resolveAddress, systemdFd, type ResolvedAddress } from '../address.ts';
+import { listenError, ScgiError } from '../errors.ts';
+import { MAX_TIMEOUT, type NormalizedOptions, type ServeOptions } from '../options.ts';
 import { trackForSignals } from './signals.ts';
 import {
   HEARTBEAT_INTERVAL,
@@ -53,11 +53,11 @@ import {
   type Heartbeat,
   type HeartbeatSource,
   type WorkerRecord,
-} from './supervision/heartbeat.ts';
-import { startPrimaryStatus } from './status/primary.ts';
-import { debugging, describeLoop, type LoopReport, reportRequestsOf, STACK_TIMEOUT, startPipeWatchdog, WATCHDOG_FD_ENV } from './supervision/watchdog.ts';
-import { listenSocket } from './transport/native-engine.ts';
-import { zeroStats, type ScgiServer, type ScgiStats } from './types.ts';
+} from '../supervision/heartbeat.ts';
+import { startPrimaryStatus } from '../status/primary.ts';
+import { debugging, describeLoop, type LoopReport, reportRequestsOf, STACK_TIMEOUT, startPipeWatchdog, WATCHDOG_FD_ENV } from '../supervision/watchdog.ts';
+import { listenSocket } from '../transport/native-engine.ts';
+import { zeroStats, type ScgiServer, type ScgiStats } from '../types.ts';
 import { UnixSocketFile } from './unix-socket.ts';
 
 /** The IPC messages between the primary and a worker. */
@@ -218,7 +218,7 @@ type Replacing = { replacements: Readonly<Record<ExitReason, number>>; reason: E
 
 class ClusterPrimary extends EventEmitter implements ScgiServer {
   readonly server = null;
-  /** The workers' transport, chosen here as in process (`chooseTransport`, src/server.ts) and followed by every worker. */
+  /** The workers' transport, chosen here as in process (`chooseTransport`, src/server/serve.ts) and followed by every worker. */
   transport: 'native' | 'net' = 'net';
   /** The listening socket the primary holds (bound for native workers, or inherited), open until it closes (each worker gets a copy). */
   #listenFd: number | null = null;
@@ -408,7 +408,7 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
 
   /**
    * Native: bind the listening socket here, once, through the addon (the
-   * same bind as the in-process native transport's, src/server.ts), for
+   * same bind as the in-process native transport's, src/server/serve.ts), for
    * every worker to adopt. No engine watches it in the primary, so the
    * primary never accepts. A unix socket is bound under the narrowed umask
    * and then claimed (mode, group, inode), as in process.
@@ -441,12 +441,12 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
     this.#listenFd = null;
   }
 
-  /** SIGHUP (src/signals.ts): reload. */
+  /** SIGHUP (src/server/signals.ts): reload. */
   onHangup(): void {
     this.reload().catch((err) => this.#failed(err));
   }
 
-  /** The second SIGINT (src/signals.ts): the process exits now; no worker or socket file may outlive it. */
+  /** The second SIGINT (src/server/signals.ts): the process exits now; no worker or socket file may outlive it. */
   abort(): void {
     for (const w of this.#workers) w.process.kill('SIGKILL');
     this.#socketFile?.release();
@@ -784,7 +784,7 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
     // is reset, and one held here is accepted by nobody: the socket stops
     // taking connections first (a unix socket's path goes, so new ones are
     // refused), the primary's copy of a native one goes too, and each worker
-    // accepts what waits before closing its own (src/server.ts,
+    // accepts what waits before closing its own (src/server/serve.ts,
     // closeListener), so the last to close drains it right before.
     if (this.#supervisor !== null) clearInterval(this.#supervisor);
     this.#socketFile?.release();

@@ -4,7 +4,7 @@
  * accept (Apache turns an `HTTP/1.1 200 OK` first line into a 500).
  */
 import { STATUS_CODES } from 'node:http';
-import { ScgiError } from './errors.ts';
+import { ScgiError } from '../errors.ts';
 
 /** Response header fields: an object (array values repeat the field) or a list of pairs. */
 export type OutgoingHeaders = Record<string, string | number | readonly string[] | undefined> | ReadonlyArray<readonly [string, string | number]>;

@@ -1,7 +1,7 @@
 /**
  * The one loop that reads a request header from chunks as they arrive, used
- * by the server's connection lifecycle (`src/lifecycle.ts`) and by
- * `readHeader` (`src/read-header.ts`).
+ * by the server's connection lifecycle (`src/connection/lifecycle.ts`) and by
+ * `readHeader` (`src/protocol/header-from-stream.ts`).
  *
  * A header that arrives in one chunk is parsed in place (no copy). One that
  * arrives in pieces gathers in a `HeaderBuffer`, and the parser runs again
@@ -9,7 +9,7 @@
  * `Partial`) is there, so a header sent a byte per packet costs O(n).
  */
 import { HeaderBuffer } from './header-buffer.ts';
-import { OUT_HEADER_END, Status, type ParserBackend } from './parser/types.ts';
+import { OUT_HEADER_END, Status, type ParserBackend } from '../parser/types.ts';
 
 /** How to parse: the backend, its result array and the limits (one per server, shared by its connections). */
 export interface HeaderParse {

@@ -4,8 +4,8 @@
  * come from a constant table, other names and all values are decoded on
  * first access and cached.
  */
-import { ScgiError, type ScgiErrorCode } from './errors.ts';
-import { CODE_NAMES, KNOWN_NAMES, OUT_CL_HIGH, OUT_CL_LOW, OUT_CODE, OUT_PAIR_COUNT, OUT_PAIRS, PAIR_STRIDE } from './parser/types.ts';
+import { ScgiError, type ScgiErrorCode } from '../errors.ts';
+import { CODE_NAMES, KNOWN_NAMES, OUT_CL_HIGH, OUT_CL_LOW, OUT_CODE, OUT_PAIR_COUNT, OUT_PAIRS, PAIR_STRIDE } from '../parser/types.ts';
 
 const KNOWN_ID = new Map<string, number>(KNOWN_NAMES.map((n, i) => [n, i] as [string, number]).slice(1));
 
@@ -17,7 +17,7 @@ let ownBytes: (h: ScgiHeaders) => void;
 /**
  * Make `h` hold copies of its bytes and offsets instead of views (a request
  * that outlives the native transport's batch must not keep the whole batch
- * alive: `NativeListener.onBatchEnd`).
+ * alive: `NativeConnections.onBatchEnd`).
  */
 export function ownHeaderBytes(h: ScgiHeaders): void {
   ownBytes(h);

@@ -1,28 +1,15 @@
 /**
- * `inject(handler, request)`: call an SCGI handler (raw, or one made by
- * `fromNodeListener` / `fromFetch`) without any socket, through the same
- * connection lifecycle the server uses (over an in-memory `Transport`), and
- * get the parsed response. For tests.
+ * `MemoryTransport`: a connection with no socket, for `inject()`
+ * (`src/server/inject.ts`), under the same lifecycle as a real one.
  */
-import { encodeRequest, type ClientRequest, type ClientResponse } from './requester.ts';
-import { parseResponse } from './wire.ts';
-import { ScgiError } from './errors.ts';
-import { normalizeOptions, type ServeOptions } from './options.ts';
-import type { Handler } from './scgi-client.ts';
-import { InProcessServer } from './server.ts';
-import type { Transport, TransportEvents, TransportSocket } from './transport/types.ts';
-
-export type InjectOptions = Pick<
-  ServeOptions,
-  'maxHeaderSize' | 'maxHeadersCount' | 'strict' | 'maxBodySize' | 'requestTimeout' | 'headerEncoding' | 'catchErrors' | 'onError'
->;
+import type { Transport, TransportEvents, TransportSocket } from './types.ts';
 
 /**
  * An in-memory connection: the request is delivered as one chunk on a
  * later tick, every write is accepted at once (never returns false), and
  * when the server ends its response the "front" closes, as nginx does.
  */
-class MemoryTransport implements Transport {
+export class MemoryTransport implements Transport {
   readonly socket: TransportSocket;
   /** What the server wrote. */
   readonly written: Buffer[] = [];
@@ -108,34 +95,4 @@ class MemoryTransport implements Transport {
       this.#onClosed(this);
     });
   }
-}
-
-/**
- * Run `handler` on one request (same shape as `scgi/client`'s `request`) and
- * resolve with the response. Rejects with an `ScgiError`: the code the
- * request was refused with (bad input, over a limit), `ERR_SCGI_NO_RESPONSE`
- * when the connection closes without a response, `ERR_SCGI_BAD_RESPONSE`
- * when what the handler wrote is not a CGI response.
- */
-export function inject(handler: Handler, request: ClientRequest = {}, options: InjectOptions = {}): Promise<ClientResponse> {
-  const opts = normalizeOptions({ ...options, headerTimeout: 0, handleSignals: false });
-  const host = new InProcessServer(handler, opts, null);
-  // A refused request is closed without a response: reject with why (the 'clientError').
-  let refused: ScgiError | null = null;
-  host.on('clientError', (err: ScgiError) => (refused ??= err));
-  return new Promise((resolve, reject) => {
-    const transport = new MemoryTransport((t) => {
-      const data = Buffer.concat(t.written);
-      if (data.length === 0) {
-        return reject(refused ?? new ScgiError('ERR_SCGI_NO_RESPONSE', 'inject: the connection closed without a response'));
-      }
-      try {
-        resolve(parseResponse(data));
-      } catch (err) {
-        reject(err);
-      }
-    });
-    host.accept(transport);
-    transport.send(encodeRequest(request));
-  });
 }

@@ -1,6 +1,6 @@
 /**
  * `ScgiClient`, the handler's stream to the front: the request body in, the
- * response out. It reaches its connection's lifecycle (`src/lifecycle.ts`)
+ * response out. It reaches its connection's lifecycle (`src/connection/lifecycle.ts`)
  * only through `ClientPort`, and writes through the connection's
  * `Transport` (`src/transport/types.ts`).
  *
@@ -16,10 +16,10 @@
  * prototype that build the state before answering.
  */
 import { Duplex, getDefaultHighWaterMark } from 'node:stream';
-import { ScgiError } from './errors.ts';
-import type { ScgiHeaders } from './headers.ts';
-import { buildHead, type OutgoingHeaders } from './response.ts';
-import type { Transport, TransportSocket } from './transport/types.ts';
+import { ScgiError } from '../errors.ts';
+import type { ScgiHeaders } from '../protocol/scgi-headers.ts';
+import { buildHead, type OutgoingHeaders } from '../protocol/response.ts';
+import type { Transport, TransportSocket } from '../transport/types.ts';
 
 /** What a request handler gets: the headers, and the connection to the front. */
 export type Handler = (headers: ScgiHeaders, client: ScgiClient) => unknown;

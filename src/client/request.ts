@@ -5,17 +5,17 @@
  * size limit for a buffered body (or a streamed body, `requestStream`), and
  * timeouts for connect, head and body. Used by the CLI (`scgi request`,
  * `scgi bench`), the tests and benchmarks. The bytes on the wire are
- * src/wire.ts's.
+ * src/protocol/wire.ts's.
  */
 import { connect, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
-import { resolveAddress } from './address.ts';
-import { cgiVariable } from './cgi.ts';
-import { ScgiError } from './errors.ts';
-import { checkInt, checkTimeout } from './options.ts';
-import { encodeScgiRequest, parseResponseHead, type CgiVariable, type ResponseHead } from './wire.ts';
+import { resolveAddress } from '../address.ts';
+import { cgiVariable } from '../protocol/cgi.ts';
+import { ScgiError } from '../errors.ts';
+import { checkInt, checkTimeout } from '../options.ts';
+import { encodeScgiRequest, parseResponseHead, type CgiVariable, type ResponseHead } from '../protocol/wire.ts';
 
-export { parseResponse } from './wire.ts';
+export { parseResponse } from '../protocol/wire.ts';
 
 export interface ClientRequest {
   method?: string;

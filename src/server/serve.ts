@@ -1,39 +1,39 @@
 /**
  * `serve(handler, options)`: listen once, call the handler for every
  * request. The in-process server (`InProcessServer`) accepts connections,
- * gives each a `Lifecycle` (`src/lifecycle.ts`) over a `Transport`
+ * gives each a `Lifecycle` (`src/connection/lifecycle.ts`) over a `Transport`
  * (`src/transport/`), runs the one deadline sweep, counts every outcome in
  * `stats` (`record`), and closes gracefully. With `parallelism` > 1 the
- * calling process becomes a cluster primary instead (`src/cluster.ts`).
+ * calling process becomes a cluster primary instead (`src/server/cluster.ts`).
  */
 import { EventEmitter } from 'node:events';
 import cluster from 'node:cluster';
 import { lookup } from 'node:dns/promises';
 import { closeSync } from 'node:fs';
 import { createServer as netCreateServer, isIP, Server as NetServer, type AddressInfo, type ListenOptions, type Socket } from 'node:net';
-import { backlogOf, resolveAddress, defaultAddress, formatAddress, systemdFd, type ResolvedAddress } from './address.ts';
+import { backlogOf, resolveAddress, defaultAddress, formatAddress, systemdFd, type ResolvedAddress } from '../address.ts';
 import { isClusterWorker, listenOutsideCluster, runWorker, startCluster, takeInheritedListen } from './cluster.ts';
-import { listenError, ScgiError } from './errors.ts';
-import type { HeaderParse } from './header-reader.ts';
+import { listenError, ScgiError } from '../errors.ts';
+import type { HeaderParse } from '../protocol/header-reader.ts';
 import { FD_RESERVE, openFileLimit, socketFd } from './fd-limit.ts';
-import { Lifecycle, Phase, type LifecycleHost } from './lifecycle.ts';
-import { normalizeOptions, sweepTick, type LifecycleOptions, type NormalizedOptions, type ServeOptions } from './options.ts';
-import { parse as activeParse, parserInfo, FLAG_STRICT, outSize } from './parser/index.ts';
-import type { Handler } from './scgi-client.ts';
+import { Lifecycle, Phase, type LifecycleHost } from '../connection/lifecycle.ts';
+import { normalizeOptions, sweepTick, type LifecycleOptions, type NormalizedOptions, type ServeOptions } from '../options.ts';
+import { parse as activeParse, parserInfo, FLAG_STRICT, outSize } from '../parser/index.ts';
+import type { Handler } from '../connection/scgi-client.ts';
 import { trackForSignals } from './signals.ts';
-import { Monitor } from './status/monitor.ts';
-import { startStatusServer } from './status/server.ts';
-import { armSelfWatchdog } from './supervision/watchdog.ts';
-import { NetTransport } from './transport/net.ts';
-import { listenerPending } from './transport/native-engine.ts';
-import { NativeListener, nativeUnavailableReason } from './transport/native.ts';
-import { rethrowLater } from './transport/native-engine.ts';
-import type { Transport, TransportSocket } from './transport/types.ts';
-import { zeroStats, type ScgiServer, type ScgiStats } from './types.ts';
+import { Monitor } from '../status/monitor.ts';
+import { startStatusServer } from '../status/server.ts';
+import { armSelfWatchdog } from '../supervision/watchdog.ts';
+import { NetTransport } from '../transport/net.ts';
+import { listenerPending } from '../transport/native-engine.ts';
+import { NativeConnections, nativeUnavailableReason } from '../transport/native.ts';
+import { rethrowLater } from '../transport/native-engine.ts';
+import type { Transport, TransportSocket } from '../transport/types.ts';
+import { zeroStats, type ScgiServer, type ScgiStats } from '../types.ts';
 import { UnixSocketFile } from './unix-socket.ts';
 
-export type { ServeOptions } from './options.ts';
-export type { ScgiServer } from './types.ts';
+export type { ServeOptions } from '../options.ts';
+export type { ScgiServer } from '../types.ts';
 
 function onNetConnection(this: InProcessServer, socket: Socket): void {
   const transport = new NetTransport(socket);
@@ -55,7 +55,7 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
   /** Which transport carries the connections. */
   readonly transport: 'native' | 'net';
   /** The native transport's engine and connections (null on net). */
-  readonly native: NativeListener | null = null;
+  readonly native: NativeConnections | null = null;
   /** Where the native transport listens, or a net unix socket bound aside (what `address()` says). */
   #nativeAddress: string | AddressInfo | null = null;
   readonly #maxConnections: number;
@@ -105,7 +105,7 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
     this.monitor = opts.monitor === null ? null : new Monitor(opts.monitor, this);
     if (transport === 'native') {
       this.server = null;
-      this.native = new NativeListener(this, opts.maxConnections);
+      this.native = new NativeConnections(this, opts.maxConnections);
       return;
     }
     const onConnection = onNetConnection.bind(this);
@@ -146,7 +146,7 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
     return conn;
   }
 
-  /** A connection whose descriptor is within FD_RESERVE of `ulimit -n`: answered 503 while we still can (`src/fd-limit.ts`). */
+  /** A connection whose descriptor is within FD_RESERVE of `ulimit -n`: answered 503 while we still can (`src/server/fd-limit.ts`). */
   acceptNearFdLimit(transport: Transport): void {
     const now = Date.now();
     this.record('connections');
@@ -192,7 +192,7 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
    * Take over a connection the native transport already counted and admitted
    * (it answers 503 over maxConnections itself): only its lifecycle is made here.
    */
-  acceptCounted(transport: Transport): Lifecycle {
+  adoptAdmitted(transport: Transport): Lifecycle {
     const conn = new Lifecycle(transport, this, Date.now());
     this.connections.add(conn);
     this.#ensureSweep();
@@ -200,7 +200,7 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
   }
 
   record(kind: keyof ScgiStats, err?: ScgiError, socket?: TransportSocket): void {
-    // A cluster worker with maxRequests asks for its replacement at its `recycleAfter`-th request (src/cluster.ts runWorker).
+    // A cluster worker with maxRequests asks for its replacement at its `recycleAfter`-th request (src/server/cluster.ts runWorker).
     if (++this.stats[kind] === this.recycleAfter && kind === 'requests') this.#recycle?.();
     if (err !== undefined && this.listenerCount('clientError') > 0) {
       try {
@@ -245,7 +245,7 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
   /**
    * Stop accepting (what waits in the backlog is accepted first; resolves
    * when the listener is closed); connections stay. `close()` still closes
-   * (a cluster worker being retired does this first, src/cluster.ts).
+   * (a cluster worker being retired does this first, src/server/cluster.ts).
    */
   stopAccepting(): Promise<void> {
     if (this.native === null) return this.#closeNetListener();
@@ -403,16 +403,16 @@ export class InProcessServer extends EventEmitter implements ScgiServer, Lifecyc
     this.#untrack = trackForSignals(this, handleSignals);
   }
 
-  /** SIGHUP (src/signals.ts): unset, a warning that it keeps serving; a cluster worker ignores it (runWorker). */
+  /** SIGHUP (src/server/signals.ts): unset, a warning that it keeps serving; a cluster worker ignores it (runWorker). */
   onHangup?: () => void;
 
-  /** The second SIGINT (src/signals.ts): the process exits now; remove the socket file we created. */
+  /** The second SIGINT (src/server/signals.ts): the process exits now; remove the socket file we created. */
   abort(): void {
     this.#socketFile?.release();
     this.#socketFile = null;
   }
 
-  /** In a cluster worker: how it asks for its replacement (src/cluster.ts runWorker). */
+  /** In a cluster worker: how it asks for its replacement (src/server/cluster.ts runWorker). */
   supervise(recycle: () => void, recycleAfter: number): void {
     this.#recycle = recycle;
     this.recycleAfter = recycleAfter;
@@ -589,7 +589,7 @@ async function listenFor(
 ): Promise<void> {
   if (inherited !== null && server.native === null) {
     // A net worker of a primary that holds the socket: listen on the
-    // inherited descriptor itself, not through node:cluster (src/cluster.ts).
+    // inherited descriptor itself, not through node:cluster (src/server/cluster.ts).
     await server.listenOn({ kind: 'custom', listen: { fd: inherited } as ListenOptions }, opts.socketMode, undefined, listenOutsideCluster, false);
   } else if (inherited !== null) {
     // A native worker: adopt the socket its primary holds (a duplicate) and

@@ -8,10 +8,10 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { STATUS_CODES } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { cgiVariable } from './cgi.ts';
-import { ScgiError } from './errors.ts';
-import { connectTo } from './requester.ts';
-import { encodeScgiRequest, parseResponseHead, type CgiVariable, type ResponseHead } from './wire.ts';
+import { cgiVariable } from '../protocol/cgi.ts';
+import { ScgiError } from '../errors.ts';
+import { connectTo } from '../client/request.ts';
+import { encodeScgiRequest, parseResponseHead, type CgiVariable, type ResponseHead } from '../protocol/wire.ts';
 
 export interface DevFrontOptions {
   /** SCGI address of the app (same rules as `serve`). */

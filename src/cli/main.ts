@@ -11,18 +11,18 @@ import { resolve as resolvePath } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { pipeline } from 'node:stream/promises';
-import { formatAddress, resolveAddress } from './address.ts';
-import { request, requestStream, type ClientRequest } from './requester.ts';
-import type { Handler } from './scgi-client.ts';
-import type { NodeListener } from './adapters/http.ts';
-import { ScgiError } from './errors.ts';
-import { parserInfo } from './parser/index.ts';
-import { isIntegerIn, MAX_TIMEOUT, MIN_WORKER_TIMEOUT } from './options.ts';
-import { serve, defaultAddress, type ServeOptions } from './server.ts';
+import { formatAddress, resolveAddress } from '../address.ts';
+import { request, requestStream, type ClientRequest } from '../client/request.ts';
+import type { Handler } from '../connection/scgi-client.ts';
+import type { NodeListener } from '../adapters/http.ts';
+import { ScgiError } from '../errors.ts';
+import { parserInfo } from '../parser/index.ts';
+import { isIntegerIn, MAX_TIMEOUT, MIN_WORKER_TIMEOUT } from '../options.ts';
+import { serve, defaultAddress, type ServeOptions } from '../server/serve.ts';
 
 const VERSION = (() => {
   try {
-    return JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version as string;
+    return JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version as string;
   } catch {
     return 'unknown';
   }
@@ -195,7 +195,7 @@ export function detectApp(app: unknown, declared?: unknown): DetectedApp {
 export async function toHandler(app: unknown, kind: AppKind): Promise<Handler> {
   const a = app as Record<string, unknown> | null;
   if (kind === 'node') {
-    const { fromNodeListener } = await import('./adapters/http.ts');
+    const { fromNodeListener } = await import('../adapters/http.ts');
     if (a !== null && typeof a === 'object' && typeof a.callback === 'function' && Array.isArray(a.middleware)) {
       return fromNodeListener((a.callback as () => NodeListener)()); // Koa
     }
@@ -207,7 +207,7 @@ export async function toHandler(app: unknown, kind: AppKind): Promise<Handler> {
     }
     return fromNodeListener(app as NodeListener);
   }
-  if (kind === 'fetch') return (await import('./adapters/fetch.ts')).fromFetch(app as never);
+  if (kind === 'fetch') return (await import('../adapters/fetch.ts')).fromFetch(app as never);
   if (typeof app !== 'function')
     throw new ScgiError('ERR_SCGI_INVALID_APP', `--type raw needs a function (headers, client), the default export is ${app === null ? 'null' : typeof app}`);
   return app as Handler;
@@ -432,7 +432,7 @@ async function cmdServe(args: string[]): Promise<void> {
 async function cmdStatus(args: string[]): Promise<void> {
   const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { json: { type: 'boolean' } } });
   if (positionals.length !== 1) throw new UsageError("scgi status takes one ADDRESS: the server's --status address");
-  const { statusCommand } = await import('./status/cli.ts');
+  const { statusCommand } = await import('./status.ts');
   process.stdout.write(await statusCommand(positionals[0]!, values.json === true));
 }
 

@@ -1,5 +1,5 @@
 /**
- * Ownership of a unix socket file, for the in-process server (`server.ts`)
+ * Ownership of a unix socket file, for the in-process server (`serve.ts`)
  * and the cluster primary (`cluster.ts`) alike:
  *
  * 1. `prepare()`: create the default socket's directory (private but
@@ -25,7 +25,7 @@ import { chmodSync, chownSync, linkSync, lstatSync, mkdirSync, mkdtempSync, rmdi
 import { connect } from 'node:net';
 import { dirname, join } from 'node:path';
 import { isMainThread } from 'node:worker_threads';
-import { listenError, ScgiError } from './errors.ts';
+import { listenError, ScgiError } from '../errors.ts';
 
 /** Does something accept connections on this unix socket path? */
 export function probeUnixSocket(path: string, timeoutMs = 1000): Promise<boolean> {

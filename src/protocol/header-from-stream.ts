@@ -3,11 +3,11 @@
  * yourself (`scgi-read-header` in `(sph scgi)`).
  */
 import { Readable } from 'node:stream';
-import { ScgiError } from './errors.ts';
+import { ScgiError } from '../errors.ts';
 import { HeaderReader, type HeaderParse } from './header-reader.ts';
-import { errorFromParse, headersFromParse, type ScgiHeaders, type HeaderEncoding } from './headers.ts';
-import { checkTimeout, DEFAULTS, headerLimits } from './options.ts';
-import { FLAG_STRICT, OUT_HEADER_END, Status, outSize, parse } from './parser/index.ts';
+import { errorFromParse, headersFromParse, type ScgiHeaders, type HeaderEncoding } from './scgi-headers.ts';
+import { checkTimeout, DEFAULTS, headerLimits } from '../options.ts';
+import { FLAG_STRICT, OUT_HEADER_END, Status, outSize, parse } from '../parser/index.ts';
 
 /** The header options of `serve`, with the same defaults and ranges (`src/options.ts`). */
 export interface ReadHeaderOptions {
