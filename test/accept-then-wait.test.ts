@@ -10,7 +10,7 @@
 import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { block, netstring, serverPerTest, TRANSPORTS } from './helpers.ts';
+import { block, netstring, testServers, TRANSPORTS } from './helpers.ts';
 
 function header(contentLength: number): Buffer {
   return netstring(
@@ -53,14 +53,14 @@ function front(address: string, first: Buffer, rest: Buffer): Worker {
 }
 
 describe.each(TRANSPORTS)('%s transport', (transport) => {
-  const each = serverPerTest(transport);
+  const each = testServers({ transport });
   const start = (handler: Parameters<typeof each.start>[0]) => each.start(handler, { requestTimeout: 60_000 });
 
   it("a handler still waiting sees the front go away ('close'), long before requestTimeout", async () => {
     let closed: Promise<unknown> | null = null;
     let handled: () => void = () => {};
     const inHandler = new Promise<void>((resolve) => (handled = resolve));
-    const address = await start((_h, client) => {
+    const { address } = await start((_h, client) => {
       closed = once(client, 'close');
       handled();
       // never answers
@@ -78,7 +78,7 @@ describe.each(TRANSPORTS)('%s transport', (transport) => {
     const body = Buffer.alloc(200_000, 7);
     let handled: () => void = () => {};
     const inHandler = new Promise<void>((resolve) => (handled = resolve));
-    const address = await start(async (_h, client) => {
+    const { address } = await start(async (_h, client) => {
       handled();
       let n = 0;
       for await (const c of client) n += (c as Buffer).length;

@@ -6,7 +6,7 @@ import type { AccessLogEntry, SlowRequest } from '../src/index.ts';
 import { encodeRequest } from '../src/client/request.ts';
 import { plainResponse } from '../src/protocol/response.ts';
 import { Monitor } from '../src/status/monitor.ts';
-import { exchange, scgiRequest, serverPerTest, TRANSPORTS, waitFor } from './helpers.ts';
+import { exchange, scgiRequest, testServers, TRANSPORTS, waitFor } from './helpers.ts';
 
 // Common Log Format plus duration (ms) and pid.
 const LINE = /^(\S+) - - \[(\d{2}\/[A-Z][a-z]{2}\/\d{4}:\d{2}:\d{2}:\d{2} \+0000)\] "(\S+) (\S+) (\S+)" (\d{1,3}) (\d+) (\d+\.\d{3}) (\d+)$/;
@@ -16,7 +16,7 @@ afterEach(() => {
 });
 
 describe.each(TRANSPORTS)('access log (%s)', (transport) => {
-  const s = serverPerTest(transport);
+  const s = testServers({ transport });
 
   const handler = async (headers: { get(n: string): string | undefined }, client: import('../src/index.ts').ScgiClient) => {
     const uri = headers.get('REQUEST_URI');
@@ -40,7 +40,7 @@ describe.each(TRANSPORTS)('access log (%s)', (transport) => {
 
   it('a function gets one entry per request: statuses, bytes, a 413, a reset, a front gone away', async () => {
     const entries: AccessLogEntry[] = [];
-    const address = await s.start(handler, { accessLog: (e) => entries.push(e), maxBodySize: 10, onError: () => {} });
+    const { address } = await s.start(handler, { accessLog: (e) => entries.push(e), maxBodySize: 10, onError: () => {} });
     const t0 = Date.now();
     const ok = await scgiRequest({ path: address }, { uri: '/', headers: { REMOTE_ADDR: '203.0.113.7' } });
     const missing = await scgiRequest({ path: address }, { uri: '/missing' });
@@ -101,7 +101,7 @@ describe.each(TRANSPORTS)('access log (%s)', (transport) => {
       }
       return (write as (c: unknown, ...r: unknown[]) => boolean)(chunk, ...rest);
     }) as typeof process.stdout.write);
-    const address = await s.start(handler, { accessLog: true });
+    const { address } = await s.start(handler, { accessLog: true });
     const results = await Promise.all(['/', '/missing', '/raw', '/a?b=c"d', '/'].map((uri) => scgiRequest({ path: address }, { uri })));
     expect(results.map((r) => r.status)).toEqual([200, 404, 201, 200, 200]);
     await waitFor(() => writes.join('').split('\n').filter(Boolean).length === 5);
@@ -161,13 +161,13 @@ describe('access log batching', () => {
 });
 
 describe.each(TRANSPORTS)('slowRequestThreshold (%s)', (transport) => {
-  const s = serverPerTest(transport);
+  const s = testServers({ transport });
 
   it('a request in progress longer than the threshold is reported once, with method, URI, elapsed time and pid', async () => {
     const slow: SlowRequest[] = [];
     let release: () => void = () => {};
     const held = new Promise<void>((r) => (release = r));
-    const address = await s.start(
+    const { address } = await s.start(
       async (headers, client) => {
         if (headers.get('REQUEST_URI') === '/slow') await held;
         client.end('Status: 204 No Content\r\n\r\n');
@@ -189,7 +189,7 @@ describe.each(TRANSPORTS)('slowRequestThreshold (%s)', (transport) => {
   it('by default one line on stderr', async () => {
     const lines: string[] = [];
     vi.spyOn(console, 'error').mockImplementation((...a: unknown[]) => void lines.push(a.join(' ')));
-    const address = await s.start(
+    const { address } = await s.start(
       async (_h, client) => {
         await new Promise((r) => setTimeout(r, 120));
         client.end('Status: 204 No Content\r\n\r\n');

@@ -11,21 +11,19 @@
 // nothing, which the kernel buffers cannot hold.
 import { createHash } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
-import { join } from 'node:path';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { fromFetch } from '../src/adapters/fetch.ts';
 import { fromNodeListener } from '../src/adapters/http.ts';
-import { type Handler, type ScgiClient, type ScgiServer, serve } from '../src/index.ts';
-import { block, netstring, tempDir } from './helpers.ts';
+import type { Handler, ScgiClient } from '../src/index.ts';
+import { block, netstring, testServers } from './helpers.ts';
 
-const dir = tempDir('scgi-backpressure-');
-afterAll(() => dir.cleanup());
-let server: ScgiServer | null = null;
+// The net transport: these tests look at the server side's net.Socket
+// (its writableLength and bytesRead). The native transport's bounds are
+// tested in test/native-engine.test.ts and test/transport-native.test.ts.
+const servers = testServers({ onError: () => {}, transport: 'net' }, 'scgi-backpressure-');
 const fronts: Socket[] = [];
-afterEach(async () => {
+afterEach(() => {
   for (const s of fronts.splice(0)) s.destroy();
-  await server?.close();
-  server = null;
 });
 
 /** Much more than the kernel buffers of a unix socket pair hold (a few hundred KiB). */
@@ -34,18 +32,13 @@ const CHUNK = 64 * 1024;
 /** Most response bytes the server may hold in memory for one slow front. */
 const BOUND = 1024 * 1024;
 
-let seq = 0;
 /** The server side of the one connection each test makes (the net.Server's accepted socket). */
 let accepted: Socket | null = null;
 async function start(handler: Handler): Promise<string> {
-  const path = join(dir.path, `s${seq++}`);
-  // The net transport: these tests look at the server side's net.Socket
-  // (its writableLength and bytesRead). The native transport's bounds are
-  // tested in test/native-engine.test.ts and test/transport-native.test.ts.
-  server = await serve(handler, { address: path, handleSignals: false, onError: () => {}, transport: 'net' });
+  const { server, address } = await servers.start(handler);
   accepted = null;
   server.server!.on('connection', (s: Socket) => (accepted = s));
-  return path;
+  return address;
 }
 
 function request(contentLength: number, uri = '/'): Buffer {

@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { finished } from 'node:stream';
 import type { Handler, ScgiClient } from '../src/index.ts';
-import { scgiRequest, serverPerTest, TRANSPORTS, waitFor } from './helpers.ts';
+import { scgiRequest, testServers, TRANSPORTS, waitFor } from './helpers.ts';
 
 /** `handler` answers; `finished(client)`'s outcome: 'ok' or the error's code. */
 function watched(answer: (client: ScgiClient) => void | Promise<void>, when: 'before' | 'after' = 'before'): { handler: Handler; outcome: string[] } {
@@ -33,7 +33,7 @@ const ANSWERS: [string, (client: ScgiClient) => void | Promise<void>][] = [
 ];
 
 describe.each(TRANSPORTS)('finished(client) after a complete response (%s transport)', (transport) => {
-  const srv = serverPerTest(transport);
+  const srv = testServers({ transport });
   for (const [name, answer] of ANSWERS) {
     for (const [request, body] of [
       ['a GET without a body', undefined],
@@ -43,7 +43,7 @@ describe.each(TRANSPORTS)('finished(client) after a complete response (%s transp
       for (const when of ['before', 'after'] as const) {
         it(`${name}, ${request}, finished() called ${when} answering: success`, async () => {
           const { handler, outcome } = watched(answer, when);
-          const address = await srv.start(handler);
+          const { address } = await srv.start(handler);
           const r = await scgiRequest({ path: address }, { method: body === undefined ? 'GET' : 'POST', body });
           expect(r.status).toBe(200);
           expect(r.body.toString()).toBe('ok');
@@ -59,7 +59,7 @@ describe.each(TRANSPORTS)('finished(client) after a complete response (%s transp
       for await (const _ of c);
       c.writeHead(200).end('ok');
     });
-    const address = await srv.start(handler);
+    const { address } = await srv.start(handler);
     await scgiRequest({ path: address }, { method: 'POST', body: 'abc' });
     await waitFor(() => outcome.length > 0, 3000).catch(() => {});
     expect(outcome).toEqual(['ok']);
@@ -71,7 +71,7 @@ describe.each(TRANSPORTS)('finished(client) after a complete response (%s transp
       c.write('partial');
       c.destroy();
     });
-    const address = await srv.start(handler);
+    const { address } = await srv.start(handler);
     await scgiRequest({ path: address }, {});
     await waitFor(() => outcome.length > 0, 3000).catch(() => {});
     expect(outcome).toEqual(['ERR_STREAM_PREMATURE_CLOSE']);

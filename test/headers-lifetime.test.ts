@@ -7,17 +7,17 @@
  */
 import { describe, expect, it } from 'vitest';
 import { request } from '../src/client/request.ts';
-import { serverPerTest, TRANSPORTS } from './helpers.ts';
+import { testServers, TRANSPORTS } from './helpers.ts';
 
 describe.each(TRANSPORTS)('%s transport', (transport) => {
-  const each = serverPerTest(transport);
+  const each = testServers({ transport });
 
   it('headers read late, after other requests were parsed, are still the request’s own', async () => {
     let held = 0;
     let release: () => void = () => {};
     const allHeld = new Promise<void>((resolve) => (release = resolve));
     const N = 6;
-    const address = await each.start(async (headers, client) => {
+    const { address } = await each.start(async (headers, client) => {
       // Hold every request until all have been parsed, then read.
       if (++held === N) release();
       await allHeld;

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { afterEach } from 'vitest';
+import { afterAll, afterEach } from 'vitest';
 import { type Handler, type ScgiServer, serve, type ServeOptions } from '../src/index.ts';
 import { encodeRequest, parseResponse, type ClientRequest, type ClientResponse } from '../src/client/request.ts';
 import { transportAddon } from '../src/transport/native-engine.ts';
@@ -123,31 +123,50 @@ export function bigBody(n = 3 * 1024 * 1024): Buffer {
 /** The transports `serve()` can use here: net always, native where the addon has it (Linux). */
 export const TRANSPORTS: readonly ('net' | 'native')[] = process.platform === 'linux' && transportAddon() !== null ? ['net', 'native'] : ['net'];
 
+/** What `testServers().start` resolves with. */
+export interface TestServer {
+  server: ScgiServer;
+  /** For `exchange()` and `scgiRequest()`. */
+  target: Target;
+  /** The address served: the socket's path, or `host:port` when the options name a TCP address. */
+  address: string;
+}
+
 /**
- * One server per test, on a unix socket in its own temp dir, on `transport`;
- * closed and the dir removed after each test. Call inside a `describe`.
+ * The one per-test server helper: `start(handler, options)` serves on a unix
+ * socket of its own (in a temp dir of the calling file, removed after it),
+ * with `defaults` under `options` and `handleSignals: false`; every server
+ * started in a test is closed after it. `server` is the last one started.
+ * Call at the top of a file or inside a `describe`.
  */
-export function serverPerTest(transport: 'net' | 'native'): {
-  start(handler: Handler, options?: ServeOptions): Promise<string>;
-  readonly server: ScgiServer;
-} {
-  let server: ScgiServer | null = null;
+export function testServers(
+  defaults: ServeOptions = {},
+  prefix = 'scgi-test-',
+): { start(handler: Handler, options?: ServeOptions): Promise<TestServer>; readonly server: ScgiServer; readonly dir: string } {
   let dir: { path: string; cleanup(): void } | null = null;
+  const running: ScgiServer[] = [];
+  let last: ScgiServer | null = null;
+  let n = 0;
   afterEach(async () => {
-    await server?.close();
-    server = null;
-    dir?.cleanup();
-    dir = null;
+    await Promise.all(running.splice(0).map((s) => s.close()));
+    last = null;
   });
+  afterAll(() => dir?.cleanup());
+  const dirPath = (): string => (dir ??= tempDir(prefix)).path;
   return {
     async start(handler, options = {}) {
-      dir = tempDir();
-      const address = join(dir.path, 'scgi.sock');
-      server = await serve(handler, { address, transport, handleSignals: false, ...options });
-      return address;
+      const server = await serve(handler, { address: join(dirPath(), `s${n++}.sock`), handleSignals: false, ...defaults, ...options });
+      running.push(server);
+      last = server;
+      const where = server.address();
+      const address = typeof where === 'string' ? where : `${where!.address}:${where!.port}`;
+      return { server, target: targetOf(where as never), address };
     },
     get server() {
-      return server!;
+      return last!;
+    },
+    get dir() {
+      return dirPath();
     },
   };
 }

@@ -7,7 +7,7 @@ import { createServer, get, request as httpRequest, type IncomingMessage, type R
 import type { AddressInfo } from 'node:net';
 import { inject } from '../src/index.ts';
 import { fromNodeListener } from '../src/adapters/http.ts';
-import { scgiRequest, serverPerTest, TRANSPORTS } from './helpers.ts';
+import { scgiRequest, testServers, TRANSPORTS } from './helpers.ts';
 
 /** The first request a real node:http server gets, handed to `listener`. */
 function onNodeHttp(listener: RequestListener, headers: Record<string, string | string[]> = {}): Promise<void> {
@@ -235,11 +235,11 @@ const LENGTH_CASES: [string, string, RequestListener][] = [
 ];
 
 describe.each(TRANSPORTS)('scgi/http: Content-Length whenever node:http sends it (%s transport)', (transport) => {
-  const srv = serverPerTest(transport);
+  const srv = testServers({ transport });
   for (const [name, method, listener] of LENGTH_CASES) {
     it(name, async () => {
       const real = await viaNodeHttp(listener, method);
-      const address = await srv.start(fromNodeListener(listener));
+      const { address } = await srv.start(fromNodeListener(listener));
       const ours = await scgiRequest({ path: address }, { method, uri: '/' });
       expect(ours.error).toBe(null);
       expect({ status: ours.status, length: ours.headers['content-length'], body: ours.body.toString('latin1') }).toEqual(real);

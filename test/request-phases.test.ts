@@ -8,7 +8,7 @@ import { connect, type Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import type { ScgiError } from '../src/errors.ts';
 import type { ScgiClient, ScgiHeaders, ServeOptions } from '../src/index.ts';
-import { block, netstring, serverPerTest, TRANSPORTS, waitFor } from './helpers.ts';
+import { block, netstring, testServers, TRANSPORTS, waitFor } from './helpers.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -64,11 +64,11 @@ async function readAll(client: ScgiClient): Promise<Buffer> {
 }
 
 describe.each(TRANSPORTS)('a request whose body is still coming (%s transport)', (transport) => {
-  const s = serverPerTest(transport);
+  const s = testServers({ transport });
 
   it('bodyTimeout 0: requestTimeout still ends a request whose body stalls (the handler runs meanwhile)', async () => {
     let called = 0;
-    const path = await s.start(
+    const { address: path } = await s.start(
       async (_h, client) => {
         called++;
         await readAll(client).catch(() => {});
@@ -86,7 +86,7 @@ describe.each(TRANSPORTS)('a request whose body is still coming (%s transport)',
   it('bodyTimeout 0: CONTENT_LENGTH over maxBodySize is answered 413 before the body is all in', async () => {
     let called = 0;
     const errors: string[] = [];
-    const path = await s.start(
+    const { address: path } = await s.start(
       () => {
         called++;
       },
@@ -102,7 +102,7 @@ describe.each(TRANSPORTS)('a request whose body is still coming (%s transport)',
   });
 
   it('bodyTimeout 0: close() during an upload serves it (a request being read is in progress)', async () => {
-    const path = await s.start(
+    const { address: path } = await s.start(
       async (_h, client) => {
         const body = await readAll(client);
         client.writeHead(200, { 'Content-Type': 'text/plain' });
@@ -122,10 +122,10 @@ describe.each(TRANSPORTS)('a request whose body is still coming (%s transport)',
 });
 
 describe.each(TRANSPORTS)('a handler that reads its body late (%s transport)', (transport) => {
-  const s = serverPerTest(transport);
+  const s = testServers({ transport });
 
   it('bodyTimeout counts only time spent waiting while the handler reads: a late reader of a body sent after the header is served', async () => {
-    const path = await s.start(
+    const { address: path } = await s.start(
       async (_h, client) => {
         await sleep(600);
         const body = await readAll(client);
@@ -144,7 +144,7 @@ describe.each(TRANSPORTS)('a handler that reads its body late (%s transport)', (
 
   it('a late reader of a body larger than its stream buffers is served too (the front is paused, not timed)', async () => {
     const size = 1024 * 1024;
-    const path = await s.start(
+    const { address: path } = await s.start(
       async (_h, client) => {
         await sleep(700);
         const body = await readAll(client);
@@ -163,7 +163,7 @@ describe.each(TRANSPORTS)('a handler that reads its body late (%s transport)', (
 
   it('a body that stops coming while the handler reads is still cut by bodyTimeout', async () => {
     let failure = '';
-    const path = await s.start(
+    const { address: path } = await s.start(
       async (_h, client) => {
         await sleep(100);
         await readAll(client).catch((e: ScgiError) => {
@@ -181,10 +181,10 @@ describe.each(TRANSPORTS)('a handler that reads its body late (%s transport)', (
 });
 
 describe.each(TRANSPORTS)('a listener that throws (%s transport)', (transport) => {
-  const s = serverPerTest(transport);
+  const s = testServers({ transport });
 
   it("a 'clientError' listener that throws (uncaughtException handled) loses no other request of the burst", async () => {
-    const path = await s.start((_h, client) => {
+    const { address: path } = await s.start((_h, client) => {
       client.writeHead(200, { 'Content-Type': 'text/plain' });
       client.end('ok');
     });
@@ -218,11 +218,11 @@ describe.each(TRANSPORTS)('a listener that throws (%s transport)', (transport) =
 });
 
 describe.each(TRANSPORTS)('errors reported once (%s transport)', (transport) => {
-  const s = serverPerTest(transport);
+  const s = testServers({ transport });
 
   it('a requestTimeout while the handler awaits its body is reported once, as a timeout', async () => {
     const reported: string[] = [];
-    const path = await s.start(
+    const { address: path } = await s.start(
       async (_h, client) => {
         await readAll(client); // rejects with the timeout, and the handler lets it go
       },
@@ -238,7 +238,7 @@ describe.each(TRANSPORTS)('errors reported once (%s transport)', (transport) => 
 
   it('a bodyTimeout the handler rethrows is not counted again as a handler error', async () => {
     const reported: string[] = [];
-    const path = await s.start(
+    const { address: path } = await s.start(
       async (_h, client) => {
         await readAll(client);
       },
@@ -254,14 +254,14 @@ describe.each(TRANSPORTS)('errors reported once (%s transport)', (transport) => 
 });
 
 describe.each(TRANSPORTS)('backpressure of the first write and of a corked batch (%s transport)', (transport) => {
-  const s = serverPerTest(transport);
+  const s = testServers({ transport });
 
   for (const how of ['first write after writeHead', 'corked writes (_writev)'] as const) {
     it(`${how}: the callback waits until the front has read what the transport could not take`, async () => {
       const big = Buffer.alloc(4 * 1024 * 1024, 'x');
       let calledBack = false;
       let calledEarly: boolean | null = null;
-      const path = await s.start((_h, client) => {
+      const { address: path } = await s.start((_h, client) => {
         client.writeHead(200, { 'Content-Type': 'application/octet-stream' });
         const done = () => {
           calledBack = true;
@@ -289,14 +289,14 @@ describe.each(TRANSPORTS)('backpressure of the first write and of a corked batch
 });
 
 describe.each(TRANSPORTS)('a large response to a slow reader (%s transport)', (transport) => {
-  const s = serverPerTest(transport);
+  const s = testServers({ transport });
   const size = 8 * 1024 * 1024;
   const big = Buffer.alloc(size, 'z');
 
   /** The handler ends with 8 MiB; the front reads nothing for `stall` ms, then reads. */
   async function slowRead(options: ServeOptions, stall: number) {
     const reported: string[] = [];
-    const path = await s.start(
+    const { address: path } = await s.start(
       (_h, client) => {
         client.writeHead(200, { 'Content-Type': 'application/octet-stream' });
         client.end(big);
@@ -328,10 +328,10 @@ describe.each(TRANSPORTS)('a large response to a slow reader (%s transport)', (t
 });
 
 describe.each(TRANSPORTS)('bytes past the body (%s transport)', (transport) => {
-  const s = serverPerTest(transport);
+  const s = testServers({ transport });
 
   it('maxDrainSize applies after the response: bytes past the body before it do not cut the connection first', async () => {
-    const path = await s.start(
+    const { address: path } = await s.start(
       async (_h, client) => {
         const body = await readAll(client);
         await sleep(300);
@@ -348,7 +348,7 @@ describe.each(TRANSPORTS)('bytes past the body (%s transport)', (transport) => {
 });
 
 describe.each(TRANSPORTS)('what a long-lived request keeps alive (%s transport)', (transport) => {
-  const s = serverPerTest(transport);
+  const s = testServers({ transport });
 
   it('long-polls that arrive while uploads stream keep their own bytes (headers and unread body), not the uploads', async () => {
     const { setFlagsFromString } = await import('node:v8');
@@ -364,7 +364,7 @@ describe.each(TRANSPORTS)('what a long-lived request keeps alive (%s transport)'
     };
     const held: ScgiClient[] = [];
     let uploaded = 0;
-    const path = await s.start(
+    const { address: path } = await s.start(
       async (h: ScgiHeaders, client) => {
         if (h.get('REQUEST_URI') === '/poll') {
           held.push(client); // answered later: a long-poll
@@ -429,12 +429,12 @@ describe.each(TRANSPORTS)('what a long-lived request keeps alive (%s transport)'
 });
 
 describe.runIf(TRANSPORTS.includes('native'))('which requests copy their bytes (native transport)', () => {
-  const s = serverPerTest('native');
+  const s = testServers({ transport: 'native' });
 
   it('only a request still running after its batch copies its headers; one answered within it keeps its view', async () => {
     const seen: { uri: string; h: ScgiHeaders; at: ArrayBufferLike }[] = [];
     const held: ScgiClient[] = [];
-    const path = await s.start((h, client) => {
+    const { address: path } = await s.start((h, client) => {
       const uri = h.get('REQUEST_URI')!;
       seen.push({ uri, h, at: h.rawValue(0).buffer });
       if (uri === '/hold') {

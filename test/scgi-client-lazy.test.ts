@@ -13,7 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { type Handler, inject, type ScgiClient } from '../src/index.ts';
 import { request } from '../src/client/request.ts';
-import { serverPerTest, TRANSPORTS } from './helpers.ts';
+import { testServers, TRANSPORTS } from './helpers.ts';
 
 const built = (client: ScgiClient): boolean => Object.hasOwn(client, '_readableState') || Object.hasOwn(client, '_writableState');
 
@@ -104,12 +104,12 @@ describe('in memory (inject)', () => {
 });
 
 describe.each(TRANSPORTS)('%s transport', (transport) => {
-  const { start } = serverPerTest(transport);
+  const { start } = testServers({ transport });
 
   it('a body read late, after more than the high-water mark waited unread, arrives whole and in order', async () => {
     const body = Buffer.alloc(300 * 1024);
     for (let i = 0; i < body.length; i++) body[i] = (i * 7 + (i >>> 11)) & 0xff;
-    const address = await start(async (_h, client) => {
+    const { address } = await start(async (_h, client) => {
       await sleep(50); // the body comes in meanwhile, with nothing reading it
       const chunks: Buffer[] = [];
       for await (const c of client) chunks.push(c as Buffer);
@@ -121,7 +121,7 @@ describe.each(TRANSPORTS)('%s transport', (transport) => {
   });
 
   it('pipeline() into the client after writeHead streams the response', async () => {
-    const address = await start(async (_h, client) => {
+    const { address } = await start(async (_h, client) => {
       client.writeHead(200, { 'Content-Type': 'text/plain' });
       const src = new PassThrough();
       const done = pipeline(src, client);
@@ -136,7 +136,7 @@ describe.each(TRANSPORTS)('%s transport', (transport) => {
 
   it("'close' on a client built after a whole response follows the end of the connection", async () => {
     let closed: Promise<unknown> | null = null;
-    const address = await start((_h, client) => {
+    const { address } = await start((_h, client) => {
       client.end('Status: 200 OK\r\n\r\nbye');
       closed = once(client, 'close');
     });

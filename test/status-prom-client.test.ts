@@ -4,14 +4,14 @@
 import { Counter, Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { registerMetrics } from '../src/index.ts';
-import { scgiRequest, serverPerTest, TRANSPORTS } from './helpers.ts';
+import { scgiRequest, testServers, TRANSPORTS } from './helpers.ts';
 import { parseMetrics, sampleValue } from './status-metrics.ts';
 
 describe.each(TRANSPORTS)('registerMetrics (%s)', (transport) => {
-  const s = serverPerTest(transport);
+  const s = testServers({ transport });
 
   it("a server with no monitoring option: its requests from then on, next to the app's own metrics", async () => {
-    const address = await s.start((_h, client) => client.end('Status: 200 OK\r\nContent-Type: text/plain\r\n\r\nok'));
+    const { address } = await s.start((_h, client) => client.end('Status: 200 OK\r\nContent-Type: text/plain\r\n\r\nok'));
     const registry = new Registry();
     const own = new Counter({ name: 'app_things_total', help: 'Things.', registers: [registry] });
     own.inc(2);

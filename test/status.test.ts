@@ -5,11 +5,11 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { serve, type Handler, type ServeOptions } from '../src/index.ts';
-import { scgiRequest, serverPerTest, serveInWorkerThread, tempDir, TRANSPORTS, waitFor } from './helpers.ts';
+import { scgiRequest, testServers, serveInWorkerThread, tempDir, TRANSPORTS, waitFor } from './helpers.ts';
 import { parseMetrics, sampleValue, statusGet } from './status-metrics.ts';
 
 describe.each(TRANSPORTS)('status endpoint, parallelism 1 (%s)', (transport) => {
-  const s = serverPerTest(transport);
+  const s = testServers({ transport });
   let dir: { path: string; cleanup(): void } | null = null;
   afterEach(() => {
     dir?.cleanup();
@@ -19,7 +19,7 @@ describe.each(TRANSPORTS)('status endpoint, parallelism 1 (%s)', (transport) => 
   async function start(handler: Handler, options: ServeOptions = {}) {
     dir = tempDir();
     const status = join(dir.path, 'status.sock');
-    const address = await s.start(handler, { statusAddress: status, ...options });
+    const { address } = await s.start(handler, { statusAddress: status, ...options });
     return { address, status };
   }
 

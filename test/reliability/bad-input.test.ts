@@ -9,11 +9,11 @@ import type { ScgiError, ScgiErrorCode } from '../../src/errors.ts';
 import type { Handler, ServeOptions } from '../../src/index.ts';
 import { encodeRequest } from '../../src/client/request.ts';
 import { parse, CODE_NAMES, OUT_CL_HIGH, OUT_CL_LOW, OUT_CODE, Status, outSize } from '../../src/parser/index.ts';
-import { block, exchange, netstring, scgiRequest, waitFor, type Target } from '../helpers.ts';
-import { gc, noConnectionsLeft, serverPool, spyOnProcessErrors } from './util.ts';
+import { block, exchange, netstring, scgiRequest, waitFor, type Target, testServers } from '../helpers.ts';
+import { gc, noConnectionsLeft, spyOnProcessErrors } from './util.ts';
 
 spyOnProcessErrors();
-const pool = serverPool('scgi-bad-');
+const pool = testServers({ onError: () => {} }, 'scgi-bad-');
 
 /** A handler that counts its calls, reads the body, and answers with what it saw. */
 function recorder() {

@@ -8,12 +8,12 @@ import { join } from 'node:path';
 import type { ScgiError } from '../../src/errors.ts';
 import { serve, type Handler, type ScgiServer } from '../../src/index.ts';
 import { encodeRequest } from '../../src/client/request.ts';
-import { bigBody, exchange, scgiRequest, tempDir, waitFor, type Target } from '../helpers.ts';
+import { bigBody, exchange, scgiRequest, tempDir, waitFor, type Target, testServers } from '../helpers.ts';
 import { startNginx, unixLocation, type Nginx } from '../fronts/nginx.ts';
-import { noConnectionsLeft, serverPool, sleep, spyOnProcessErrors } from './util.ts';
+import { noConnectionsLeft, sleep, spyOnProcessErrors } from './util.ts';
 
 spyOnProcessErrors();
-const pool = serverPool('scgi-faults-');
+const pool = testServers({ onError: () => {} }, 'scgi-faults-');
 
 /** Faults by REQUEST_URI; anything else answers 200 "fine <uri>". */
 function faulty(events: string[]): Handler {

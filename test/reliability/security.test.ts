@@ -8,11 +8,11 @@ import { serve, type ScgiError, type ServeOptions } from '../../src/index.ts';
 import { fromNodeListener } from '../../src/adapters/http.ts';
 import { fromFetch } from '../../src/adapters/fetch.ts';
 import { encodeRequest } from '../../src/client/request.ts';
-import { exchange } from '../helpers.ts';
-import { serverPool, spyOnProcessErrors } from './util.ts';
+import { exchange, testServers } from '../helpers.ts';
+import { spyOnProcessErrors } from './util.ts';
 
 spyOnProcessErrors();
-const pool = serverPool('scgi-sec-');
+const pool = testServers({ onError: () => {} }, 'scgi-sec-');
 const ok = () => (_h: unknown, c: { end(s: string): void }) => c.end('Status: 200 OK\r\n\r\nok');
 
 function group(name: string): number {

@@ -7,11 +7,11 @@ import { connect, type Socket } from 'node:net';
 import type { ScgiError } from '../../src/errors.ts';
 import type { ScgiServer } from '../../src/index.ts';
 import { encodeRequest } from '../../src/client/request.ts';
-import { scgiRequest, waitFor, type Target } from '../helpers.ts';
-import { noConnectionsLeft, serverPool, sleep, spyOnProcessErrors } from './util.ts';
+import { scgiRequest, waitFor, type Target, testServers } from '../helpers.ts';
+import { noConnectionsLeft, sleep, spyOnProcessErrors } from './util.ts';
 
 spyOnProcessErrors();
-const pool = serverPool('scgi-slow-');
+const pool = testServers({ onError: () => {} }, 'scgi-slow-');
 
 const HEADER_TIMEOUT = 1000;
 

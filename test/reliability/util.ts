@@ -1,12 +1,11 @@
-// Shared by the reliability tests: process-level exception spies, servers that
-// are closed after each test, a gc() for memory checks, /proc readings.
+// Shared by the reliability tests: process-level exception spies, a gc() for
+// memory checks, /proc readings (their servers: testServers in test/helpers.ts).
 import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { serve, type Handler, type ScgiServer, type ServeOptions } from '../../src/index.ts';
-import { targetOf, tempDir, waitFor, type Target } from '../helpers.ts';
+import type { ScgiServer } from '../../src/index.ts';
+import { waitFor } from '../helpers.ts';
 
 /**
  * Record every 'uncaughtException' and 'unhandledRejection' that reaches the
@@ -29,30 +28,6 @@ export function spyOnProcessErrors(): { uncaught: unknown[]; unhandled: unknown[
     process.off('unhandledRejection', onUnhandled);
   });
   return seen;
-}
-
-/** Servers started with `start` are closed after each test; sockets live in a temp dir. */
-export function serverPool(prefix: string) {
-  const dir = tempDir(prefix);
-  const running: ScgiServer[] = [];
-  let n = 0;
-  afterEach(async () => {
-    await Promise.all(running.splice(0).map((s) => s.close()));
-  });
-  afterAll(() => dir.cleanup());
-  return {
-    dir: dir.path,
-    async start(handler: Handler, options: ServeOptions = {}): Promise<{ server: ScgiServer; target: Target }> {
-      const server = await serve(handler, {
-        address: join(dir.path, `r${n++}.sock`),
-        handleSignals: false,
-        onError: () => {},
-        ...options,
-      });
-      running.push(server);
-      return { server, target: targetOf(server.address() as never) };
-    },
-  };
 }
 
 /** Wait until the server has no connection left (the peer is gone). */
