@@ -56,12 +56,12 @@ export function listenError(err: NodeJS.ErrnoException, what: string): ScgiError
   return new ScgiError('ERR_SCGI_LISTEN_FAILED', `cannot listen on ${what}: ${err.message}`, { cause: err });
 }
 
-/** No complete SCGI header within `headerTimeout` (the lifecycle's timer, or the native engine's reject before a connection exists). */
-export function headerTimeoutError(): ScgiError {
-  return new ScgiError('ERR_SCGI_HEADER_TIMEOUT', 'no complete SCGI header within headerTimeout');
+/** No complete SCGI header within `headerTimeout` ms (the lifecycle's timer, the native engine's reject before a connection exists, `readHeader`'s timer). */
+export function headerTimeoutError(headerTimeout: number): ScgiError {
+  return new ScgiError('ERR_SCGI_HEADER_TIMEOUT', `no complete SCGI header within headerTimeout (${headerTimeout} ms)`);
 }
 
-/** The front closed before the SCGI header was complete (the lifecycle, or the native engine's reject). */
-export function incompleteHeaderError(): ScgiError {
-  return new ScgiError('ERR_SCGI_INCOMPLETE_HEADER', 'the front closed before the SCGI header was complete');
+/** The peer went away before the SCGI header was complete: `ending` says how (the lifecycle and the native engine's reject: the front closed; `readHeader`: the stream closed or ended). */
+export function incompleteHeaderError(ending = 'the front closed'): ScgiError {
+  return new ScgiError('ERR_SCGI_INCOMPLETE_HEADER', `${ending} before the SCGI header was complete`);
 }

@@ -6,10 +6,11 @@ import { writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { serve, ScgiError, type ScgiServer } from '../src/index.ts';
+import { PassThrough } from 'node:stream';
+import { readHeader, serve, ScgiError, type ScgiServer } from '../src/index.ts';
 import { encodeRequest } from '../src/client/request.ts';
 import { spawnApp } from './apps/spawn.ts';
-import { tempDir, waitFor } from './helpers.ts';
+import { tempDir, TRANSPORTS, waitFor } from './helpers.ts';
 
 const dir = tempDir();
 afterAll(() => dir.cleanup());
@@ -84,4 +85,26 @@ describe('connection errors', () => {
     expect(writeError).toBeInstanceOf(ScgiError);
     expect(writeError).toMatchObject({ code: 'ERR_SCGI_CONNECTION_CLOSED' });
   });
+});
+
+describe('one error per meaning, worded the same wherever it is made', () => {
+  for (const transport of TRANSPORTS) {
+    it(`ERR_SCGI_HEADER_TIMEOUT from serve() (${transport}) reads as readHeader's, with the timeout`, async () => {
+      const seen: ScgiError[] = [];
+      const server = await serve(() => {}, { address: join(dir.path, `ht-${transport}.sock`), transport, headerTimeout: 150, handleSignals: false });
+      running.push(server);
+      server.on('clientError', (err: ScgiError) => seen.push(err));
+      const front = connect(join(dir.path, `ht-${transport}.sock`));
+      front.on('error', () => {});
+      front.write('70:CONTENT_LENGTH');
+      await waitFor(() => seen.length > 0);
+      front.destroy();
+      const stream = new PassThrough();
+      stream.write('70:CONTENT_LENGTH');
+      const fromStream = await readHeader(stream, { headerTimeout: 150 }).catch((e: unknown) => e);
+      stream.destroy();
+      expect(seen[0]).toMatchObject({ code: 'ERR_SCGI_HEADER_TIMEOUT', message: 'no complete SCGI header within headerTimeout (150 ms)' });
+      expect(fromStream).toMatchObject({ code: 'ERR_SCGI_HEADER_TIMEOUT', message: seen[0]!.message });
+    });
+  }
 });

@@ -258,7 +258,7 @@ export class Lifecycle implements TransportEvents, ClientPort {
   onDeadline(): void {
     const phase = this.#phase;
     if (phase === Phase.HEADER) {
-      this.#reject('timeouts', headerTimeoutError());
+      this.#reject('timeouts', headerTimeoutError(this.#host.options.headerTimeout));
     } else if (phase === Phase.BODY) {
       const err = this.#requestTimeout('the handler did not finish within requestTimeout');
       this.transport.reset();

@@ -3,7 +3,7 @@
  * yourself (`scgi-read-header` in `(sph scgi)`).
  */
 import { Readable } from 'node:stream';
-import { ScgiError } from '../errors.ts';
+import { headerTimeoutError, incompleteHeaderError, ScgiError } from '../errors.ts';
 import { HeaderReader, type HeaderParse } from './header-reader.ts';
 import { errorFromParse, headersFromParse, type ScgiHeaders, type HeaderEncoding } from './scgi-headers.ts';
 import { checkTimeout, DEFAULTS, headerLimits } from '../options.ts';
@@ -48,7 +48,7 @@ export function readHeader(stream: Readable, options: ReadHeaderOptions = {}): P
       timeout > 0
         ? setTimeout(() => {
             cleanup();
-            reject(new ScgiError('ERR_SCGI_HEADER_TIMEOUT', `no complete SCGI header within headerTimeout (${timeout} ms)`));
+            reject(headerTimeoutError(timeout));
           }, timeout)
         : null;
     timer?.unref();
@@ -62,7 +62,7 @@ export function readHeader(stream: Readable, options: ReadHeaderOptions = {}): P
     // Destroyed without an error (no 'end', no 'error'): only 'close' says so.
     const onClose = () => {
       cleanup();
-      reject(new ScgiError('ERR_SCGI_INCOMPLETE_HEADER', 'the stream closed before the SCGI header was complete'));
+      reject(incompleteHeaderError('the stream closed'));
     };
     const onError = (err: Error) => {
       cleanup();
@@ -70,7 +70,7 @@ export function readHeader(stream: Readable, options: ReadHeaderOptions = {}): P
     };
     const onEnd = () => {
       cleanup();
-      reject(new ScgiError('ERR_SCGI_INCOMPLETE_HEADER', 'the stream ended before the SCGI header was complete'));
+      reject(incompleteHeaderError('the stream ended'));
     };
     const onData = (chunk: Buffer) => {
       const status = reader.push(chunk, cfg);

@@ -298,7 +298,7 @@ export class NativeConnections implements NativeEngineEvents {
 
   onReject(code: number): void {
     if (code === REJECT_HEADER_TIMEOUT) {
-      this.#host.record('timeouts', headerTimeoutError(), REFUSED_SOCKET);
+      this.#host.record('timeouts', headerTimeoutError(this.#host.options.headerTimeout), REFUSED_SOCKET);
     } else if (code === REJECT_INCOMPLETE_HEADER) {
       this.#host.record('rejected', incompleteHeaderError(), REFUSED_SOCKET);
     } else {
