@@ -11,7 +11,7 @@
 //! refuses netlink). Every `unsafe` block is a libc or N-API call with its
 //! contract stated; no panic crosses into C (the body runs in `catch_unwind`).
 
-use crate::parse::args;
+use crate::js::args;
 use napi::sys as n;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -174,7 +174,7 @@ unsafe extern "C" fn unix_listen_queue_cb(
 
 /// Registers `unixListenQueue` on `exports` (Linux only; see lib.rs).
 pub fn register(env: n::napi_env, exports: n::napi_value) -> Result<(), String> {
-    crate::parse::register(env, exports, &[("unixListenQueue", unix_listen_queue_cb)])
+    crate::js::register(env, exports, &[("unixListenQueue", unix_listen_queue_cb)])
 }
 
 #[cfg(test)]

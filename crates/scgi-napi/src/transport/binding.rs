@@ -21,7 +21,7 @@ use super::batch::{
 };
 use super::engine::{self, Engine};
 use super::sys;
-use crate::parse::{args, typed_array, Typed};
+use crate::js::{args, bytes, guarded, int, num, ret_u32, string, throw, typed_array, Typed};
 use napi::sys as n;
 use std::ffi::{c_int, c_void, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -284,13 +284,8 @@ unsafe fn batch_values(env: Env, engine: &mut Engine, argv: &mut [Value; 2]) -> 
 }
 
 // ---------------------------------------------------------------------------
-// Argument helpers for the raw callbacks.
-
-unsafe fn throw(env: Env, msg: &CStr) -> Value {
-    // SAFETY: `msg` is NUL-terminated; env is the callback's.
-    unsafe { n::napi_throw_type_error(env, c"ERR_INVALID_ARG_TYPE".as_ptr(), msg.as_ptr()) };
-    null_mut()
-}
+// An OS error thrown to JavaScript, and the instance an argument wraps (the
+// generic argument helpers are in `crate::js`).
 
 unsafe fn throw_os(env: Env, err: &std::io::Error, what: &str) -> Value {
     let errno = err.raw_os_error().unwrap_or(0);
@@ -342,72 +337,6 @@ unsafe fn engine_of<'a>(env: Env, v: Value) -> Option<&'a mut Engine> {
     unsafe { cell_of(env, v) }?.engine.as_deref_mut()
 }
 
-unsafe fn num(env: Env, v: Value) -> Option<f64> {
-    let mut d = 0.0;
-    // SAFETY: `d` is a valid out-pointer.
-    (unsafe { n::napi_get_value_double(env, v, &mut d) } == n::Status::napi_ok).then_some(d)
-}
-
-unsafe fn int(env: Env, v: Value) -> Option<i64> {
-    let mut d = 0i64;
-    // SAFETY: `d` is a valid out-pointer.
-    (unsafe { n::napi_get_value_int64(env, v, &mut d) } == n::Status::napi_ok).then_some(d)
-}
-
-/// The bytes of a Uint8Array/Buffer argument, borrowed for the current call
-/// (None for anything else, a view of a `SharedArrayBuffer` included).
-unsafe fn bytes<'a>(env: Env, v: Value) -> Option<&'a [u8]> {
-    // SAFETY: `env` and `v` are the running callback's (every caller's).
-    let Typed::Ok(data, len) = (unsafe { typed_array(env, v, n::TypedarrayType::uint8_array) })
-    else {
-        return None;
-    };
-    if len == 0 {
-        return Some(&[]);
-    }
-    // SAFETY: the array is an argument of this synchronous call over a
-    // non-shared buffer, so its memory stays alive and unchanged while the
-    // slice is used (no JS runs, no other thread can write it).
-    Some(unsafe { std::slice::from_raw_parts(data, len) })
-}
-
-/// A string argument as UTF-8 bytes.
-unsafe fn string(env: Env, v: Value) -> Option<Vec<u8>> {
-    let mut len = 0usize;
-    // SAFETY: a null buffer asks for the length.
-    if unsafe { n::napi_get_value_string_utf8(env, v, null_mut(), 0, &mut len) }
-        != n::Status::napi_ok
-    {
-        return None;
-    }
-    let mut buf = vec![0u8; len + 1];
-    // SAFETY: `buf` has room for `len` bytes and the NUL.
-    unsafe { n::napi_get_value_string_utf8(env, v, buf.as_mut_ptr().cast(), len + 1, &mut len) };
-    buf.truncate(len);
-    Some(buf)
-}
-
-unsafe fn ret_u32(env: Env, v: u32) -> Value {
-    let mut r = null_mut();
-    // SAFETY: `r` is a valid out-pointer.
-    unsafe { n::napi_create_uint32(env, v, &mut r) };
-    r
-}
-
-/// Runs a callback body, turning a panic into a thrown Error.
-unsafe fn guarded(env: Env, f: impl FnOnce() -> Value) -> Value {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(v) => v,
-        Err(_) => {
-            // SAFETY: env is the callback's.
-            unsafe {
-                n::napi_throw_error(env, null_mut(), c"scgi native transport panicked".as_ptr())
-            };
-            null_mut()
-        }
-    }
-}
-
 // ---------------------------------------------------------------------------
 // The exported functions.
 
@@ -419,21 +348,21 @@ unsafe extern "C" fn create_cb(env: Env, info: n::napi_callback_info) -> Value {
     unsafe {
         guarded(env, || {
             let Some([opts, cb, r503]) = args::<3>(env, info) else {
-                return throw(env, USAGE);
+                return throw(env, false, USAGE);
             };
             let o = match typed_array(env, opts, n::TypedarrayType::float64_array) {
                 Typed::Ok(data, len) if len == CONFIG_FIELDS.len() => {
                     std::slice::from_raw_parts(data.cast::<f64>(), len).to_vec()
                 }
-                _ => return throw(env, USAGE),
+                _ => return throw(env, false, USAGE),
             };
             let Some(r503) = bytes(env, r503) else {
-                return throw(env, USAGE);
+                return throw(env, false, USAGE);
             };
             let mut vt = 0;
             n::napi_typeof(env, cb, &mut vt);
             if vt != n::ValueType::napi_function {
-                return throw(env, USAGE);
+                return throw(env, false, USAGE);
             }
             let clamp = |v: f64| {
                 if v.is_finite() && v > 0.0 {
@@ -529,12 +458,12 @@ unsafe extern "C" fn listen_unix_cb(env: Env, info: n::napi_callback_info) -> Va
     unsafe {
         guarded(env, || {
             let Some([t, path, backlog]) = args::<3>(env, info) else {
-                return throw(env, c"transportListenUnix(t, path, backlog)");
+                return throw(env, false, c"transportListenUnix(t, path, backlog)");
             };
             let (Some(engine), Some(path), Some(backlog)) =
                 (engine_of(env, t), string(env, path), num(env, backlog))
             else {
-                return throw(env, c"transportListenUnix(t, path, backlog)");
+                return throw(env, false, c"transportListenUnix(t, path, backlog)");
             };
             match sys::listen_unix(&path, backlog as i32).and_then(|l| engine.listen(l)) {
                 Ok(_) => ret_u32(env, 0),
@@ -551,7 +480,7 @@ unsafe extern "C" fn listen_tcp_cb(env: Env, info: n::napi_callback_info) -> Val
     unsafe {
         guarded(env, || {
             let Some([t, ip, port, backlog]) = args::<4>(env, info) else {
-                return throw(env, USAGE);
+                return throw(env, false, USAGE);
             };
             let (Some(engine), Some(ip), Some(port), Some(backlog)) = (
                 engine_of(env, t),
@@ -559,13 +488,13 @@ unsafe extern "C" fn listen_tcp_cb(env: Env, info: n::napi_callback_info) -> Val
                 num(env, port),
                 num(env, backlog),
             ) else {
-                return throw(env, USAGE);
+                return throw(env, false, USAGE);
             };
             let Some(ip) = std::str::from_utf8(&ip)
                 .ok()
                 .and_then(|s| s.parse::<std::net::IpAddr>().ok())
             else {
-                return throw(env, USAGE);
+                return throw(env, false, USAGE);
             };
             match sys::listen_tcp(ip, port as u16, backlog as i32).and_then(|l| engine.listen(l)) {
                 Ok(p) => ret_u32(env, u32::from(p)),
@@ -582,10 +511,10 @@ unsafe extern "C" fn adopt_cb(env: Env, info: n::napi_callback_info) -> Value {
     unsafe {
         guarded(env, || {
             let Some([t, fd]) = args::<2>(env, info) else {
-                return throw(env, c"transportAdopt(t, fd)");
+                return throw(env, false, c"transportAdopt(t, fd)");
             };
             let (Some(engine), Some(fd)) = (engine_of(env, t), num(env, fd)) else {
-                return throw(env, c"transportAdopt(t, fd)");
+                return throw(env, false, c"transportAdopt(t, fd)");
             };
             match sys::adopt(fd as i32).and_then(|l| engine.listen(l)) {
                 Ok(p) => ret_u32(env, u32::from(p)),
@@ -606,12 +535,12 @@ unsafe extern "C" fn listen_socket_cb(env: Env, info: n::napi_callback_info) -> 
     unsafe {
         guarded(env, || {
             let Some([address, port, backlog]) = args::<3>(env, info) else {
-                return throw(env, USAGE);
+                return throw(env, false, USAGE);
             };
             let (Some(address), Some(port), Some(backlog)) =
                 (string(env, address), num(env, port), num(env, backlog))
             else {
-                return throw(env, USAGE);
+                return throw(env, false, USAGE);
             };
             let listener = if port < 0.0 {
                 sys::listen_unix(&address, backlog as i32)
@@ -620,7 +549,7 @@ unsafe extern "C" fn listen_socket_cb(env: Env, info: n::napi_callback_info) -> 
                     .ok()
                     .and_then(|s| s.parse::<std::net::IpAddr>().ok())
                 else {
-                    return throw(env, USAGE);
+                    return throw(env, false, USAGE);
                 };
                 sys::listen_tcp(ip, port as u16, backlog as i32)
             };
@@ -653,12 +582,12 @@ unsafe extern "C" fn respond_cb(env: Env, info: n::napi_callback_info) -> Value 
     unsafe {
         guarded(env, || {
             let Some([t, id, data, close]) = args::<4>(env, info) else {
-                return throw(env, c"transportRespond(t, id, data, close)");
+                return throw(env, false, c"transportRespond(t, id, data, close)");
             };
             let (Some(cell), Some(id), Some(close)) =
                 (cell_of(env, t), int(env, id), int(env, close))
             else {
-                return throw(env, c"transportRespond(t, id, data, close)");
+                return throw(env, false, c"transportRespond(t, id, data, close)");
             };
             let close = close != 0;
             // A closed transport knows no connection: every id is stale.
@@ -672,6 +601,7 @@ unsafe extern "C" fn respond_cb(env: Env, info: n::napi_callback_info) -> Value 
             } else {
                 return throw(
                     env,
+                    false,
                     c"transportRespond(t, id, data: Uint8Array | string, close)",
                 );
             };
@@ -687,10 +617,10 @@ unsafe extern "C" fn write_cb(env: Env, info: n::napi_callback_info) -> Value {
     unsafe {
         guarded(env, || {
             let Some([t, id, data]) = args::<3>(env, info) else {
-                return throw(env, c"transportWrite(t, id, data)");
+                return throw(env, false, c"transportWrite(t, id, data)");
             };
             let (Some(cell), Some(id)) = (cell_of(env, t), int(env, id)) else {
-                return throw(env, c"transportWrite(t, id, data)");
+                return throw(env, false, c"transportWrite(t, id, data)");
             };
             // A closed transport knows no connection: every id is stale.
             let Some(engine) = cell.engine.as_deref_mut() else {
@@ -701,7 +631,11 @@ unsafe extern "C" fn write_cb(env: Env, info: n::napi_callback_info) -> Value {
             } else if let Some(s) = string(env, data) {
                 engine.write(id, &s)
             } else {
-                return throw(env, c"transportWrite(t, id, data: Uint8Array | string)");
+                return throw(
+                    env,
+                    false,
+                    c"transportWrite(t, id, data: Uint8Array | string)",
+                );
             };
             kick_if_needed(engine);
             ret_u32(env, r)
@@ -716,7 +650,7 @@ unsafe extern "C" fn control_cb(env: Env, info: n::napi_callback_info) -> Value 
     unsafe {
         guarded(env, || {
             let Some([t, id, op]) = args::<3>(env, info) else {
-                return throw(env, c"transportControl(t, id, op)");
+                return throw(env, false, c"transportControl(t, id, op)");
             };
             let (Some(engine), Some(id), Some(op)) =
                 (engine_of(env, t), int(env, id), num(env, op))
@@ -728,7 +662,7 @@ unsafe extern "C" fn control_cb(env: Env, info: n::napi_callback_info) -> Value 
                 OP_RESUME => engine.set_reading(id, true),
                 OP_RESET => engine.close_conn(id, true),
                 OP_DESTROY => engine.close_conn(id, false),
-                _ => return throw(env, c"transportControl: op is 0..3"),
+                _ => return throw(env, false, c"transportControl: op is 0..3"),
             };
             kick_if_needed(engine);
             ret_u32(env, r)
@@ -744,10 +678,10 @@ unsafe extern "C" fn peer_cb(env: Env, info: n::napi_callback_info) -> Value {
     unsafe {
         guarded(env, || {
             let Some([t, id]) = args::<2>(env, info) else {
-                return throw(env, c"transportPeer(t, id)");
+                return throw(env, false, c"transportPeer(t, id)");
             };
             let (Some(cell), Some(id)) = (cell_of(env, t), int(env, id)) else {
-                return throw(env, c"transportPeer(t, id)");
+                return throw(env, false, c"transportPeer(t, id)");
             };
             let mut ret = null_mut();
             let Some(addr) = cell.engine.as_deref().and_then(|e| e.peer(id)) else {
@@ -774,10 +708,10 @@ unsafe extern "C" fn pending_cb(env: Env, info: n::napi_callback_info) -> Value 
     unsafe {
         guarded(env, || {
             let Some([fd]) = args::<1>(env, info) else {
-                return throw(env, c"transportPending(fd)");
+                return throw(env, false, c"transportPending(fd)");
             };
             let Some(fd) = num(env, fd).filter(|&f| f >= 0.0 && f <= f64::from(i32::MAX)) else {
-                return throw(env, c"transportPending(fd)");
+                return throw(env, false, c"transportPending(fd)");
             };
             let mut ret = null_mut();
             n::napi_get_boolean(env, sys::readable_now(fd as i32), &mut ret);
@@ -795,10 +729,10 @@ unsafe extern "C" fn server_cb(env: Env, info: n::napi_callback_info) -> Value {
     unsafe {
         guarded(env, || {
             let Some([t, op]) = args::<2>(env, info) else {
-                return throw(env, c"transportServer(t, op)");
+                return throw(env, false, c"transportServer(t, op)");
             };
             let (Some(cell), Some(op)) = (cell_of(env, t), num(env, op)) else {
-                return throw(env, c"transportServer(t, op)");
+                return throw(env, false, c"transportServer(t, op)");
             };
             let op = op as u32;
             if op == SERVER_OP_CLOSE {
@@ -824,7 +758,7 @@ unsafe extern "C" fn server_cb(env: Env, info: n::napi_callback_info) -> Value {
                     uv_unref(poll);
                     0
                 }
-                _ => return throw(env, c"transportServer: op is 0..5"),
+                _ => return throw(env, false, c"transportServer: op is 0..5"),
             };
             kick_if_needed(engine);
             ret_u32(env, r)
@@ -872,7 +806,7 @@ unsafe extern "C" fn constants_cb(env: Env, _info: n::napi_callback_info) -> Val
 
 /// Registers the transport functions on `exports` (Linux only; see lib.rs).
 pub fn register(env: Env, exports: Value) -> Result<(), String> {
-    let callbacks: [(&str, crate::parse::Callback); 12] = [
+    let callbacks: [(&str, crate::js::Callback); 12] = [
         ("transportCreate", create_cb),
         ("transportListenUnix", listen_unix_cb),
         ("transportListenTcp", listen_tcp_cb),
@@ -886,5 +820,5 @@ pub fn register(env: Env, exports: Value) -> Result<(), String> {
         ("transportPending", pending_cb),
         ("transportConstants", constants_cb),
     ];
-    crate::parse::register(env, exports, &callbacks)
+    crate::js::register(env, exports, &callbacks)
 }
