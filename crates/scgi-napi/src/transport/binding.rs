@@ -301,9 +301,9 @@ unsafe extern "C" fn listen_socket_cb(env: Env, info: n::napi_callback_info) -> 
 }
 
 /// After a call that may have queued events or reads: wake the poller.
-fn kick_if_needed(engine: &mut Engine) {
-    if engine.take_kick() {
-        engine.kick();
+fn wake_if_wanted(engine: &mut Engine) {
+    if engine.take_wake_wanted() {
+        engine.wake();
     }
 }
 
@@ -336,7 +336,7 @@ unsafe extern "C" fn respond_cb(env: Env, info: n::napi_callback_info) -> Value 
                     c"transportRespond(t, id, data: Uint8Array | string, close)",
                 );
             };
-            kick_if_needed(engine);
+            wake_if_wanted(engine);
             ret_u32(env, r)
         })
     }
@@ -368,7 +368,7 @@ unsafe extern "C" fn write_cb(env: Env, info: n::napi_callback_info) -> Value {
                     c"transportWrite(t, id, data: Uint8Array | string)",
                 );
             };
-            kick_if_needed(engine);
+            wake_if_wanted(engine);
             ret_u32(env, r)
         })
     }
@@ -395,7 +395,7 @@ unsafe extern "C" fn control_cb(env: Env, info: n::napi_callback_info) -> Value 
                 OP_DESTROY => engine.close_conn(id, false),
                 _ => return throw(env, false, c"transportControl: op is 0..3"),
             };
-            kick_if_needed(engine);
+            wake_if_wanted(engine);
             ret_u32(env, r)
         })
     }
@@ -491,7 +491,7 @@ unsafe extern "C" fn server_cb(env: Env, info: n::napi_callback_info) -> Value {
                 }
                 _ => return throw(env, false, c"transportServer: op is 0..5"),
             };
-            kick_if_needed(engine);
+            wake_if_wanted(engine);
             ret_u32(env, r)
         })
     }

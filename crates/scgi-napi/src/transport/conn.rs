@@ -95,7 +95,7 @@ pub(super) struct Shared {
     /// Connections whose body reads resume at the next wake-up.
     pub(super) pending: Vec<Id>,
     /// A sync call queued events that need a wake-up to be delivered.
-    pub(super) kick_wanted: bool,
+    pub(super) wake_wanted: bool,
 }
 
 /// One connection.
@@ -346,7 +346,7 @@ impl Conn {
                     budget = budget.saturating_sub(n);
                     if budget == 0 {
                         sh.pending.push(id);
-                        sh.kick_wanted = true;
+                        sh.wake_wanted = true;
                         return Act::Keep;
                     }
                 }

@@ -164,7 +164,7 @@ pub(super) unsafe extern "C" fn on_poll(handle: *mut c_void, _status: c_int, _ev
         let cell = unsafe { &mut *cell };
         if let Some(engine) = cell.engine.as_mut() {
             engine.register_deferred();
-            super::kick_if_needed(engine);
+            super::wake_if_wanted(engine);
         }
     }));
 }
