@@ -232,19 +232,18 @@ pub(crate) unsafe fn ret_u32(env: Env, v: u32) -> Value {
     r
 }
 
-/// Runs a callback body, turning a panic into a thrown Error (its message
-/// names the transport, whose callbacks are the ones that use this).
+/// Runs a callback body, turning a panic into a thrown Error with message
+/// `panicked`: the one panic guard of this crate's raw callbacks (the
+/// transport's and `diag.rs`'s).
 ///
 /// # Safety
 /// `env` is the running callback's.
-pub(crate) unsafe fn guarded(env: Env, f: impl FnOnce() -> Value) -> Value {
+pub(crate) unsafe fn guarded(env: Env, panicked: &CStr, f: impl FnOnce() -> Value) -> Value {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(v) => v,
         Err(_) => {
-            // SAFETY: env is the callback's.
-            unsafe {
-                sys::napi_throw_error(env, null_mut(), c"scgi native transport panicked".as_ptr())
-            };
+            // SAFETY: env is the callback's; `panicked` is NUL-terminated.
+            unsafe { sys::napi_throw_error(env, null_mut(), panicked.as_ptr()) };
             null_mut()
         }
     }

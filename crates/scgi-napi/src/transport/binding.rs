@@ -31,6 +31,9 @@ mod cell;
 type Value = n::napi_value;
 type Env = n::napi_env;
 
+/// The message of the Error a panic in a transport callback throws.
+const PANICKED: &CStr = c"scgi native transport panicked";
+
 // ---------------------------------------------------------------------------
 // An OS error thrown to JavaScript (the generic argument helpers are in
 // `crate::js`).
@@ -77,7 +80,7 @@ unsafe extern "C" fn create_cb(env: Env, info: n::napi_callback_info) -> Value {
         c"transportCreate(options: Float64Array, onBatch: Function, resp503: Uint8Array)";
     // SAFETY: every call below uses this callback's env and its arguments.
     unsafe {
-        guarded(env, || {
+        guarded(env, PANICKED, || {
             let Some([opts, cb, r503]) = args::<3>(env, info) else {
                 return throw(env, false, USAGE);
             };
@@ -187,7 +190,7 @@ unsafe extern "C" fn create_cb(env: Env, info: n::napi_callback_info) -> Value {
 unsafe extern "C" fn listen_unix_cb(env: Env, info: n::napi_callback_info) -> Value {
     // SAFETY: as in create_cb.
     unsafe {
-        guarded(env, || {
+        guarded(env, PANICKED, || {
             let Some([t, path, backlog]) = args::<3>(env, info) else {
                 return throw(env, false, c"transportListenUnix(t, path, backlog)");
             };
@@ -209,7 +212,7 @@ unsafe extern "C" fn listen_tcp_cb(env: Env, info: n::napi_callback_info) -> Val
     const USAGE: &CStr = c"transportListenTcp(t, ip, port, backlog)";
     // SAFETY: as in create_cb.
     unsafe {
-        guarded(env, || {
+        guarded(env, PANICKED, || {
             let Some([t, ip, port, backlog]) = args::<4>(env, info) else {
                 return throw(env, false, USAGE);
             };
@@ -240,7 +243,7 @@ unsafe extern "C" fn listen_tcp_cb(env: Env, info: n::napi_callback_info) -> Val
 unsafe extern "C" fn adopt_cb(env: Env, info: n::napi_callback_info) -> Value {
     // SAFETY: as in create_cb.
     unsafe {
-        guarded(env, || {
+        guarded(env, PANICKED, || {
             let Some([t, fd]) = args::<2>(env, info) else {
                 return throw(env, false, c"transportAdopt(t, fd)");
             };
@@ -264,7 +267,7 @@ unsafe extern "C" fn listen_socket_cb(env: Env, info: n::napi_callback_info) -> 
     const USAGE: &CStr = c"transportListenSocket(address, port, backlog)";
     // SAFETY: as in create_cb.
     unsafe {
-        guarded(env, || {
+        guarded(env, PANICKED, || {
             let Some([address, port, backlog]) = args::<3>(env, info) else {
                 return throw(env, false, USAGE);
             };
@@ -311,7 +314,7 @@ fn wake_if_wanted(engine: &mut Engine) {
 unsafe extern "C" fn respond_cb(env: Env, info: n::napi_callback_info) -> Value {
     // SAFETY: as in create_cb.
     unsafe {
-        guarded(env, || {
+        guarded(env, PANICKED, || {
             let Some([t, id, data, close]) = args::<4>(env, info) else {
                 return throw(env, false, c"transportRespond(t, id, data, close)");
             };
@@ -346,7 +349,7 @@ unsafe extern "C" fn respond_cb(env: Env, info: n::napi_callback_info) -> Value 
 unsafe extern "C" fn write_cb(env: Env, info: n::napi_callback_info) -> Value {
     // SAFETY: as in create_cb.
     unsafe {
-        guarded(env, || {
+        guarded(env, PANICKED, || {
             let Some([t, id, data]) = args::<3>(env, info) else {
                 return throw(env, false, c"transportWrite(t, id, data)");
             };
@@ -379,7 +382,7 @@ unsafe extern "C" fn write_cb(env: Env, info: n::napi_callback_info) -> Value {
 unsafe extern "C" fn control_cb(env: Env, info: n::napi_callback_info) -> Value {
     // SAFETY: as in create_cb.
     unsafe {
-        guarded(env, || {
+        guarded(env, PANICKED, || {
             let Some([t, id, op]) = args::<3>(env, info) else {
                 return throw(env, false, c"transportControl(t, id, op)");
             };
@@ -407,7 +410,7 @@ unsafe extern "C" fn control_cb(env: Env, info: n::napi_callback_info) -> Value 
 unsafe extern "C" fn peer_cb(env: Env, info: n::napi_callback_info) -> Value {
     // SAFETY: as in create_cb.
     unsafe {
-        guarded(env, || {
+        guarded(env, PANICKED, || {
             let Some([t, id]) = args::<2>(env, info) else {
                 return throw(env, false, c"transportPeer(t, id)");
             };
@@ -437,7 +440,7 @@ unsafe extern "C" fn peer_cb(env: Env, info: n::napi_callback_info) -> Value {
 unsafe extern "C" fn pending_cb(env: Env, info: n::napi_callback_info) -> Value {
     // SAFETY: as in create_cb.
     unsafe {
-        guarded(env, || {
+        guarded(env, PANICKED, || {
             let Some([fd]) = args::<1>(env, info) else {
                 return throw(env, false, c"transportPending(fd)");
             };
@@ -458,7 +461,7 @@ unsafe extern "C" fn pending_cb(env: Env, info: n::napi_callback_info) -> Value 
 unsafe extern "C" fn server_cb(env: Env, info: n::napi_callback_info) -> Value {
     // SAFETY: as in create_cb.
     unsafe {
-        guarded(env, || {
+        guarded(env, PANICKED, || {
             let Some([t, op]) = args::<2>(env, info) else {
                 return throw(env, false, c"transportServer(t, op)");
             };
@@ -506,7 +509,7 @@ unsafe extern "C" fn constants_cb(env: Env, _info: n::napi_callback_info) -> Val
     // SAFETY: as in create_cb; every name is a NUL-free ASCII identifier, given
     // with its length; the out-pointers are valid locals.
     unsafe {
-        guarded(env, || {
+        guarded(env, PANICKED, || {
             let mut obj = null_mut();
             n::napi_create_object(env, &mut obj);
             let set = |name: &str, v: Value| {
