@@ -262,8 +262,8 @@ impl Run {
     fn call(&mut self, id: i64, call: Call, data: &[u8]) {
         let r = call.run(&mut self.e, id, data);
         // As the binding does after each call.
-        if self.e.take_kick() {
-            self.e.kick();
+        if self.e.take_wake_wanted() {
+            self.e.wake();
         }
         self.m.check_call(id, call, r);
     }

@@ -9,12 +9,11 @@
 //! Returns `[waiting, backlog]`, or `undefined` when the kernel does not say
 //! (no such socket, sock_diag or its unix module missing, a sandbox that
 //! refuses netlink). Every `unsafe` block is a libc or N-API call with its
-//! contract stated; no panic crosses into C (the body runs in `catch_unwind`).
+//! contract stated; no panic crosses into C (the body runs in `js::guarded`).
 
-use crate::parse::args;
+use crate::js::{args, guarded, throw};
 use napi::sys as n;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr::null_mut;
 
 const NETLINK_SOCK_DIAG: libc::c_int = 4;
@@ -121,17 +120,8 @@ unsafe extern "C" fn unix_listen_queue_cb(
 ) -> n::napi_value {
     let body = || -> n::napi_value {
         let mut ret = null_mut();
-        let usage = || {
-            // SAFETY: `env` is this call's; the strings are NUL-terminated.
-            unsafe {
-                n::napi_throw_type_error(
-                    env,
-                    c"ERR_INVALID_ARG_TYPE".as_ptr(),
-                    c"unixListenQueue(inode)".as_ptr(),
-                )
-            };
-            null_mut()
-        };
+        // SAFETY: `env` is this call's.
+        let usage = || unsafe { throw(env, false, c"unixListenQueue(inode)") };
         // SAFETY: `env`/`info` are this call's.
         let Some([a]) = (unsafe { args::<1>(env, info) }) else {
             return usage();
@@ -160,21 +150,13 @@ unsafe extern "C" fn unix_listen_queue_cb(
         }
         ret
     };
-    match catch_unwind(AssertUnwindSafe(body)) {
-        Ok(v) => v,
-        Err(_) => {
-            // SAFETY: `env` is this call's.
-            unsafe {
-                n::napi_throw_error(env, null_mut(), c"scgi unixListenQueue panicked".as_ptr())
-            };
-            null_mut()
-        }
-    }
+    // SAFETY: `env` is this call's.
+    unsafe { guarded(env, c"scgi unixListenQueue panicked", body) }
 }
 
 /// Registers `unixListenQueue` on `exports` (Linux only; see lib.rs).
 pub fn register(env: n::napi_env, exports: n::napi_value) -> Result<(), String> {
-    crate::parse::register(env, exports, &[("unixListenQueue", unix_listen_queue_cb)])
+    crate::js::register(env, exports, &[("unixListenQueue", unix_listen_queue_cb)])
 }
 
 #[cfg(test)]

@@ -2,7 +2,9 @@
 //! transport engine (Linux).
 //!
 //! Built as a `cdylib` (the addon) and an `rlib` (so `fuzz/` can drive the
-//! engine). The `napi` feature (default) compiles the N-API side: `parse.rs`
+//! engine). The `napi` feature (default) compiles the N-API side: `js.rs`
+//! (JavaScript values at the raw N-API boundary: the argument readers,
+//! throwing, registering callbacks, shared by every binding), `parse.rs`
 //! (the parser binding and the module's registration) and
 //! `transport/binding.rs`. Without it, what is left has no N-API: the
 //! engine (`transport/`: `engine.rs`, `conn.rs`, `slab.rs`, `batch.rs`) and its system calls (`transport/sys.rs`,
@@ -13,6 +15,8 @@
 //! target use (`transport/testing.rs`).
 #![deny(clippy::all)]
 
+#[cfg(feature = "napi")]
+mod js;
 #[cfg(feature = "napi")]
 mod parse;
 // Reachable from the crate root, as the module registration napi-derive

@@ -12,85 +12,13 @@
 //! No panic crosses into C: the parse runs inside `catch_unwind`, and the rest
 //! of the callback does no indexing or arithmetic that can panic.
 
+use crate::js::{args, register, throw, typed_array, Typed};
 use napi::bindgen_prelude::*;
 use napi::sys;
 use napi_derive::napi;
 use scgi_parser::{out_size, parse_raw};
 use std::ffi::CStr;
 use std::ptr::null_mut;
-
-/// Throws a TypeError (`ERR_INVALID_ARG_TYPE`) or, when `range`, a RangeError
-/// (`ERR_OUT_OF_RANGE`) with message `msg`, and returns the null `napi_value`
-/// a callback returns after throwing. If the throw itself fails (an exception
-/// is already pending), that pending exception is what JS sees.
-///
-/// # Safety
-/// `env` must be the `napi_env` of the N-API callback currently running on
-/// this thread.
-unsafe fn throw(env: sys::napi_env, range: bool, msg: &CStr) -> sys::napi_value {
-    // SAFETY: `env` is the running callback's env (the caller's contract); the
-    // code and message are NUL-terminated C strings that outlive the call.
-    unsafe {
-        if range {
-            sys::napi_throw_range_error(env, c"ERR_OUT_OF_RANGE".as_ptr(), msg.as_ptr());
-        } else {
-            sys::napi_throw_type_error(env, c"ERR_INVALID_ARG_TYPE".as_ptr(), msg.as_ptr());
-        }
-    }
-    null_mut()
-}
-
-/// What [`typed_array`] found.
-pub(crate) enum Typed {
-    /// A typed array of the wanted type over an `ArrayBuffer`: its data
-    /// pointer (already offset to its first element) and length in elements.
-    Ok(*mut u8, usize),
-    /// Not a typed array of the wanted type.
-    WrongType,
-    /// A typed array of the wanted type over a `SharedArrayBuffer`: other
-    /// threads may write its bytes at any time, so no Rust slice may borrow them.
-    Shared,
-}
-
-/// Looks at `value` as a typed array of type `want` (a `sys::TypedarrayType`):
-/// the one way this crate borrows a typed array (`parse` here, the
-/// transport's arguments in `transport/binding.rs`), so none is ever
-/// borrowed over a `SharedArrayBuffer`.
-///
-/// # Safety
-/// `env` must be the `napi_env` of the N-API callback currently running on
-/// this thread, and `value` a value of that callback (an argument).
-pub(crate) unsafe fn typed_array(env: sys::napi_env, value: sys::napi_value, want: i32) -> Typed {
-    let (mut ty, mut len, mut data, mut backing, mut offset) =
-        (-1, 0usize, null_mut(), null_mut(), 0usize);
-    // SAFETY: `env` and `value` are the callback's (the caller's contract); all
-    // out-pointers are valid locals; N-API checks that `value` is a TypedArray
-    // and returns an error status (writing nothing) when it is not.
-    let status = unsafe {
-        sys::napi_get_typedarray_info(
-            env,
-            value,
-            &mut ty,
-            &mut len,
-            &mut data,
-            &mut backing,
-            &mut offset,
-        )
-    };
-    if status != sys::Status::napi_ok || ty != want {
-        return Typed::WrongType;
-    }
-    // `napi_is_arraybuffer` is false for a SharedArrayBuffer (V8's
-    // `IsArrayBuffer()` excludes shared buffers).
-    let mut plain = false;
-    // SAFETY: `backing` is the typed array's buffer, just returned by N-API in
-    // this env; `plain` is a valid out-pointer.
-    let status = unsafe { sys::napi_is_arraybuffer(env, backing, &mut plain) };
-    if status != sys::Status::napi_ok || !plain {
-        return Typed::Shared;
-    }
-    Typed::Ok(data.cast(), len)
-}
 
 /// `parse(buf: Uint8Array, out: Uint32Array, maxHeaderSize, maxHeaders, flags): number`
 /// (0 Complete, 1 Partial, 2 Error). Throws a TypeError for wrong argument
@@ -191,74 +119,6 @@ unsafe extern "C" fn parse_cb(
         return unsafe { throw(env, false, c"scgi native parser: napi_create_uint32 failed") };
     }
     ret
-}
-
-/// The first `N` arguments of the running callback, or None when there are
-/// fewer (or N-API fails): the one argument reader of this crate's raw
-/// callbacks (`parse_cb` and `transport/binding.rs`).
-///
-/// # Safety
-/// `env` and `info` are those of the N-API callback running on this thread.
-pub(crate) unsafe fn args<const N: usize>(
-    env: sys::napi_env,
-    info: sys::napi_callback_info,
-) -> Option<[sys::napi_value; N]> {
-    let mut argc = N;
-    let mut argv = [null_mut(); N];
-    // SAFETY: `env`/`info` are the running callback's (the caller's contract);
-    // argv has room for `argc` values.
-    let status = unsafe {
-        sys::napi_get_cb_info(
-            env,
-            info,
-            &mut argc,
-            argv.as_mut_ptr(),
-            null_mut(),
-            null_mut(),
-        )
-    };
-    (status == sys::Status::napi_ok && argc >= N).then_some(argv)
-}
-
-/// A raw N-API callback, as `parse_cb` and the transport's are.
-pub(crate) type Callback =
-    unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value;
-
-/// Sets each `(name, callback)` as a function on `exports`: the one way this
-/// crate registers its raw callbacks (`parse` here, the transport's in
-/// `transport/binding.rs`).
-pub(crate) fn register(
-    env: sys::napi_env,
-    exports: sys::napi_value,
-    callbacks: &[(&str, Callback)],
-) -> std::result::Result<(), String> {
-    for &(name, cb) in callbacks {
-        let mut func = null_mut();
-        // SAFETY: `env` is the env of the module registration running now; the
-        // name pointer/length pair is valid for the call; `cb` has the N-API
-        // callback signature; `func` is a valid out-pointer.
-        let st = unsafe {
-            sys::napi_create_function(
-                env,
-                name.as_ptr().cast(),
-                name.len() as isize,
-                Some(cb),
-                null_mut(),
-                &mut func,
-            )
-        };
-        if st != sys::Status::napi_ok {
-            return Err(format!("napi_create_function({name}) failed"));
-        }
-        let cname = std::ffi::CString::new(name).map_err(|e| e.to_string())?;
-        // SAFETY: `exports` and `func` are values of `env`; the name is NUL-terminated.
-        if unsafe { sys::napi_set_named_property(env, exports, cname.as_ptr(), func) }
-            != sys::Status::napi_ok
-        {
-            return Err(format!("exports.{name} could not be set"));
-        }
-    }
-    Ok(())
 }
 
 /// Registers `parse` (a raw callback, see the crate doc) and, on Linux, the

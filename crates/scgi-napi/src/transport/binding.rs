@@ -6,13 +6,9 @@
 //! one `Uint32Array` (see `batch.rs` for the record layout and
 //! `dispatchBatch` in `src/transport/native-engine.ts` for the reader).
 //!
-//! Lifetime: `transportCreate` returns a wrapper object owning a [`Cell`].
-//! While the engine is open the wrapper is held by a strong reference (an
-//! open server is not garbage), and an async environment cleanup hook closes
-//! it when the environment goes away (worker exit). `transportServer(t, 5)`
-//! (`NativeEngine.close`), the hook, or the finalizer, through `teardown`, stops and closes the `uv_poll` first and only then drops the engine
-//! (closing the epoll descriptor), so libuv never sees a reused descriptor
-//! number. The wrapper's finalizer frees the cell.
+//! The per-instance state and its lifetime (the `Cell` a wrapper object
+//! owns, the `uv_poll` that watches the engine, teardown, the poll callback
+//! that delivers a batch) are in `binding/cell.rs`.
 
 use super::batch::{
     CONFIG_FIELDS, CONSTANTS, OP_DESTROY, OP_PAUSE, OP_RESET, OP_RESUME, SERVER_OP_CLOSE,
@@ -21,276 +17,26 @@ use super::batch::{
 };
 use super::engine::{self, Engine};
 use super::sys;
-use crate::parse::{args, typed_array, Typed};
+use crate::js::{args, bytes, guarded, int, num, ret_u32, string, throw, typed_array, Typed};
+use cell::{
+    cell_of, engine_of, finalize, napi_add_async_cleanup_hook, on_env_cleanup, on_poll, poll_words,
+    teardown, uv_poll_init, uv_poll_start, uv_ref, uv_unref, Cell, UV_READABLE,
+};
 use napi::sys as n;
-use std::ffi::{c_int, c_void, CStr};
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ffi::{c_void, CStr};
 use std::ptr::null_mut;
+
+mod cell;
 
 type Value = n::napi_value;
 type Env = n::napi_env;
 
-// libuv, exported by the `node` binary (resolved when the addon is loaded).
-const UV_POLL: c_int = 8; // uv_handle_type UV_POLL
-const UV_READABLE: c_int = 1;
-type UvPollCb = unsafe extern "C" fn(*mut c_void, c_int, c_int);
-type UvCloseCb = unsafe extern "C" fn(*mut c_void);
-type AsyncCleanupHook = unsafe extern "C" fn(*mut c_void, *mut c_void);
-
-extern "C" {
-    fn uv_handle_size(ty: c_int) -> usize;
-    fn uv_poll_init(lp: *mut c_void, handle: *mut c_void, fd: c_int) -> c_int;
-    fn uv_poll_start(handle: *mut c_void, events: c_int, cb: UvPollCb) -> c_int;
-    fn uv_poll_stop(handle: *mut c_void) -> c_int;
-    fn uv_close(handle: *mut c_void, cb: UvCloseCb);
-    fn uv_ref(handle: *mut c_void);
-    fn uv_unref(handle: *mut c_void);
-    // Node-API 8 (Node >= 14.8); the crate's napi-sys is built for version 4.
-    fn napi_add_async_cleanup_hook(
-        env: Env,
-        hook: AsyncCleanupHook,
-        arg: *mut c_void,
-        handle: *mut *mut c_void,
-    ) -> n::napi_status;
-    fn napi_remove_async_cleanup_hook(handle: *mut c_void) -> n::napi_status;
-}
-
-/// Everything one transport instance owns.
-struct Cell {
-    env: Env,
-    engine: Option<Box<Engine>>,
-    /// `uv_poll_t` memory (`uv_handle_size(UV_POLL)` bytes, 8-aligned), null once closed.
-    poll: *mut c_void,
-    callback: n::napi_ref,
-    wrapper: n::napi_ref,
-    async_ctx: n::napi_async_context,
-    cleanup: *mut c_void,
-}
-
-fn poll_words() -> usize {
-    // SAFETY: uv_handle_size has no preconditions.
-    unsafe { uv_handle_size(UV_POLL) }.div_ceil(8)
-}
-
-/// Stops and closes the poll handle, then drops the engine. Idempotent.
-/// `hook`: the async cleanup hook handle to remove once the handle is closed
-/// (when the environment is being torn down), else null.
-///
-/// # Safety
-/// `cell` is valid; called on the environment's JS thread.
-unsafe fn teardown(cell: &mut Cell, hook: *mut c_void) {
-    let env = cell.env;
-    if !cell.poll.is_null() {
-        let poll = std::mem::replace(&mut cell.poll, null_mut());
-        // SAFETY: `poll` is an initialised uv_poll_t of this loop; its first field
-        // is `void *data`, which the close callback reads (the hook to remove).
-        unsafe {
-            uv_poll_stop(poll);
-            *poll.cast::<*mut c_void>() = hook;
-            uv_close(poll, on_poll_closed);
-        }
-    } else if !hook.is_null() {
-        // SAFETY: `hook` is the handle given to our async cleanup hook.
-        unsafe { napi_remove_async_cleanup_hook(hook) };
-    }
-    // After the poll handle: libuv has removed the descriptor from its own set.
-    cell.engine = None;
-    // SAFETY: each of these was created in `env` and is released exactly once
-    // (set to null after).
-    unsafe {
-        if !cell.cleanup.is_null() && hook.is_null() {
-            napi_remove_async_cleanup_hook(cell.cleanup);
-        }
-        cell.cleanup = null_mut();
-        if !cell.callback.is_null() {
-            n::napi_delete_reference(env, cell.callback);
-            cell.callback = null_mut();
-        }
-        if !cell.wrapper.is_null() {
-            n::napi_delete_reference(env, cell.wrapper);
-            cell.wrapper = null_mut();
-        }
-        if !cell.async_ctx.is_null() {
-            n::napi_async_destroy(env, cell.async_ctx);
-            cell.async_ctx = null_mut();
-        }
-    }
-}
-
-unsafe extern "C" fn on_poll_closed(handle: *mut c_void) {
-    // SAFETY: `handle` is the memory allocated in `create` as a boxed
-    // `[u64; poll_words()]`; libuv is done with it once this callback runs.
-    unsafe {
-        let hook = *handle.cast::<*mut c_void>();
-        drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(
-            handle.cast::<u64>(),
-            poll_words(),
-        )));
-        if !hook.is_null() {
-            napi_remove_async_cleanup_hook(hook);
-        }
-    }
-}
-
-unsafe extern "C" fn on_env_cleanup(hook: *mut c_void, arg: *mut c_void) {
-    // SAFETY: `arg` is the cell registered with this hook; the hook is removed
-    // before the cell is freed (teardown runs first in the finalizer).
-    let cell = unsafe { &mut *arg.cast::<Cell>() };
-    cell.cleanup = null_mut();
-    // SAFETY: on the environment's thread, during its teardown.
-    let _ = catch_unwind(AssertUnwindSafe(|| unsafe { teardown(cell, hook) }));
-}
-
-unsafe extern "C" fn finalize(env: Env, data: *mut c_void, _hint: *mut c_void) {
-    // SAFETY: `data` is the Box<Cell> leaked in `create`, finalized once.
-    let mut cell = unsafe { Box::from_raw(data.cast::<Cell>()) };
-    cell.env = env;
-    // SAFETY: on the environment's thread.
-    let _ = catch_unwind(AssertUnwindSafe(|| unsafe {
-        teardown(&mut cell, null_mut())
-    }));
-}
-
-unsafe extern "C" fn on_poll(handle: *mut c_void, _status: c_int, _events: c_int) {
-    // SAFETY: the handle's data is the cell while the handle is polling
-    // (teardown stops polling before anything else).
-    let cell = unsafe { *handle.cast::<*mut Cell>() };
-    if cell.is_null() {
-        return;
-    }
-    // SAFETY: see above; no other reference to the cell is live in this callback.
-    let _ = catch_unwind(AssertUnwindSafe(|| unsafe { poll_and_deliver(cell) }));
-    // JavaScript has had the batch: watch the connections it left open. It
-    // may have closed the transport (teardown then put something else in the
-    // handle's data, and the cell may be gone): only the same cell, still
-    // in the handle, is used. The handle itself is freed by its close
-    // callback, which never runs inside this one.
-    // SAFETY: `handle` is valid for this callback (above).
-    if unsafe { *handle.cast::<*mut Cell>() } != cell {
-        return;
-    }
-    let _ = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: the handle still holds the cell, so teardown has not run
-        // (and finalize runs teardown first): it is live, and no other
-        // reference to it is.
-        let cell = unsafe { &mut *cell };
-        if let Some(engine) = cell.engine.as_mut() {
-            engine.register_deferred();
-            kick_if_needed(engine);
-        }
-    }));
-}
-
-/// One wake-up: let the engine handle what epoll reports, then hand the
-/// batch to JavaScript in one call.
-///
-/// # Safety
-/// `cell` is a live cell; called from its loop's poll callback.
-unsafe fn poll_and_deliver(cell: *mut Cell) {
-    let (env, callback, async_ctx) = {
-        // SAFETY: the caller guarantees the cell is live; this borrow ends before JS runs.
-        let cell = unsafe { &mut *cell };
-        let Some(engine) = cell.engine.as_mut() else {
-            return;
-        };
-        engine.poll();
-        if engine.batch().is_empty() {
-            return;
-        }
-        (cell.env, cell.callback, cell.async_ctx)
-    };
-    let mut scope = null_mut();
-    // SAFETY: on the JS thread with Node's context entered (a loop callback).
-    if unsafe { n::napi_open_handle_scope(env, &mut scope) } != n::Status::napi_ok {
-        return;
-    }
-    let mut argv = [null_mut(); 2];
-    let ok = {
-        // SAFETY: the cell is live (as above), and no JS has run since the last borrow.
-        let cell = unsafe { &mut *cell };
-        match cell.engine.as_mut() {
-            // SAFETY: `env` is the cell's env, on its thread.
-            Some(engine) => unsafe { batch_values(env, engine, &mut argv) },
-            None => false,
-        }
-    };
-    if ok {
-        let (mut func, mut recv, mut result) = (null_mut(), null_mut(), null_mut());
-        // SAFETY: the reference and the values belong to `env`; argv holds 2 values.
-        // No Rust reference to the cell is live while JavaScript runs (it may
-        // close the transport).
-        unsafe {
-            n::napi_get_reference_value(env, callback, &mut func);
-            n::napi_get_global(env, &mut recv);
-            let status =
-                n::napi_make_callback(env, async_ctx, recv, func, 2, argv.as_ptr(), &mut result);
-            if status != n::Status::napi_ok {
-                let mut pending = false;
-                n::napi_is_exception_pending(env, &mut pending);
-                if pending {
-                    let mut err = null_mut();
-                    n::napi_get_and_clear_last_exception(env, &mut err);
-                    n::napi_fatal_exception(env, err);
-                }
-            }
-        }
-    }
-    // SAFETY: closes the scope opened above.
-    unsafe { n::napi_close_handle_scope(env, scope) };
-}
-
-/// Copies the engine's batch into a Buffer and a Uint32Array and clears it.
-///
-/// # Safety
-/// On `env`'s thread inside a handle scope.
-unsafe fn batch_values(env: Env, engine: &mut Engine, argv: &mut [Value; 2]) -> bool {
-    let batch = engine.batch();
-    let mut data = null_mut();
-    // SAFETY: copies `bytes.len()` bytes from a valid slice.
-    let s1 = unsafe {
-        n::napi_create_buffer_copy(
-            env,
-            batch.bytes.len(),
-            batch.bytes.as_ptr().cast(),
-            &mut data,
-            &mut argv[0],
-        )
-    };
-    let words = batch.recs.len();
-    let (mut ab, mut ab_data) = (null_mut(), null_mut());
-    // SAFETY: creates an ArrayBuffer of `words * 4` bytes; `ab_data` is its memory.
-    let s2 = unsafe { n::napi_create_arraybuffer(env, words * 4, &mut ab_data, &mut ab) };
-    if s1 != n::Status::napi_ok || s2 != n::Status::napi_ok || (words > 0 && ab_data.is_null()) {
-        return false;
-    }
-    // SAFETY: `ab_data` is fresh, 8-aligned memory of `words * 4` bytes that
-    // nothing else references yet; the source is a valid `[u32]` of `words`.
-    unsafe {
-        std::ptr::copy_nonoverlapping(batch.recs.as_ptr(), ab_data.cast::<u32>(), words);
-    }
-    // SAFETY: `ab` is the ArrayBuffer just created, `words` elements long.
-    let s3 = unsafe {
-        n::napi_create_typedarray(
-            env,
-            n::TypedarrayType::uint32_array,
-            words,
-            ab,
-            0,
-            &mut argv[1],
-        )
-    };
-    batch.clear();
-    s3 == n::Status::napi_ok
-}
+/// The message of the Error a panic in a transport callback throws.
+const PANICKED: &CStr = c"scgi native transport panicked";
 
 // ---------------------------------------------------------------------------
-// Argument helpers for the raw callbacks.
-
-unsafe fn throw(env: Env, msg: &CStr) -> Value {
-    // SAFETY: `msg` is NUL-terminated; env is the callback's.
-    unsafe { n::napi_throw_type_error(env, c"ERR_INVALID_ARG_TYPE".as_ptr(), msg.as_ptr()) };
-    null_mut()
-}
+// An OS error thrown to JavaScript (the generic argument helpers are in
+// `crate::js`).
 
 unsafe fn throw_os(env: Env, err: &std::io::Error, what: &str) -> Value {
     let errno = err.raw_os_error().unwrap_or(0);
@@ -325,89 +71,6 @@ unsafe fn throw_os(env: Env, err: &std::io::Error, what: &str) -> Value {
     null_mut()
 }
 
-unsafe fn cell_of<'a>(env: Env, v: Value) -> Option<&'a mut Cell> {
-    let mut p = null_mut();
-    // SAFETY: napi_unwrap checks that `v` wraps a pointer; only `create` wraps
-    // objects in this module, always with a Box<Cell>.
-    if unsafe { n::napi_unwrap(env, v, &mut p) } != n::Status::napi_ok || p.is_null() {
-        return None;
-    }
-    // SAFETY: see above; the cell lives until the wrapper is finalized, which
-    // cannot happen while the wrapper is an argument of this call.
-    Some(unsafe { &mut *p.cast::<Cell>() })
-}
-
-unsafe fn engine_of<'a>(env: Env, v: Value) -> Option<&'a mut Engine> {
-    // SAFETY: forwarded.
-    unsafe { cell_of(env, v) }?.engine.as_deref_mut()
-}
-
-unsafe fn num(env: Env, v: Value) -> Option<f64> {
-    let mut d = 0.0;
-    // SAFETY: `d` is a valid out-pointer.
-    (unsafe { n::napi_get_value_double(env, v, &mut d) } == n::Status::napi_ok).then_some(d)
-}
-
-unsafe fn int(env: Env, v: Value) -> Option<i64> {
-    let mut d = 0i64;
-    // SAFETY: `d` is a valid out-pointer.
-    (unsafe { n::napi_get_value_int64(env, v, &mut d) } == n::Status::napi_ok).then_some(d)
-}
-
-/// The bytes of a Uint8Array/Buffer argument, borrowed for the current call
-/// (None for anything else, a view of a `SharedArrayBuffer` included).
-unsafe fn bytes<'a>(env: Env, v: Value) -> Option<&'a [u8]> {
-    // SAFETY: `env` and `v` are the running callback's (every caller's).
-    let Typed::Ok(data, len) = (unsafe { typed_array(env, v, n::TypedarrayType::uint8_array) })
-    else {
-        return None;
-    };
-    if len == 0 {
-        return Some(&[]);
-    }
-    // SAFETY: the array is an argument of this synchronous call over a
-    // non-shared buffer, so its memory stays alive and unchanged while the
-    // slice is used (no JS runs, no other thread can write it).
-    Some(unsafe { std::slice::from_raw_parts(data, len) })
-}
-
-/// A string argument as UTF-8 bytes.
-unsafe fn string(env: Env, v: Value) -> Option<Vec<u8>> {
-    let mut len = 0usize;
-    // SAFETY: a null buffer asks for the length.
-    if unsafe { n::napi_get_value_string_utf8(env, v, null_mut(), 0, &mut len) }
-        != n::Status::napi_ok
-    {
-        return None;
-    }
-    let mut buf = vec![0u8; len + 1];
-    // SAFETY: `buf` has room for `len` bytes and the NUL.
-    unsafe { n::napi_get_value_string_utf8(env, v, buf.as_mut_ptr().cast(), len + 1, &mut len) };
-    buf.truncate(len);
-    Some(buf)
-}
-
-unsafe fn ret_u32(env: Env, v: u32) -> Value {
-    let mut r = null_mut();
-    // SAFETY: `r` is a valid out-pointer.
-    unsafe { n::napi_create_uint32(env, v, &mut r) };
-    r
-}
-
-/// Runs a callback body, turning a panic into a thrown Error.
-unsafe fn guarded(env: Env, f: impl FnOnce() -> Value) -> Value {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(v) => v,
-        Err(_) => {
-            // SAFETY: env is the callback's.
-            unsafe {
-                n::napi_throw_error(env, null_mut(), c"scgi native transport panicked".as_ptr())
-            };
-            null_mut()
-        }
-    }
-}
-
 // ---------------------------------------------------------------------------
 // The exported functions.
 
@@ -417,23 +80,23 @@ unsafe extern "C" fn create_cb(env: Env, info: n::napi_callback_info) -> Value {
         c"transportCreate(options: Float64Array, onBatch: Function, resp503: Uint8Array)";
     // SAFETY: every call below uses this callback's env and its arguments.
     unsafe {
-        guarded(env, || {
+        guarded(env, PANICKED, || {
             let Some([opts, cb, r503]) = args::<3>(env, info) else {
-                return throw(env, USAGE);
+                return throw(env, false, USAGE);
             };
             let o = match typed_array(env, opts, n::TypedarrayType::float64_array) {
                 Typed::Ok(data, len) if len == CONFIG_FIELDS.len() => {
                     std::slice::from_raw_parts(data.cast::<f64>(), len).to_vec()
                 }
-                _ => return throw(env, USAGE),
+                _ => return throw(env, false, USAGE),
             };
             let Some(r503) = bytes(env, r503) else {
-                return throw(env, USAGE);
+                return throw(env, false, USAGE);
             };
             let mut vt = 0;
             n::napi_typeof(env, cb, &mut vt);
             if vt != n::ValueType::napi_function {
-                return throw(env, USAGE);
+                return throw(env, false, USAGE);
             }
             let clamp = |v: f64| {
                 if v.is_finite() && v > 0.0 {
@@ -527,14 +190,14 @@ unsafe extern "C" fn create_cb(env: Env, info: n::napi_callback_info) -> Value {
 unsafe extern "C" fn listen_unix_cb(env: Env, info: n::napi_callback_info) -> Value {
     // SAFETY: as in create_cb.
     unsafe {
-        guarded(env, || {
+        guarded(env, PANICKED, || {
             let Some([t, path, backlog]) = args::<3>(env, info) else {
-                return throw(env, c"transportListenUnix(t, path, backlog)");
+                return throw(env, false, c"transportListenUnix(t, path, backlog)");
             };
             let (Some(engine), Some(path), Some(backlog)) =
                 (engine_of(env, t), string(env, path), num(env, backlog))
             else {
-                return throw(env, c"transportListenUnix(t, path, backlog)");
+                return throw(env, false, c"transportListenUnix(t, path, backlog)");
             };
             match sys::listen_unix(&path, backlog as i32).and_then(|l| engine.listen(l)) {
                 Ok(_) => ret_u32(env, 0),
@@ -549,9 +212,9 @@ unsafe extern "C" fn listen_tcp_cb(env: Env, info: n::napi_callback_info) -> Val
     const USAGE: &CStr = c"transportListenTcp(t, ip, port, backlog)";
     // SAFETY: as in create_cb.
     unsafe {
-        guarded(env, || {
+        guarded(env, PANICKED, || {
             let Some([t, ip, port, backlog]) = args::<4>(env, info) else {
-                return throw(env, USAGE);
+                return throw(env, false, USAGE);
             };
             let (Some(engine), Some(ip), Some(port), Some(backlog)) = (
                 engine_of(env, t),
@@ -559,13 +222,13 @@ unsafe extern "C" fn listen_tcp_cb(env: Env, info: n::napi_callback_info) -> Val
                 num(env, port),
                 num(env, backlog),
             ) else {
-                return throw(env, USAGE);
+                return throw(env, false, USAGE);
             };
             let Some(ip) = std::str::from_utf8(&ip)
                 .ok()
                 .and_then(|s| s.parse::<std::net::IpAddr>().ok())
             else {
-                return throw(env, USAGE);
+                return throw(env, false, USAGE);
             };
             match sys::listen_tcp(ip, port as u16, backlog as i32).and_then(|l| engine.listen(l)) {
                 Ok(p) => ret_u32(env, u32::from(p)),
@@ -580,12 +243,12 @@ unsafe extern "C" fn listen_tcp_cb(env: Env, info: n::napi_callback_info) -> Val
 unsafe extern "C" fn adopt_cb(env: Env, info: n::napi_callback_info) -> Value {
     // SAFETY: as in create_cb.
     unsafe {
-        guarded(env, || {
+        guarded(env, PANICKED, || {
             let Some([t, fd]) = args::<2>(env, info) else {
-                return throw(env, c"transportAdopt(t, fd)");
+                return throw(env, false, c"transportAdopt(t, fd)");
             };
             let (Some(engine), Some(fd)) = (engine_of(env, t), num(env, fd)) else {
-                return throw(env, c"transportAdopt(t, fd)");
+                return throw(env, false, c"transportAdopt(t, fd)");
             };
             match sys::adopt(fd as i32).and_then(|l| engine.listen(l)) {
                 Ok(p) => ret_u32(env, u32::from(p)),
@@ -604,14 +267,14 @@ unsafe extern "C" fn listen_socket_cb(env: Env, info: n::napi_callback_info) -> 
     const USAGE: &CStr = c"transportListenSocket(address, port, backlog)";
     // SAFETY: as in create_cb.
     unsafe {
-        guarded(env, || {
+        guarded(env, PANICKED, || {
             let Some([address, port, backlog]) = args::<3>(env, info) else {
-                return throw(env, USAGE);
+                return throw(env, false, USAGE);
             };
             let (Some(address), Some(port), Some(backlog)) =
                 (string(env, address), num(env, port), num(env, backlog))
             else {
-                return throw(env, USAGE);
+                return throw(env, false, USAGE);
             };
             let listener = if port < 0.0 {
                 sys::listen_unix(&address, backlog as i32)
@@ -620,7 +283,7 @@ unsafe extern "C" fn listen_socket_cb(env: Env, info: n::napi_callback_info) -> 
                     .ok()
                     .and_then(|s| s.parse::<std::net::IpAddr>().ok())
                 else {
-                    return throw(env, USAGE);
+                    return throw(env, false, USAGE);
                 };
                 sys::listen_tcp(ip, port as u16, backlog as i32)
             };
@@ -641,9 +304,9 @@ unsafe extern "C" fn listen_socket_cb(env: Env, info: n::napi_callback_info) -> 
 }
 
 /// After a call that may have queued events or reads: wake the poller.
-fn kick_if_needed(engine: &mut Engine) {
-    if engine.take_kick() {
-        engine.kick();
+fn wake_if_wanted(engine: &mut Engine) {
+    if engine.take_wake_wanted() {
+        engine.wake();
     }
 }
 
@@ -651,14 +314,14 @@ fn kick_if_needed(engine: &mut Engine) {
 unsafe extern "C" fn respond_cb(env: Env, info: n::napi_callback_info) -> Value {
     // SAFETY: as in create_cb.
     unsafe {
-        guarded(env, || {
+        guarded(env, PANICKED, || {
             let Some([t, id, data, close]) = args::<4>(env, info) else {
-                return throw(env, c"transportRespond(t, id, data, close)");
+                return throw(env, false, c"transportRespond(t, id, data, close)");
             };
             let (Some(cell), Some(id), Some(close)) =
                 (cell_of(env, t), int(env, id), int(env, close))
             else {
-                return throw(env, c"transportRespond(t, id, data, close)");
+                return throw(env, false, c"transportRespond(t, id, data, close)");
             };
             let close = close != 0;
             // A closed transport knows no connection: every id is stale.
@@ -672,10 +335,11 @@ unsafe extern "C" fn respond_cb(env: Env, info: n::napi_callback_info) -> Value 
             } else {
                 return throw(
                     env,
+                    false,
                     c"transportRespond(t, id, data: Uint8Array | string, close)",
                 );
             };
-            kick_if_needed(engine);
+            wake_if_wanted(engine);
             ret_u32(env, r)
         })
     }
@@ -685,12 +349,12 @@ unsafe extern "C" fn respond_cb(env: Env, info: n::napi_callback_info) -> Value 
 unsafe extern "C" fn write_cb(env: Env, info: n::napi_callback_info) -> Value {
     // SAFETY: as in create_cb.
     unsafe {
-        guarded(env, || {
+        guarded(env, PANICKED, || {
             let Some([t, id, data]) = args::<3>(env, info) else {
-                return throw(env, c"transportWrite(t, id, data)");
+                return throw(env, false, c"transportWrite(t, id, data)");
             };
             let (Some(cell), Some(id)) = (cell_of(env, t), int(env, id)) else {
-                return throw(env, c"transportWrite(t, id, data)");
+                return throw(env, false, c"transportWrite(t, id, data)");
             };
             // A closed transport knows no connection: every id is stale.
             let Some(engine) = cell.engine.as_deref_mut() else {
@@ -701,9 +365,13 @@ unsafe extern "C" fn write_cb(env: Env, info: n::napi_callback_info) -> Value {
             } else if let Some(s) = string(env, data) {
                 engine.write(id, &s)
             } else {
-                return throw(env, c"transportWrite(t, id, data: Uint8Array | string)");
+                return throw(
+                    env,
+                    false,
+                    c"transportWrite(t, id, data: Uint8Array | string)",
+                );
             };
-            kick_if_needed(engine);
+            wake_if_wanted(engine);
             ret_u32(env, r)
         })
     }
@@ -714,9 +382,9 @@ unsafe extern "C" fn write_cb(env: Env, info: n::napi_callback_info) -> Value {
 unsafe extern "C" fn control_cb(env: Env, info: n::napi_callback_info) -> Value {
     // SAFETY: as in create_cb.
     unsafe {
-        guarded(env, || {
+        guarded(env, PANICKED, || {
             let Some([t, id, op]) = args::<3>(env, info) else {
-                return throw(env, c"transportControl(t, id, op)");
+                return throw(env, false, c"transportControl(t, id, op)");
             };
             let (Some(engine), Some(id), Some(op)) =
                 (engine_of(env, t), int(env, id), num(env, op))
@@ -728,9 +396,9 @@ unsafe extern "C" fn control_cb(env: Env, info: n::napi_callback_info) -> Value 
                 OP_RESUME => engine.set_reading(id, true),
                 OP_RESET => engine.close_conn(id, true),
                 OP_DESTROY => engine.close_conn(id, false),
-                _ => return throw(env, c"transportControl: op is 0..3"),
+                _ => return throw(env, false, c"transportControl: op is 0..3"),
             };
-            kick_if_needed(engine);
+            wake_if_wanted(engine);
             ret_u32(env, r)
         })
     }
@@ -742,12 +410,12 @@ unsafe extern "C" fn control_cb(env: Env, info: n::napi_callback_info) -> Value 
 unsafe extern "C" fn peer_cb(env: Env, info: n::napi_callback_info) -> Value {
     // SAFETY: as in create_cb.
     unsafe {
-        guarded(env, || {
+        guarded(env, PANICKED, || {
             let Some([t, id]) = args::<2>(env, info) else {
-                return throw(env, c"transportPeer(t, id)");
+                return throw(env, false, c"transportPeer(t, id)");
             };
             let (Some(cell), Some(id)) = (cell_of(env, t), int(env, id)) else {
-                return throw(env, c"transportPeer(t, id)");
+                return throw(env, false, c"transportPeer(t, id)");
             };
             let mut ret = null_mut();
             let Some(addr) = cell.engine.as_deref().and_then(|e| e.peer(id)) else {
@@ -772,12 +440,12 @@ unsafe extern "C" fn peer_cb(env: Env, info: n::napi_callback_info) -> Value {
 unsafe extern "C" fn pending_cb(env: Env, info: n::napi_callback_info) -> Value {
     // SAFETY: as in create_cb.
     unsafe {
-        guarded(env, || {
+        guarded(env, PANICKED, || {
             let Some([fd]) = args::<1>(env, info) else {
-                return throw(env, c"transportPending(fd)");
+                return throw(env, false, c"transportPending(fd)");
             };
             let Some(fd) = num(env, fd).filter(|&f| f >= 0.0 && f <= f64::from(i32::MAX)) else {
-                return throw(env, c"transportPending(fd)");
+                return throw(env, false, c"transportPending(fd)");
             };
             let mut ret = null_mut();
             n::napi_get_boolean(env, sys::readable_now(fd as i32), &mut ret);
@@ -793,12 +461,12 @@ unsafe extern "C" fn pending_cb(env: Env, info: n::napi_callback_info) -> Value 
 unsafe extern "C" fn server_cb(env: Env, info: n::napi_callback_info) -> Value {
     // SAFETY: as in create_cb.
     unsafe {
-        guarded(env, || {
+        guarded(env, PANICKED, || {
             let Some([t, op]) = args::<2>(env, info) else {
-                return throw(env, c"transportServer(t, op)");
+                return throw(env, false, c"transportServer(t, op)");
             };
             let (Some(cell), Some(op)) = (cell_of(env, t), num(env, op)) else {
-                return throw(env, c"transportServer(t, op)");
+                return throw(env, false, c"transportServer(t, op)");
             };
             let op = op as u32;
             if op == SERVER_OP_CLOSE {
@@ -824,9 +492,9 @@ unsafe extern "C" fn server_cb(env: Env, info: n::napi_callback_info) -> Value {
                     uv_unref(poll);
                     0
                 }
-                _ => return throw(env, c"transportServer: op is 0..5"),
+                _ => return throw(env, false, c"transportServer: op is 0..5"),
             };
-            kick_if_needed(engine);
+            wake_if_wanted(engine);
             ret_u32(env, r)
         })
     }
@@ -841,7 +509,7 @@ unsafe extern "C" fn constants_cb(env: Env, _info: n::napi_callback_info) -> Val
     // SAFETY: as in create_cb; every name is a NUL-free ASCII identifier, given
     // with its length; the out-pointers are valid locals.
     unsafe {
-        guarded(env, || {
+        guarded(env, PANICKED, || {
             let mut obj = null_mut();
             n::napi_create_object(env, &mut obj);
             let set = |name: &str, v: Value| {
@@ -872,7 +540,7 @@ unsafe extern "C" fn constants_cb(env: Env, _info: n::napi_callback_info) -> Val
 
 /// Registers the transport functions on `exports` (Linux only; see lib.rs).
 pub fn register(env: Env, exports: Value) -> Result<(), String> {
-    let callbacks: [(&str, crate::parse::Callback); 12] = [
+    let callbacks: [(&str, crate::js::Callback); 12] = [
         ("transportCreate", create_cb),
         ("transportListenUnix", listen_unix_cb),
         ("transportListenTcp", listen_tcp_cb),
@@ -886,5 +554,5 @@ pub fn register(env: Env, exports: Value) -> Result<(), String> {
         ("transportPending", pending_cb),
         ("transportConstants", constants_cb),
     ];
-    crate::parse::register(env, exports, &callbacks)
+    crate::js::register(env, exports, &callbacks)
 }

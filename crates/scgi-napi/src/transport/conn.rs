@@ -43,6 +43,19 @@ fn interrupted(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EINTR))
 }
 
+/// What one read of a connection's socket gave ([`Conn::read_some`]).
+enum ReadOutcome {
+    /// `n` > 0 bytes, at the start of the buffer given.
+    Data(usize),
+    /// The socket's queue is empty (`EAGAIN`): `readable` is cleared, a new
+    /// edge comes with more bytes.
+    WouldBlock,
+    /// End of stream (the read returned 0).
+    Eof,
+    /// Any other error (`EINTR` is retried, never returned).
+    Error,
+}
+
 /// Where a connection is (`Phase` of `src/connection/lifecycle.ts`, less `CLOSED`:
 /// a closed connection is no longer in the slab).
 #[derive(Copy, Clone, PartialEq, Eq, Debug)]
@@ -95,7 +108,7 @@ pub(super) struct Shared {
     /// Connections whose body reads resume at the next wake-up.
     pub(super) pending: Vec<Id>,
     /// A sync call queued events that need a wake-up to be delivered.
-    pub(super) kick_wanted: bool,
+    pub(super) wake_wanted: bool,
 }
 
 /// One connection.
@@ -231,17 +244,32 @@ impl Conn {
         Act::Keep
     }
 
+    /// One read of the socket into `buf`, retrying `EINTR`; clears
+    /// `readable` on `EAGAIN`. The one read of the three read loops
+    /// (`read_request`, `read_body`, `discard`), which differ only in what
+    /// each outcome means for their phase.
+    fn read_some(&mut self, buf: &mut [u8]) -> ReadOutcome {
+        loop {
+            match sys::read(&self.fd, buf) {
+                Err(e) if would_block(&e) => {
+                    self.readable = false;
+                    return ReadOutcome::WouldBlock;
+                }
+                Err(e) if interrupted(&e) => {}
+                Err(_) => return ReadOutcome::Error,
+                Ok(0) => return ReadOutcome::Eof,
+                Ok(n) => return ReadOutcome::Data(n),
+            }
+        }
+    }
+
     fn read_request(&mut self, sh: &mut Shared, id: Id) -> Act {
         let chunk = READ_CHUNK;
         loop {
-            match sys::read(&self.fd, &mut sh.scratch[..]) {
-                Err(e) if would_block(&e) => {
-                    self.readable = false;
-                    return Act::Keep;
-                }
-                Err(e) if interrupted(&e) => continue,
-                Err(_) | Ok(0) => return self.eof_before_dispatch(sh, id),
-                Ok(n) => {
+            match self.read_some(&mut sh.scratch[..]) {
+                ReadOutcome::WouldBlock => return Act::Keep,
+                ReadOutcome::Error | ReadOutcome::Eof => return self.eof_before_dispatch(sh, id),
+                ReadOutcome::Data(n) => {
                     self.got_bytes = true;
                     self.buf.extend_from_slice(&sh.scratch[..n]);
                     if n < chunk && !self.rdhup {
@@ -324,19 +352,15 @@ impl Conn {
         let mut budget = STREAM_BUDGET;
         while self.body_left > 0 && self.want_read {
             let chunk = (self.body_left.min(READ_CHUNK as u64)) as usize;
-            match sys::read(&self.fd, &mut sh.scratch[..chunk]) {
-                Err(e) if would_block(&e) => {
-                    self.readable = false;
-                    return Act::Keep;
-                }
-                Err(e) if interrupted(&e) => continue,
-                Err(_) | Ok(0) => {
+            match self.read_some(&mut sh.scratch[..chunk]) {
+                ReadOutcome::WouldBlock => return Act::Keep,
+                ReadOutcome::Error | ReadOutcome::Eof => {
                     return Act::Close {
                         reason: Some(CLOSE_BODY_TRUNCATED),
                         reset: true,
                     }
                 }
-                Ok(n) => {
+                ReadOutcome::Data(n) => {
                     self.body_left -= n as u64;
                     sh.batch.data(id, &sh.scratch[..n], self.body_left == 0);
                     if n < chunk && !self.rdhup {
@@ -346,7 +370,7 @@ impl Conn {
                     budget = budget.saturating_sub(n);
                     if budget == 0 {
                         sh.pending.push(id);
-                        sh.kick_wanted = true;
+                        sh.wake_wanted = true;
                         return Act::Keep;
                     }
                 }
@@ -357,14 +381,10 @@ impl Conn {
 
     fn discard(&mut self, sh: &mut Shared) -> Act {
         loop {
-            match sys::read(&self.fd, &mut sh.scratch[..]) {
-                Err(e) if would_block(&e) => {
-                    self.readable = false;
-                    return Act::Keep;
-                }
-                Err(e) if interrupted(&e) => continue,
-                Err(_) => return Act::closed(CLOSE_DONE),
-                Ok(0) => {
+            match self.read_some(&mut sh.scratch[..]) {
+                ReadOutcome::WouldBlock => return Act::Keep,
+                ReadOutcome::Error => return Act::closed(CLOSE_DONE),
+                ReadOutcome::Eof => {
                     if self.out_pos < self.out.len() {
                         // The front half-closed but may still read the rest of the response.
                         self.readable = false;
@@ -372,7 +392,7 @@ impl Conn {
                     }
                     return Act::closed(CLOSE_DONE);
                 }
-                Ok(n) => {
+                ReadOutcome::Data(n) => {
                     self.discarded += n as u64;
                     if self.discarded > sh.cfg.max_drain_size {
                         return Act::closed(CLOSE_DONE);

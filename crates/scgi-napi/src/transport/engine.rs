@@ -27,7 +27,7 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 
 const TOKEN_LISTEN: u64 = u64::MAX;
-const TOKEN_KICK: u64 = u64::MAX - 1;
+const TOKEN_WAKER: u64 = u64::MAX - 1;
 const TOKEN_TIMER: u64 = u64::MAX - 2;
 
 /// Limits and timeouts, already validated by the caller (`src/server/serve.ts`).
@@ -68,7 +68,8 @@ pub struct Engine {
     accept_resume_at: u64,
     timer: OwnedFd,
     timer_armed: bool,
-    kick: OwnedFd,
+    /// The eventfd that wakes the poller ([`Engine::wake`]), token `TOKEN_WAKER`.
+    waker: OwnedFd,
     conns: Slab<Conn>,
     open: usize,
     events: Vec<libc::epoll_event>,
@@ -76,7 +77,7 @@ pub struct Engine {
     /// (`add_conn`): registered by `register_deferred` once JavaScript has
     /// had the batch, unless its response closed them first.
     deferred: Vec<Id>,
-    sh: Shared,
+    shared: Shared,
     /// How far `advance_clock` moved the clock forward, ms.
     #[cfg(any(test, feature = "testing"))]
     skew: u64,
@@ -87,7 +88,7 @@ impl Engine {
     pub fn new(cfg: Config) -> io::Result<Engine> {
         let epfd = sys::epoll_create()?;
         let timer = sys::timerfd()?;
-        let kick = sys::eventfd()?;
+        let waker = sys::eventfd()?;
         sys::epoll_ctl(
             &epfd,
             libc::EPOLL_CTL_ADD,
@@ -98,9 +99,9 @@ impl Engine {
         sys::epoll_ctl(
             &epfd,
             libc::EPOLL_CTL_ADD,
-            kick.as_raw_fd(),
+            waker.as_raw_fd(),
             libc::EPOLLIN as u32,
-            TOKEN_KICK,
+            TOKEN_WAKER,
         )?;
         let max_headers = cfg.max_headers;
         Ok(Engine {
@@ -110,19 +111,19 @@ impl Engine {
             accept_resume_at: 0,
             timer,
             timer_armed: false,
-            kick,
+            waker,
             conns: Slab::new(),
             open: 0,
             events: vec![libc::epoll_event { events: 0, u64: 0 }; 256],
             deferred: Vec::new(),
-            sh: Shared {
+            shared: Shared {
                 cfg,
                 batch: Batch::new(),
                 out: vec![0; scgi_parser::out_size(max_headers)],
                 scratch: vec![0; READ_CHUNK],
                 now: sys::now_ms(),
                 pending: Vec::new(),
-                kick_wanted: false,
+                wake_wanted: false,
             },
             #[cfg(any(test, feature = "testing"))]
             skew: 0,
@@ -143,7 +144,7 @@ impl Engine {
     #[cfg(any(test, feature = "testing"))]
     pub fn advance_clock(&mut self, ms: u64) {
         self.skew = self.skew.saturating_add(ms);
-        self.sh.now = self.clock();
+        self.shared.now = self.clock();
         self.sweep();
     }
 
@@ -171,22 +172,22 @@ impl Engine {
 
     /// The events gathered so far.
     pub fn batch(&mut self) -> &mut Batch {
-        &mut self.sh.batch
+        &mut self.shared.batch
     }
 
     /// Whether a sync call queued events that need a wake-up to be delivered.
-    pub fn take_kick(&mut self) -> bool {
-        std::mem::take(&mut self.sh.kick_wanted)
+    pub fn take_wake_wanted(&mut self) -> bool {
+        std::mem::take(&mut self.shared.wake_wanted)
     }
 
     /// Wakes the poller (events queued outside a wake-up, or reads to resume).
-    pub fn kick(&self) {
-        sys::eventfd_kick(&self.kick);
+    pub fn wake(&self) {
+        sys::eventfd_wake(&self.waker);
     }
 
     fn arm_timer(&mut self) {
         if !self.timer_armed {
-            sys::timerfd_set(&self.timer, self.sh.cfg.sweep_ms.max(1));
+            sys::timerfd_set(&self.timer, self.shared.cfg.sweep_ms.max(1));
             self.timer_armed = true;
         }
     }
@@ -194,7 +195,7 @@ impl Engine {
     /// Handles everything epoll reports now, without blocking; fills the batch.
     pub fn poll(&mut self) {
         self.register_deferred();
-        self.sh.now = self.clock();
+        self.shared.now = self.clock();
         let mut events = std::mem::take(&mut self.events);
         for _round in 0..4 {
             let n = sys::epoll_poll(&self.epfd, &mut events);
@@ -203,7 +204,7 @@ impl Engine {
                 let (token, bits) = (ev.u64, ev.events);
                 match token {
                     TOKEN_LISTEN => accepted |= self.accept_ready(),
-                    TOKEN_KICK => sys::drain_counter(&self.kick),
+                    TOKEN_WAKER => sys::drain_counter(&self.waker),
                     TOKEN_TIMER => {
                         sys::drain_counter(&self.timer);
                         self.sweep();
@@ -221,9 +222,9 @@ impl Engine {
         self.events = events;
         // Events recorded in this wake-up go out with its batch; only reads
         // left for later (a streaming budget spent) need another wake-up.
-        self.sh.kick_wanted = false;
-        if !self.sh.pending.is_empty() {
-            self.kick();
+        self.shared.wake_wanted = false;
+        if !self.shared.pending.is_empty() {
+            self.wake();
         }
     }
 
@@ -276,8 +277,8 @@ impl Engine {
         };
         self.open -= 1;
         if let (Some(r), true) = (reason, conn.dispatched) {
-            self.sh.batch.rec(EV_CLOSE, id, &[r]);
-            self.sh.kick_wanted = true;
+            self.shared.batch.rec(EV_CLOSE, id, &[r]);
+            self.shared.wake_wanted = true;
         }
         if reset && conn.tcp {
             sys::close_with_reset(conn.fd);
@@ -304,28 +305,28 @@ impl Engine {
         if bits & libc::EPOLLOUT as u32 != 0 || hup || err {
             conn.writable = true;
         }
-        let act = conn.step(&mut self.sh, id, err);
+        let act = conn.step(&mut self.shared, id, err);
         self.apply(id, act);
     }
 
     fn run_pending(&mut self) {
-        let pending = std::mem::take(&mut self.sh.pending);
+        let pending = std::mem::take(&mut self.shared.pending);
         for &id in &pending {
             let Some(conn) = self.conns.get_mut(id) else {
                 continue;
             };
-            let act = conn.step(&mut self.sh, id, false);
+            let act = conn.step(&mut self.shared, id, false);
             self.apply(id, act);
         }
         let mut pending = pending;
         pending.clear();
-        if self.sh.pending.is_empty() {
-            self.sh.pending = pending;
+        if self.shared.pending.is_empty() {
+            self.shared.pending = pending;
         }
     }
 
     fn sweep(&mut self) {
-        let now = self.sh.now;
+        let now = self.shared.now;
         if self.open == 0 && self.accept_resume_at == 0 {
             sys::timerfd_set(&self.timer, 0);
             self.timer_armed = false;
@@ -343,7 +344,7 @@ impl Engine {
                 continue;
             }
             conn.deadline = 0;
-            let act = conn.timeout(&mut self.sh, id);
+            let act = conn.timeout(&mut self.shared, id);
             self.apply(id, act);
         }
     }
@@ -352,7 +353,7 @@ impl Engine {
     /// close (`close`: the caller knows the front sends nothing more), or
     /// half-close, drain and close (`Conn::finish`).
     pub fn respond(&mut self, js_id: i64, data: &[u8], close: bool) -> u32 {
-        self.sh.now = self.clock();
+        self.shared.now = self.clock();
         let Some(id) = Id::from_js(js_id) else {
             return R_STALE;
         };
@@ -362,7 +363,7 @@ impl Engine {
         if conn.phase != Phase::Body || conn.ending {
             return R_STALE;
         }
-        match conn.respond(&mut self.sh, data, close) {
+        match conn.respond(&mut self.shared, data, close) {
             Act::Keep if conn.out_pos < conn.out.len() => {
                 conn.notify_drain = true;
                 R_FULL
@@ -387,7 +388,7 @@ impl Engine {
         let Some(id) = Id::from_js(js_id) else {
             return R_STALE;
         };
-        let hw = self.sh.cfg.write_high_water;
+        let hw = self.shared.cfg.write_high_water;
         let Some(conn) = self.conns.get_mut(id) else {
             return R_STALE;
         };
@@ -424,8 +425,8 @@ impl Engine {
         };
         conn.want_read = on;
         if on && conn.phase == Phase::Body && conn.body_left > 0 && conn.readable {
-            self.sh.pending.push(id);
-            self.sh.kick_wanted = true;
+            self.shared.pending.push(id);
+            self.shared.wake_wanted = true;
         }
         R_OK
     }

@@ -2,7 +2,9 @@
 //! epoll, no N-API; accepting in `engine/listener.rs`), the connection state
 //! machine (`conn.rs`), the connection slab (`slab.rs`), the batch and the
 //! constants shared with JavaScript (`batch.rs`), its system calls
-//! (`sys.rs`), and its N-API binding (`binding.rs`, with the `napi` feature).
+//! (`sys.rs`), and its N-API binding (`binding.rs`, the exported functions,
+//! and `binding/cell.rs`, the per-instance state and its lifetime; with the
+//! `napi` feature).
 
 pub mod batch;
 #[cfg(feature = "napi")]

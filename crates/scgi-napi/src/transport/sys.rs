@@ -60,7 +60,7 @@ pub fn eventfd() -> io::Result<OwnedFd> {
 }
 
 /// Adds one to an eventfd (wakes its poller).
-pub fn eventfd_kick(fd: &OwnedFd) {
+pub fn eventfd_wake(fd: &OwnedFd) {
     let one: u64 = 1;
     // SAFETY: writes 8 bytes from a valid local.
     unsafe { libc::write(fd.as_raw_fd(), (&one as *const u64).cast(), 8) };

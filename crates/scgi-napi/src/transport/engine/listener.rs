@@ -71,11 +71,11 @@ impl Engine {
     /// what waits in the backlog is accepted first (until EAGAIN), as a
     /// wake-up would, so closing the socket resets none of them (the last
     /// process holding a shared socket closes it right after its own drain).
-    /// Their events go out with the next wake-up (kicked).
+    /// Their events go out with the next wake-up (a wake is wanted).
     pub fn close_listener(&mut self) {
         if self.listener.is_some() {
-            self.sh.now = self.clock();
-            let before = self.sh.batch.recs[BATCH_ACCEPTED];
+            self.shared.now = self.clock();
+            let before = self.shared.batch.recs[BATCH_ACCEPTED];
             // Bounded: each round accepts up to ACCEPT_BUDGET; a flood
             // faster than this is cut where it is.
             for _ in 0..64 {
@@ -83,8 +83,8 @@ impl Engine {
                     break;
                 }
             }
-            if self.sh.batch.recs[BATCH_ACCEPTED] != before {
-                self.sh.kick_wanted = true;
+            if self.shared.batch.recs[BATCH_ACCEPTED] != before {
+                self.shared.wake_wanted = true;
             }
         }
         self.unregister_listener();
@@ -100,7 +100,7 @@ impl Engine {
             match sys::accept(&l.fd) {
                 Ok(fd) => {
                     any = true;
-                    self.sh.batch.recs[BATCH_ACCEPTED] += 1;
+                    self.shared.batch.recs[BATCH_ACCEPTED] += 1;
                     self.add_conn(fd, tcp);
                 }
                 Err(e) if would_block(&e) => break,
@@ -113,9 +113,9 @@ impl Engine {
                     // EMFILE, ENFILE, ENOBUFS, ENOMEM: the listener stays readable,
                     // so a level-triggered wait would spin. Stop watching it until
                     // a connection closes or the backoff passes.
-                    self.sh.batch.recs[BATCH_ACCEPT_ERRORS] += 1;
+                    self.shared.batch.recs[BATCH_ACCEPT_ERRORS] += 1;
                     self.unregister_listener();
-                    self.accept_resume_at = self.sh.now + ACCEPT_BACKOFF_MS;
+                    self.accept_resume_at = self.shared.now + ACCEPT_BACKOFF_MS;
                     self.arm_timer();
                     break;
                 }
@@ -135,8 +135,8 @@ impl Engine {
     /// descriptor limit it gets the 503 response; over a unix socket its
     /// request is read at once (see below); else epoll watches it.
     fn add_conn(&mut self, fd: OwnedFd, tcp: bool) {
-        let near_fd_limit = fd.as_raw_fd() as u64 >= self.sh.cfg.fd_ceiling;
-        let overloaded = near_fd_limit || self.open >= self.sh.cfg.max_connections;
+        let near_fd_limit = fd.as_raw_fd() as u64 >= self.shared.cfg.fd_ceiling;
+        let overloaded = near_fd_limit || self.open >= self.shared.cfg.max_connections;
         let Some(id) = self.conns.reserve() else {
             return; // dropping `fd` closes it
         };
@@ -160,9 +160,9 @@ impl Engine {
             self.conns.release(id);
             return;
         }
-        let cfg = &self.sh.cfg;
+        let cfg = &self.shared.cfg;
         let deadline = if cfg.header_timeout > 0 {
-            self.sh.now + cfg.header_timeout
+            self.shared.now + cfg.header_timeout
         } else {
             0
         };
@@ -177,13 +177,13 @@ impl Engine {
             } else {
                 BATCH_OVERLOADED
             };
-            self.sh.batch.recs[slot] += 1;
-            let resp = std::mem::take(&mut self.sh.cfg.resp_503);
-            let act = conn.respond(&mut self.sh, &resp, false);
-            self.sh.cfg.resp_503 = resp;
+            self.shared.batch.recs[slot] += 1;
+            let resp = std::mem::take(&mut self.shared.cfg.resp_503);
+            let act = conn.respond(&mut self.shared, &resp, false);
+            self.shared.cfg.resp_503 = resp;
             act
         } else if optimistic {
-            conn.step(&mut self.sh, id, false)
+            conn.step(&mut self.shared, id, false)
         } else {
             Act::Keep
         };
