@@ -410,7 +410,9 @@ describeNative.each(OPTION_SETS)('differential under %s', (_name, options) => {
         for (const step of steps) {
           if (socket.destroyed) return;
           if (typeof step === 'number') await pause(step);
-          else socket.write(step);
+          // A wait starts once the kernel has the bytes before it (a large
+          // write is flushed over several turns of the loop, longer under load).
+          else await new Promise((flushed) => socket.write(step, flushed));
         }
         if (end && !socket.destroyed) socket.end();
       });
@@ -447,8 +449,8 @@ describeNative.each(OPTION_SETS)('differential under %s', (_name, options) => {
       ['stalling mid-body, then the rest', [Buffer.concat([req(reader, 40), body.subarray(0, 10)]), 300, body.subarray(10)], false],
       ['stalling mid-body, then gone (FIN)', [Buffer.concat([req(reader, 40), body.subarray(0, 10)]), 300], true],
       ['the body, then more', [Buffer.concat([req(reader, 40), body, Buffer.alloc(100, 'x')])], false],
-      // 600 ms: the slow reader takes up to ~60 ms (four waits) over 100,000 bytes, so the
-      // stall is still well past bodyTimeout once it has read them, however loaded the machine.
+      // 600 ms: the slow reader takes up to ~60 ms (four waits) over 100,000 bytes and the
+      // late one 250 ms, so the stall is still well past bodyTimeout once they have read them.
       ['a large body in pieces with a stall', [Buffer.concat([req(reader, big.length), big.subarray(0, 100_000)]), 600, big.subarray(100_000)], false],
     ];
     for (const [what, steps, end] of fronts) {
