@@ -369,17 +369,7 @@ impl Engine {
                 R_FULL
             }
             Act::Keep => R_OK,
-            Act::Close { reset, .. } => {
-                // The caller learns it from R_CLOSED: no EV_CLOSE.
-                self.apply(
-                    id,
-                    Act::Close {
-                        reason: None,
-                        reset,
-                    },
-                );
-                R_CLOSED
-            }
+            Act::Close { reset, .. } => self.closed_by_call(id, reset),
         }
     }
 
@@ -439,6 +429,12 @@ impl Engine {
         if self.conns.get_mut(id).is_none() {
             return R_STALE;
         }
+        self.closed_by_call(id, reset)
+    }
+
+    /// Closes `id` inside a call JavaScript made (respond, reset, destroy):
+    /// the caller learns it from the `R_CLOSED` returned, so no `EV_CLOSE`.
+    fn closed_by_call(&mut self, id: Id, reset: bool) -> u32 {
         self.apply(
             id,
             Act::Close {
