@@ -199,6 +199,16 @@ describe('the tarball (npm pack)', () => {
     }
   });
 
+  it("ships every file package.json's main, types, bin and exports name, and the bin is the CLI", () => {
+    const named: string[] = [pkg.main, pkg.types, ...Object.values(pkg.bin as Record<string, string>)];
+    for (const entry of Object.values(pkg.exports as Record<string, string | Record<string, string>>)) {
+      named.push(...(typeof entry === 'string' ? [entry] : Object.values(entry)));
+    }
+    for (const f of named) expect(files).toContain(f.replace(/^\.\//, ''));
+    const version = execFileSync(process.execPath, [join(root, pkg.bin.scgi), '--version'], { encoding: 'utf8' });
+    expect(version.trim()).toBe(pkg.version);
+  });
+
   it('ships every examples/ file that the README, the docs and the CLI name', () => {
     const named = new Set<string>();
     const sources = [join(root, 'README.md'), join(root, 'src', 'cli', 'main.ts'), ...readdirSync(join(root, 'docs')).map((f) => join(root, 'docs', f))];
