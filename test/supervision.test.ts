@@ -463,6 +463,33 @@ for (const transport of TRANSPORTS) {
       });
     }
 
+    it('SIGTERM when a worker has closed its channel but not exited (one on its way out): the primary stops it and exits 0', async () => {
+      const path = join(dir.path, `detach-${transport}.sock`);
+      const app = await spawnCollected({ address: path, transport, parallelism: 2 });
+      const res = await request(path, { uri: '/detach' });
+      expect(res.status).toBe(200);
+      const pid = Number(res.headers['x-pid']);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(alive(pid)).toBe(true);
+      app.child.kill('SIGTERM');
+      expect(await app.exited, app.out.stderr).toEqual({ code: 0, signal: null });
+      expect(app.out.stderr).not.toMatch(/Unhandled 'error' event|EPIPE|ERR_IPC_CHANNEL_CLOSED/);
+      for (const w of app.ready.workers!) await waitFor(() => !alive(w), 5000);
+      expect(existsSync(path)).toBe(false);
+    });
+
+    it("an IPC error on a Worker (EPIPE from node:cluster's own send to a worker that is exiting) does not end the primary; another error is reported", async () => {
+      const path = join(dir.path, `werr-${transport}.sock`);
+      const app = await spawnCollected({ address: path, transport, parallelism: 2 }, undefined, { SCGI_TEST_WORKER_ERRORS: '1' });
+      await waitFor(() => app.out.stdout.includes('"workerErrors"'), 5000);
+      expect(await ask(path, '/')).toBe(200);
+      expect(app.child.exitCode).toBe(null);
+      expect(app.out.stderr).not.toContain('write EPIPE');
+      expect(app.out.stderr).toContain('not the channel');
+      app.child.kill('SIGTERM');
+      expect(await app.exited, app.out.stderr).toEqual({ code: 0, signal: null });
+    });
+
     it('SIGHUP to a worker (a hangup of the process group) does not kill it: the primary reloads', async () => {
       const path = join(dir.path, `hupw-${transport}.sock`);
       const app = await spawnCollected({ address: path, transport, parallelism: 2 });

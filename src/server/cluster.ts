@@ -538,6 +538,13 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
     } finally {
       cluster.setupPrimary({ stdio: before });
     }
+    // A message to a worker whose channel is closing (it is on its way out:
+    // EPIPE, ERR_IPC_CHANNEL_CLOSED) fails with an 'error' on the Worker;
+    // unheard, that would end the primary with exit 1. Its 'exit' is what the
+    // primary acts on (#watch); any other error is reported.
+    worker.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE' && err.code !== 'ERR_IPC_CHANNEL_CLOSED' && err.code !== 'ECONNRESET') this.#failed(err);
+    });
     if (this.#workerTimeout > 0) {
       const pipe = worker.process.stdio?.[stdio.length - 1] as Socket | null | undefined;
       if (pipe != null) {
@@ -724,11 +731,19 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
         worker.process.kill('SIGTERM');
         return;
       }
+      // A channel already closed (the worker is exiting on its own, or closed
+      // it): SIGTERM, which a listening worker takes as a graceful stop too.
+      const stop = () => {
+        if (!worker.isDead()) worker.process.kill('SIGTERM');
+      };
+      if (!worker.isConnected()) return stop();
+      const msg: ClusterMessage = { scgi: 'shutdown' };
       try {
-        const msg: ClusterMessage = { scgi: 'shutdown' };
-        worker.send(msg);
+        worker.send(msg, undefined, (err: Error | null) => {
+          if (err) stop();
+        });
       } catch {
-        worker.process.kill('SIGTERM');
+        stop();
       }
     });
   }

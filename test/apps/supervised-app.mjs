@@ -2,7 +2,9 @@
 // Options come as JSON in SCGI_TEST_OPTIONS. Answers with its pid; /slow
 // waits ?ms= (any route: ?wait=); /spin blocks its event loop for ever in spinForever(); /chunks
 // runs ?n= synchronous chunks of ?ms= each, one per loop turn; /leak keeps
-// ?kb= KiB for the life of the process; /recycle calls server.recycle().
+// ?kb= KiB for the life of the process; /recycle calls server.recycle();
+// /detach closes the worker's IPC channel and serves on (the state of a
+// worker on its way out: channel closed, process not yet exited).
 // The primary prints one JSON line per event (workerExit, reload, error) and,
 // on SIGUSR2, its worker records.
 import cluster from 'node:cluster';
@@ -36,6 +38,11 @@ const server = await serve(async (headers, client) => {
   }
   if (uri.startsWith('/leak')) kept.push(Buffer.alloc(Number(q.get('kb') ?? 1024) * 1024, 1));
   if (uri.startsWith('/recycle')) server.recycle();
+  if (uri.startsWith('/detach')) {
+    // node:cluster's worker exits at once when its channel closes: not this one
+    process.removeAllListeners('disconnect');
+    process.disconnect();
+  }
   client.writeHead(200, { 'X-Pid': String(process.pid) });
   client.end(`pid ${process.pid}\n`);
 }, options);
@@ -45,4 +52,11 @@ if (cluster.isPrimary) {
   server.on('reload', () => log({ reloaded: server.workers }));
   process.on('SIGUSR2', () => log({ records: server.workerRecords?.() ?? null, workers: server.workers ?? null }));
   log({ ready: server.address(), pid: process.pid, workers: server.workers ?? null, transport: server.transport });
+  // SCGI_TEST_WORKER_ERRORS: an 'error' on each Worker as node:cluster's own sends raise it
+  // when a worker's channel closes as it is written (EPIPE), then one that is not the channel's.
+  if (process.env.SCGI_TEST_WORKER_ERRORS) {
+    for (const w of Object.values(cluster.workers)) w.emit('error', Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }));
+    Object.values(cluster.workers)[0].emit('error', Object.assign(new Error('not the channel'), { code: 'EOTHER' }));
+    log({ workerErrors: 'emitted' });
+  }
 }
