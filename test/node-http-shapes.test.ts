@@ -246,6 +246,19 @@ describe.each(TRANSPORTS)('scgi/http: Content-Length whenever node:http sends it
       expect(ours.headers['transfer-encoding']).toBe(undefined);
     });
   }
+  // nginx forwards an HTTP/1.0 client's SERVER_PROTOCOL; node:http's
+  // ServerResponse then drops Content-Length wherever it would have chunked.
+  // The front, not the app, speaks to that client: it gets the length an
+  // HTTP/1.1 request gets, so nginx can send it on (src/adapters/http.ts).
+  for (const [name, method, listener] of LENGTH_CASES) {
+    it(`SERVER_PROTOCOL HTTP/1.0: ${name}`, async () => {
+      const real = await viaNodeHttp(listener, method);
+      const { address } = await srv.start(fromNodeListener(listener));
+      const ours = await scgiRequest({ path: address }, { method, uri: '/', headers: [['SERVER_PROTOCOL', 'HTTP/1.0']] });
+      expect(ours.error).toBe(null);
+      expect({ status: ours.status, length: ours.headers['content-length'], body: ours.body.toString('latin1') }).toEqual(real);
+    });
+  }
   it('the cases cover both answers of node:http', async () => {
     const lengths = await Promise.all(LENGTH_CASES.map(([, method, l]) => viaNodeHttp(l, method).then((r) => r.length)));
     expect(lengths).toContain(undefined);
