@@ -632,6 +632,10 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
           return;
         }
         if (reason !== 'crash' || this.#closing !== null) return;
+        // The replacement of a reload or recycle step, gone before it listened:
+        // the worker it was to replace serves on (#replace), so nothing takes
+        // its place (a restart would grow the pool past parallelism).
+        if (!listening && (after?.reason === 'reload' || after?.reason === 'recycle')) return;
         // A crash: replace it, backing off while crashes repeat.
         if (Date.now() - started > STABLE_AFTER) this.#crashes = 0;
         const delay = Math.min(MAX_BACKOFF, 100 * 2 ** this.#crashes);

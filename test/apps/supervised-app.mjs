@@ -8,9 +8,12 @@
 // The primary prints one JSON line per event (workerExit, reload, error) and,
 // on SIGUSR2, its worker records.
 import cluster from 'node:cluster';
+import { existsSync } from 'node:fs';
 import { serve } from 'scgi';
 
 const options = JSON.parse(process.env.SCGI_TEST_OPTIONS ?? '{}');
+// SCGI_TEST_BROKEN_IF: a file whose presence makes a worker fail as it starts (a broken deploy).
+if (!cluster.isPrimary && process.env.SCGI_TEST_BROKEN_IF && existsSync(process.env.SCGI_TEST_BROKEN_IF)) throw new Error('broken deploy');
 const kept = [];
 const log = (obj) => console.log(JSON.stringify(obj));
 if (cluster.isPrimary) options.onError = (err) => log({ onError: { code: err.code, message: err.message } });
@@ -50,6 +53,7 @@ const server = await serve(async (headers, client) => {
 if (cluster.isPrimary) {
   server.on('workerExit', (e) => log({ workerExit: e }));
   server.on('reload', () => log({ reloaded: server.workers }));
+  server.on('error', (err) => log({ error: err.message }));
   process.on('SIGUSR2', () => log({ records: server.workerRecords?.() ?? null, workers: server.workers ?? null }));
   log({ ready: server.address(), pid: process.pid, workers: server.workers ?? null, transport: server.transport });
   // SCGI_TEST_WORKER_ERRORS: an 'error' on each Worker as node:cluster's own sends raise it
