@@ -539,6 +539,47 @@ for (const transport of TRANSPORTS) {
   });
 }
 
+for (const transport of TRANSPORTS) {
+  describe(`workerTimeout bounds a worker's start (${transport} workers)`, () => {
+    it('serve() whose workers never listen rejects after workerTimeout with ERR_SCGI_WORKER_FAILED, instead of waiting for ever', async () => {
+      const path = join(dir.path, `hangstart-${transport}.sock`);
+      const flag = join(dir.path, `hangstart-${transport}`);
+      writeFileSync(flag, '');
+      const t0 = Date.now();
+      const err = await spawnCollected({ address: path, transport, parallelism: 2, workerTimeout: 2000 }, undefined, { SCGI_TEST_HANG_IF: flag }).then(
+        () => null,
+        (e: Error) => e,
+      );
+      expect(err?.message).toMatch(/ERR_SCGI_WORKER_FAILED/);
+      expect(err?.message).toMatch(/worker \d+ did not listen within workerTimeout \(2000 ms\): killed with SIGKILL/);
+      expect(Date.now() - t0).toBeLessThan(10_000);
+      expect(existsSync(path)).toBe(false);
+    });
+
+    it('a reload whose new worker hangs: it is killed after workerTimeout, the old ones serve on, a later reload works', async () => {
+      const path = join(dir.path, `hangreload-${transport}.sock`);
+      const flag = join(dir.path, `hangreload-${transport}`);
+      const app = await startApp({ address: path, transport, parallelism: 2, workerTimeout: 2000 }, { SCGI_TEST_HANG_IF: flag });
+      const old = app.ready.workers!;
+      writeFileSync(flag, '');
+      app.child.kill('SIGHUP');
+      await waitFor(() => app.lines.some((l) => 'error' in l), 15_000);
+      expect(app.lines.find((l) => 'error' in l)!.error).toMatch(/did not listen within workerTimeout \(2000 ms\)/);
+      expect(exitsOf(app).map((e) => e.reason)).toEqual(['timeout']);
+      rmSync(flag);
+      expect(await ask(path, '/')).toBe(200);
+      expect((await records(app)).map((r) => r.pid).sort()).toEqual([...old].sort());
+      app.child.kill('SIGHUP');
+      await waitFor(() => app.lines.some((l) => 'reloaded' in l), 15_000);
+      const after = await records(app);
+      expect(after).toHaveLength(2);
+      for (const r of after) expect(old).not.toContain(r.pid);
+      app.child.kill('SIGTERM');
+      expect(await app.exited).toBe(0);
+    });
+  });
+}
+
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);

@@ -71,7 +71,8 @@ serve options:
                         on stderr                                   (default 0: off)
   --worker-timeout MS   kill and replace a worker whose event loop has not
                         answered for this long, after reporting its stack
-                        (at parallelism 1 the process reports and exits)
+                        (at parallelism 1 the process reports and exits),
+                        and a worker that has not listened within it
                                                                     (default 30000; 0: off)
   --max-requests N      replace a worker after N requests, as SIGHUP does
                         (needs --parallelism 2 or more)             (default 0: never)

@@ -247,6 +247,8 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
   /** The primary's end of each worker's watchdog pipe (workerTimeout on). */
   readonly #watchdogs = new Map<Worker, Socket>();
   readonly #workerTimeout: number;
+  /** workerTimeout, or 0 while the process is being debugged (a worker paused at a breakpoint is not stuck): the heartbeat check and the start deadline. */
+  #supervising = 0;
   readonly #maxRss: number;
   /** Recycles, one after another (each a reload step), and the workers waiting for theirs. */
   #recycling: Promise<void> = Promise.resolve();
@@ -300,6 +302,8 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
     }
     cluster.schedulingPolicy = cluster.SCHED_NONE;
     cluster.setupPrimary({ silent: false });
+    // Not while debugging: a worker paused at a breakpoint is not blocked.
+    this.#supervising = this.#workerTimeout > 0 && !(await debugging()) ? this.#workerTimeout : 0;
     const ready: Promise<void>[] = [];
     for (let i = 0; i < this.#size; i++) ready.push(this.#fork());
     try {
@@ -311,8 +315,7 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
       throw err;
     }
     this.#untrack = trackForSignals(this, opts.handleSignals);
-    // Not while debugging: a worker paused at a breakpoint is not blocked.
-    if (this.#workerTimeout > 0 && !(await debugging())) {
+    if (this.#supervising > 0) {
       this.#lastCheck = this.#countFrom = Date.now();
       this.#supervisor = setInterval(() => this.#checkHeartbeats(), SUPERVISION_TICK);
       this.#supervisor.unref();
@@ -595,9 +598,23 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
     });
     return new Promise<void>((resolve, reject) => {
       let listening = false;
+      // workerTimeout bounds a worker's start too (gunicorn's timeout does):
+      // one that hangs before it listens (a top-level await that never
+      // settles, a loop in its module code) is killed, and fails as a worker
+      // that exits before listening does.
+      let startTimedOut = false;
+      const startTimer =
+        this.#supervising > 0
+          ? setTimeout(() => {
+              if (listening || worker.isDead()) return;
+              startTimedOut = true;
+              worker.process.kill('SIGKILL');
+            }, this.#supervising)
+          : null;
       onListening((err?: unknown) => {
         if (listening) return;
         listening = true;
+        if (startTimer !== null) clearTimeout(startTimer);
         this.#listening.add(worker);
         this.#records.listening(worker);
         bindDone();
@@ -605,6 +622,7 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
         else resolve();
       });
       worker.once('exit', (code, signal) => {
+        if (startTimer !== null) clearTimeout(startTimer);
         this.#retiring.delete(worker);
         this.#workers.delete(worker);
         this.#listening.delete(worker);
@@ -617,11 +635,15 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
         if (last !== null) for (const k of Object.keys(this.#gone) as (keyof ScgiStats)[]) this.#gone[k] += last.stats[k];
         if (!listening) {
           bindDone();
-          reject(new ScgiError('ERR_SCGI_WORKER_FAILED', `worker ${worker.process.pid} exited (${signal ?? code}) before listening`));
+          const pid = worker.process.pid;
+          const why = startTimedOut
+            ? `did not listen within workerTimeout (${this.#supervising} ms): killed with SIGKILL`
+            : `exited (${signal ?? code}) before listening`;
+          reject(new ScgiError('ERR_SCGI_WORKER_FAILED', `worker ${pid} ${why}`));
         }
-        const reason: ExitReason = planned ?? (this.#closing !== null || worker.exitedAfterDisconnect ? 'shutdown' : 'crash');
+        const reason: ExitReason = planned ?? (startTimedOut ? 'timeout' : this.#closing !== null || worker.exitedAfterDisconnect ? 'shutdown' : 'crash');
         this.emit('workerExit', { pid: worker.process.pid, code, signal, reason });
-        if (reason === 'timeout') {
+        if (reason === 'timeout' && !startTimedOut) {
           // Blocked, killed: replaced at once, not counted as a crash. The next
           // blocked worker is considered once this replacement listens.
           if (this.#closing === null) {
@@ -631,7 +653,8 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
           } else this.#timingOut = false;
           return;
         }
-        if (reason !== 'crash' || this.#closing !== null) return;
+        // A start that timed out is a failed start: what follows for a crash.
+        if ((reason !== 'crash' && !startTimedOut) || this.#closing !== null) return;
         // The replacement of a reload or recycle step, gone before it listened:
         // the worker it was to replace serves on (#replace), so nothing takes
         // its place (a restart would grow the pool past parallelism).
