@@ -56,6 +56,15 @@ describe('listening errors', () => {
     expect(run.ready.message).toMatch(/exited \(5\) before listening/);
     expect(await run.exited).toBe(0);
   });
+
+  for (const transport of TRANSPORTS) {
+    it(`parallelism 2, a TCP port in use (${transport} workers): ERR_SCGI_ADDRESS_IN_USE, as in process`, async () => {
+      const app = fileURLToPath(new URL('./apps/cluster-in-use.mjs', import.meta.url));
+      const run = await spawnApp<{ ready: string; message: string }>([process.execPath, app], { SCGI_TEST_TRANSPORT: transport }, children);
+      expect(run.ready).toMatchObject({ ready: 'ERR_SCGI_ADDRESS_IN_USE', message: expect.stringMatching(/address in use: 127\.0\.0\.1:\d+/) });
+      expect(await run.exited).toBe(0);
+    });
+  }
 });
 
 describe('connection errors', () => {

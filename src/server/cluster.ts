@@ -41,7 +41,7 @@ import { closeSync } from 'node:fs';
 import { isIP, Server as NetServer, type AddressInfo, type ListenOptions, type Socket } from 'node:net';
 import { isMainThread } from 'node:worker_threads';
 import { backlogOf, formatAddress, resolveAddress, systemdFd, type ResolvedAddress } from '../address.ts';
-import { listenError, ScgiError } from '../errors.ts';
+import { listenError, ScgiError, type ScgiErrorCode } from '../errors.ts';
 import { MAX_TIMEOUT, type NormalizedOptions, type ServeOptions } from '../options.ts';
 import { trackForSignals } from './signals.ts';
 import {
@@ -68,6 +68,8 @@ export type ClusterMessage =
   | { scgi: 'listening'; address?: string | AddressInfo | null }
   /** worker → primary: replace me (maxRequests reached, or `server.recycle()`), as a reload step does. */
   | { scgi: 'recycle' }
+  /** worker → primary: its serve() rejected before listening (a net worker's bind is the first to see EADDRINUSE), with this ScgiError. */
+  | { scgi: 'failed'; code: string; message: string }
   /** primary → worker: finish the requests in progress, then exit 0. */
   | { scgi: 'shutdown' };
 
@@ -94,6 +96,18 @@ export function isClusterWorker(): boolean {
 }
 
 // ---- the worker side ----
+
+/**
+ * In a worker whose serve() rejects before it listens: tell the primary why,
+ * so that its serve() rejects with the same error as in process (node:cluster
+ * binds a net worker's socket only when the worker asks, so an address in
+ * use is seen here first), not only "exited before listening".
+ */
+export function reportFailedStart(err: unknown): void {
+  if (!process.connected || !(err instanceof ScgiError)) return;
+  const msg: ClusterMessage = { scgi: 'failed', code: err.code, message: err.message };
+  process.send!(msg);
+}
 
 /**
  * In a worker of a primary that holds the listening socket (it bound one for
@@ -590,8 +604,12 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
     const started = Date.now();
     this.#workers.add(worker);
     this.#records.add(worker, worker.process.pid!, after);
+    /** What the worker said made its serve() reject (reportFailedStart). */
+    let startError: ScgiError | null = null;
     worker.on('message', (msg: unknown) => {
-      if (isHeartbeat(msg)) {
+      if (isMessage(msg) && msg.scgi === 'failed' && typeof msg.code === 'string' && msg.code.startsWith('ERR_SCGI_')) {
+        startError = new ScgiError(msg.code as ScgiErrorCode, String(msg.message));
+      } else if (isHeartbeat(msg)) {
         this.#records.beat(worker, msg);
         if (this.#maxRss > 0 && msg.rss > this.#maxRss) this.#recycle(worker);
       } else if (isMessage(msg) && msg.scgi === 'recycle') this.#recycle(worker);
@@ -639,7 +657,7 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
           const why = startTimedOut
             ? `did not listen within workerTimeout (${this.#supervising} ms): killed with SIGKILL`
             : `exited (${signal ?? code}) before listening`;
-          reject(new ScgiError('ERR_SCGI_WORKER_FAILED', `worker ${pid} ${why}`));
+          reject(startError ?? new ScgiError('ERR_SCGI_WORKER_FAILED', `worker ${pid} ${why}`));
         }
         const reason: ExitReason = planned ?? (startTimedOut ? 'timeout' : this.#closing !== null || worker.exitedAfterDisconnect ? 'shutdown' : 'crash');
         this.emit('workerExit', { pid: worker.process.pid, code, signal, reason });

@@ -12,7 +12,7 @@ import { lookup } from 'node:dns/promises';
 import { closeSync } from 'node:fs';
 import { createServer as netCreateServer, isIP, Server as NetServer, type AddressInfo, type ListenOptions, type Socket } from 'node:net';
 import { backlogOf, resolveAddress, defaultAddress, formatAddress, systemdFd, type ResolvedAddress } from '../address.ts';
-import { isClusterWorker, listenOutsideCluster, runWorker, startCluster, takeInheritedListen } from './cluster.ts';
+import { isClusterWorker, listenOutsideCluster, reportFailedStart, runWorker, startCluster, takeInheritedListen } from './cluster.ts';
 import { listenError, ScgiError } from '../errors.ts';
 import type { HeaderParse } from '../protocol/header-reader.ts';
 import { FD_RESERVE, openFileLimit, socketFd } from './fd-limit.ts';
@@ -569,6 +569,7 @@ export async function serve(handler: Handler, options: ServeOptions = {}): Promi
     // set, timerfd, eventfd and ref'd poll handle, made before listening)
     // would hold descriptors and keep the process alive.
     server.abandon();
+    if (inWorker) reportFailedStart(err);
     throw err;
   }
   server.track(opts.handleSignals);
