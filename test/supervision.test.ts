@@ -491,6 +491,16 @@ for (const transport of TRANSPORTS) {
       expect(await app.exited, app.out.stderr).toEqual({ code: 0, signal: null });
     });
 
+    it('the primary killed (SIGKILL, the OOM killer): each worker finishes its requests in progress, then exits', async () => {
+      const path = join(dir.path, `orphan-${transport}.sock`);
+      const app = await spawnCollected({ address: path, transport, parallelism: 2 });
+      const inFlight = Array.from({ length: 4 }, (_, i) => ask(path, `/slow?ms=800&i=${i}`));
+      await new Promise((r) => setTimeout(r, 200));
+      app.child.kill('SIGKILL');
+      expect(await Promise.all(inFlight)).toEqual([200, 200, 200, 200]);
+      for (const w of app.ready.workers!) await waitFor(() => !alive(w), 5000);
+    });
+
     it('SIGHUP to a worker (a hangup of the process group) does not kill it: the primary reloads', async () => {
       const path = join(dir.path, `hupw-${transport}.sock`);
       const app = await spawnCollected({ address: path, transport, parallelism: 2 });

@@ -209,14 +209,26 @@ export function runWorker(server: WorkerServer, opts: Pick<NormalizedOptions, 'm
   };
   const after = opts.maxRequests > 0 ? opts.maxRequests + Math.floor(Math.random() * (opts.maxRequestsJitter + 1)) : Infinity;
   server.supervise(recycle, after);
-  // The primary asks only workers that listen (one still starting gets SIGTERM).
-  process.on('message', (msg: unknown) => {
-    if (!isMessage(msg) || msg.scgi !== 'shutdown') return;
+  let leaving = false;
+  const leave = () => {
+    if (leaving) return;
+    leaving = true;
     handOver(server).then(() => {
       clearInterval(timer);
       report(() => process.exit(0));
     });
+  };
+  // The primary asks only workers that listen (one still starting gets SIGTERM).
+  process.on('message', (msg: unknown) => {
+    if (isMessage(msg) && msg.scgi === 'shutdown') leave();
   });
+  // The primary gone (killed, crashed: its end closes the channel; it never
+  // closes it itself). node:cluster's worker would exit at once, cutting the
+  // requests in progress, unless exitedAfterDisconnect is set; this one stops
+  // accepting and finishes them within shutdownTimeout, then exits, as
+  // gunicorn's workers do when their parent goes.
+  if (cluster.worker !== undefined) cluster.worker.exitedAfterDisconnect = true;
+  process.once('disconnect', leave);
   if (process.connected) {
     const msg: ClusterMessage = { scgi: 'listening', address: server.address() };
     process.send!(msg);
