@@ -12,7 +12,13 @@ if (cluster.isPrimary) {
   await new Promise((r) => holder.once('listening', r));
   process.env.SCGI_TEST_PORT = String(holder.address().port);
 }
-const options = { address: '127.0.0.1', port: Number(process.env.SCGI_TEST_PORT), parallelism: 2, transport: process.env.SCGI_TEST_TRANSPORT, handleSignals: false };
+const options = {
+  address: '127.0.0.1',
+  port: Number(process.env.SCGI_TEST_PORT),
+  parallelism: 2,
+  transport: process.env.SCGI_TEST_TRANSPORT,
+  handleSignals: false,
+};
 if (cluster.isWorker) {
   await serve(() => {}, options);
 } else {
