@@ -590,6 +590,30 @@ for (const transport of TRANSPORTS) {
   });
 }
 
+for (const transport of TRANSPORTS) {
+  describe(`a recycle whose replacement fails to start (${transport} workers)`, () => {
+    it('the worker serves on, and the recycle is tried again (backoff) until a replacement listens', async () => {
+      const path = join(dir.path, `recyclefail-${transport}.sock`);
+      const flag = join(dir.path, `recyclefail-${transport}`);
+      const app = await startApp({ address: path, transport, parallelism: 2 }, { SCGI_TEST_BROKEN_IF: flag });
+      writeFileSync(flag, '');
+      // server.recycle() in one worker: it asks once (as at its maxRequests-th request)
+      const res = await request(path, { uri: '/recycle' });
+      const pid = Number(res.headers['x-pid']);
+      await waitFor(() => app.lines.some((l) => 'error' in l), 15_000);
+      expect(app.lines.find((l) => 'error' in l)!.error).toMatch(/exited \(1\) before listening/);
+      expect(exitsOf(app).map((e) => e.reason)).toEqual(['crash']);
+      rmSync(flag);
+      await waitFor(() => exitsOf(app).some((e) => e.reason === 'recycle'), 15_000);
+      expect(exitsOf(app).filter((e) => e.reason === 'recycle')).toEqual([expect.objectContaining({ pid, code: 0 })]);
+      expect((await records(app)).map((r) => r.pid)).not.toContain(pid);
+      expect(await ask(path, '/')).toBe(200);
+      app.child.kill('SIGTERM');
+      expect(await app.exited).toBe(0);
+    }, 30_000);
+  });
+}
+
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);

@@ -279,6 +279,10 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
   /** Recycles, one after another (each a reload step), and the workers waiting for theirs. */
   #recycling: Promise<void> = Promise.resolve();
   readonly #toRecycle = new Set<Worker>();
+  /** Recycles whose replacement failed to start, tried again after a backoff (the worker asks only once). */
+  readonly #recycleRetries = new Map<Worker, NodeJS.Timeout>();
+  /** Failed recycle replacements in a row: the retry backoff's exponent. */
+  #recycleFailures = 0;
   /** The primary's onError, when one was given (timeout reports go there as well as to stderr). */
   readonly #onError: ((err: Error, client: null) => void) | null;
   /** The heartbeat check (workerTimeout on). */
@@ -653,6 +657,12 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
       });
       worker.once('exit', (code, signal) => {
         if (startTimer !== null) clearTimeout(startTimer);
+        const retry = this.#recycleRetries.get(worker);
+        if (retry !== undefined) {
+          clearTimeout(retry);
+          this.#restarts.delete(retry);
+          this.#recycleRetries.delete(worker);
+        }
         this.#retiring.delete(worker);
         this.#workers.delete(worker);
         this.#listening.delete(worker);
@@ -757,14 +767,35 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
     await this.#retire(old, reason);
   }
 
-  /** maxRequests, maxRss or `server.recycle()`: replace `worker` (once), after the recycles before it. */
+  /**
+   * maxRequests, maxRss or `server.recycle()`: replace `worker` (once), after
+   * the recycles before it. If the replacement fails to start (a broken
+   * deploy on disk), `worker` serves on and its recycle is tried again after
+   * a backoff (1 s doubling to 10 s): a worker asks only once, and a leaking
+   * one must still be replaced once a replacement can start.
+   */
   #recycle(worker: Worker): void {
-    if (this.#toRecycle.has(worker) || this.#planned.has(worker) || this.#closing !== null || !this.#listening.has(worker)) return;
+    if (this.#toRecycle.has(worker) || this.#recycleRetries.has(worker) || this.#planned.has(worker)) return;
+    if (this.#closing !== null || !this.#listening.has(worker)) return;
     this.#toRecycle.add(worker);
     this.#recycling = this.#recycling.then(async () => {
       this.#toRecycle.delete(worker);
       if (this.#closing !== null || worker.isDead() || this.#planned.has(worker)) return;
-      await this.#replace(worker, 'recycle').catch((err) => this.#failed(err));
+      try {
+        await this.#replace(worker, 'recycle');
+        this.#recycleFailures = 0;
+      } catch (err) {
+        this.#failed(err);
+        if (this.#closing !== null || worker.isDead()) return;
+        const delay = Math.min(MAX_BACKOFF, 1000 * 2 ** this.#recycleFailures++);
+        const timer = setTimeout(() => {
+          this.#restarts.delete(timer);
+          this.#recycleRetries.delete(worker);
+          this.#recycle(worker);
+        }, delay);
+        this.#restarts.add(timer);
+        this.#recycleRetries.set(worker, timer);
+      }
     });
   }
 
