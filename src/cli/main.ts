@@ -73,7 +73,7 @@ serve options:
                         answered for this long, after reporting its stack
                         (at parallelism 1 the process reports and exits),
                         and a worker that has not listened within it
-                                                                    (default 30000; 0: off)
+                        (at least 10 s)                             (default 30000; 0: off)
   --max-requests N      replace a worker after N requests, as SIGHUP does
                         (needs --parallelism 2 or more)             (default 0: never)
   --max-requests-jitter N

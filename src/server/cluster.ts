@@ -84,6 +84,12 @@ const TRANSPORT_ENV = 'SCGI_WORKER_TRANSPORT';
 const SUPERVISION_TICK = 250;
 
 const MAX_BACKOFF = 10_000;
+/**
+ * The least time a worker is given to listen, whatever workerTimeout says:
+ * a small workerTimeout is for catching a blocked loop fast, not for
+ * failing an app that takes a few seconds to load.
+ */
+export const MIN_START_TIMEOUT = 10_000;
 const STABLE_AFTER = 10_000;
 
 function isMessage(msg: unknown): msg is ClusterMessage {
@@ -273,8 +279,10 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
   /** The primary's end of each worker's watchdog pipe (workerTimeout on). */
   readonly #watchdogs = new Map<Worker, Socket>();
   readonly #workerTimeout: number;
-  /** workerTimeout, or 0 while the process is being debugged (a worker paused at a breakpoint is not stuck): the heartbeat check and the start deadline. */
+  /** workerTimeout, or 0 while the process is being debugged (a worker paused at a breakpoint is not stuck): the heartbeat check. */
   #supervising = 0;
+  /** How long a worker may take to listen after its fork: workerTimeout, at least MIN_START_TIMEOUT (0 when #supervising is). */
+  #startTimeout = 0;
   readonly #maxRss: number;
   /** Recycles, one after another (each a reload step), and the workers waiting for theirs. */
   #recycling: Promise<void> = Promise.resolve();
@@ -334,6 +342,7 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
     cluster.setupPrimary({ silent: false });
     // Not while debugging: a worker paused at a breakpoint is not blocked.
     this.#supervising = this.#workerTimeout > 0 && !(await debugging()) ? this.#workerTimeout : 0;
+    this.#startTimeout = this.#supervising > 0 ? Math.max(this.#supervising, MIN_START_TIMEOUT) : 0;
     const ready: Promise<void>[] = [];
     for (let i = 0; i < this.#size; i++) ready.push(this.#fork());
     try {
@@ -632,18 +641,18 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
     });
     return new Promise<void>((resolve, reject) => {
       let listening = false;
-      // workerTimeout bounds a worker's start too (gunicorn's timeout does):
+      // workerTimeout (at least MIN_START_TIMEOUT) bounds a worker's start too (gunicorn's timeout does):
       // one that hangs before it listens (a top-level await that never
       // settles, a loop in its module code) is killed, and fails as a worker
       // that exits before listening does.
       let startTimedOut = false;
       const startTimer =
-        this.#supervising > 0
+        this.#startTimeout > 0
           ? setTimeout(() => {
               if (listening || worker.isDead()) return;
               startTimedOut = true;
               worker.process.kill('SIGKILL');
-            }, this.#supervising)
+            }, this.#startTimeout)
           : null;
       onListening((err?: unknown) => {
         if (listening) return;
@@ -677,7 +686,7 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
           bindDone();
           const pid = worker.process.pid;
           const why = startTimedOut
-            ? `did not listen within workerTimeout (${this.#supervising} ms): killed with SIGKILL`
+            ? `did not listen within ${this.#startTimeout} ms of its start (workerTimeout ${this.#workerTimeout} ms, at least ${MIN_START_TIMEOUT} ms for a start): killed with SIGKILL`
             : `exited (${signal ?? code}) before listening`;
           reject(startError ?? new ScgiError('ERR_SCGI_WORKER_FAILED', `worker ${pid} ${why}`));
         }

@@ -14,6 +14,8 @@ import { serve } from 'scgi';
 const options = JSON.parse(process.env.SCGI_TEST_OPTIONS ?? '{}');
 // SCGI_TEST_BROKEN_IF: a file whose presence makes a worker fail as it starts (a broken deploy).
 if (!cluster.isPrimary && process.env.SCGI_TEST_BROKEN_IF && existsSync(process.env.SCGI_TEST_BROKEN_IF)) throw new Error('broken deploy');
+// SCGI_TEST_START_MS: a worker that takes this long to load before it calls serve().
+if (!cluster.isPrimary && process.env.SCGI_TEST_START_MS) await new Promise((r) => setTimeout(r, Number(process.env.SCGI_TEST_START_MS)));
 // SCGI_TEST_HANG_IF: a file whose presence makes a worker hang as it starts (a connection it awaits that never comes).
 if (!cluster.isPrimary && process.env.SCGI_TEST_HANG_IF && existsSync(process.env.SCGI_TEST_HANG_IF)) {
   await new Promise(() => setInterval(() => {}, 1000));
