@@ -288,7 +288,7 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
   #recycling: Promise<void> = Promise.resolve();
   readonly #toRecycle = new Set<Worker>();
   /** Recycles whose replacement failed to start, tried again after a backoff (the worker asks only once). */
-  readonly #recycleRetries = new Map<Worker, NodeJS.Timeout>();
+  readonly #recycleRetries = new Set<Worker>();
   /** Failed recycle replacements in a row: the retry backoff's exponent. */
   #recycleFailures = 0;
   /** The primary's onError, when one was given (timeout reports go there as well as to stderr). */
@@ -666,12 +666,6 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
       });
       worker.once('exit', (code, signal) => {
         if (startTimer !== null) clearTimeout(startTimer);
-        const retry = this.#recycleRetries.get(worker);
-        if (retry !== undefined) {
-          clearTimeout(retry);
-          this.#restarts.delete(retry);
-          this.#recycleRetries.delete(worker);
-        }
         this.#retiring.delete(worker);
         this.#workers.delete(worker);
         this.#listening.delete(worker);
@@ -692,7 +686,17 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
         }
         const reason: ExitReason = planned ?? (startTimedOut ? 'timeout' : this.#closing !== null || worker.exitedAfterDisconnect ? 'shutdown' : 'crash');
         this.emit('workerExit', { pid: worker.process.pid, code, signal, reason });
-        if (reason === 'timeout' && !startTimedOut) {
+        if (!listening) {
+          // A failed start (an exit before listening, or killed at the start
+          // deadline). Only a worker that took a dead one's place (a crash's
+          // or a timeout's replacement) is tried again, with backoff. A
+          // reload or recycle step's replacement leaves the old worker
+          // serving (#replace; a restart would grow the pool past
+          // parallelism), and a failure at serve()'s start closes the primary.
+          if (this.#closing === null && (after?.reason === 'crash' || after?.reason === 'timeout')) this.#replaceCrashed(started, record);
+          return;
+        }
+        if (reason === 'timeout') {
           // Blocked, killed: replaced at once, not counted as a crash. The next
           // blocked worker is considered once this replacement listens.
           if (this.#closing === null) {
@@ -702,19 +706,18 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
           } else this.#timingOut = false;
           return;
         }
-        // A start that timed out is a failed start: what follows for a crash.
-        if ((reason !== 'crash' && !startTimedOut) || this.#closing !== null) return;
-        // The replacement of a reload or recycle step, gone before it listened:
-        // the worker it was to replace serves on (#replace), so nothing takes
-        // its place (a restart would grow the pool past parallelism).
-        if (!listening && (after?.reason === 'reload' || after?.reason === 'recycle')) return;
-        // A crash: replace it, backing off while crashes repeat.
-        if (Date.now() - started > STABLE_AFTER) this.#crashes = 0;
-        const delay = Math.min(MAX_BACKOFF, 100 * 2 ** this.#crashes);
-        this.#crashes++;
-        this.#restartAfter(delay, { replacements: record.replacements, reason: 'crash' });
+        if (reason !== 'crash' || this.#closing !== null) return;
+        this.#replaceCrashed(started, record);
       });
     });
+  }
+
+  /** Replace a crashed worker (forked at `started`), backing off while crashes repeat. */
+  #replaceCrashed(started: number, record: Readonly<WorkerRecord>): void {
+    if (Date.now() - started > STABLE_AFTER) this.#crashes = 0;
+    const delay = Math.min(MAX_BACKOFF, 100 * 2 ** this.#crashes);
+    this.#crashes++;
+    this.#restartAfter(delay, { replacements: record.replacements, reason: 'crash' });
   }
 
   /**
@@ -803,7 +806,7 @@ class ClusterPrimary extends EventEmitter implements ScgiServer {
           this.#recycle(worker);
         }, delay);
         this.#restarts.add(timer);
-        this.#recycleRetries.set(worker, timer);
+        this.#recycleRetries.add(worker);
       }
     });
   }
