@@ -48,7 +48,8 @@ const server = await serve(async (headers, client) => {
   if (uri.startsWith('/leak')) kept.push(Buffer.alloc(Number(q.get('kb') ?? 1024) * 1024, 1));
   if (uri.startsWith('/recycle')) server.recycle();
   if (uri.startsWith('/detach')) {
-    // node:cluster's worker exits at once when its channel closes: not this one
+    // neither node:cluster's exit at once nor runWorker's leave on 'disconnect'
+    // (src/server/cluster.ts): this one serves on with its channel closed
     process.removeAllListeners('disconnect');
     process.disconnect();
   }
